@@ -1,0 +1,51 @@
+/* common.h — layer 0 foundations: error reporting, fatal(), timers, small helpers.
+ *
+ * Two error styles (see ARCHITECTURE.md):
+ *  - parsers/validators return HAT_OK or an error code and fill a caller-provided
+ *    message buffer (testable with bad inputs);
+ *  - broken invariants call fatal(), which prints "[rank r role] file:line msg" and
+ *    ends the whole job through the abort hook (MPI_Abort once the comm layer installs it).
+ */
+#ifndef HAT_COMMON_H
+#define HAT_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum {
+    HAT_OK = 0,
+    HAT_ERR_IO = 1,      /* file missing, unreadable, mmap failed */
+    HAT_ERR_FORMAT = 2,  /* malformed content */
+    HAT_ERR_UNSUPPORTED = 3,
+    HAT_ERR_NOTFOUND = 4,
+    HAT_ERR_ARG = 5,     /* bad argument / config value */
+    HAT_ERR_NOMEM = 6,
+};
+
+#define HAT_ERRLEN 512
+
+/* printf into an error buffer (buf may be NULL); returns code for `return hat_err(...)`. */
+int hat_err(char *buf, size_t len, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Process identity, set once by the comm layer; used only in messages. */
+void hat_set_identity(int rank, const char *role);
+/* Replace the default abort (exit(1)) by e.g. MPI_Abort; set once by the comm layer. */
+void hat_set_abort_hook(void (*hook)(int code));
+
+_Noreturn void hat_fatal_at(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+#define fatal(...) hat_fatal_at(__FILE__, __LINE__, __VA_ARGS__)
+#define CHECK(cond, ...) do { if (!(cond)) hat_fatal_at(__FILE__, __LINE__, __VA_ARGS__); } while (0)
+
+/* Allocation that never returns NULL (fatal on failure): for start-up buffers only. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t sz);
+/* 64-byte aligned allocation for SIMD buffers; free with free(). */
+void *xmalloc_aligned(size_t n);
+
+double hat_now(void);           /* monotonic seconds */
+size_t hat_peak_rss_bytes(void);
+
+#endif

@@ -1,0 +1,223 @@
+/* forward.c — see forward.h.
+ *
+ * Numerics mirror llama.cpp's CPU graph for LLaMA (llama.cpp src/llama-model.cpp, ggml-cpu ops):
+ *  - RMSNorm: sum of squares in double, scale = 1/sqrtf(mean + eps), then x*scale*w;
+ *  - matmuls: activations quantised per 32-block to Q8_1/Q8_0, integer dots (quant.c);
+ *  - RoPE "normal" mode (adjacent pairs), theta_i = pos * base^(-2i/d) by repeated float
+ *    multiplication as ggml builds its cache;
+ *  - attention without flash-attn: K,V stored fp16, q rounded to fp16 for the QK dot,
+ *    softmax in fp32 with the sum in double, probabilities rounded to fp16 for the PV product;
+ *  - SwiGLU silu(g)*u in fp32; residual adds in fp32.
+ * The fp32 reference weight layout (MODEL_WEIGHTS_F32) skips the activation quantisation
+ * and uses OpenBLAS sgemm (prompt) / sgemv (one token).
+ */
+#include "forward.h"
+#include "common.h"
+#include "quant.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int imax(int a, int b) { return a > b ? a : b; }
+
+int forward_init(forward_state *s, const model *m, int max_tok, int n_ctx, int max_logit_rows,
+                 int n_threads, char *err, size_t errlen) {
+    memset(s, 0, sizeof *s);
+    const model_config *c = &m->cfg;
+    if (max_tok <= 0 || n_ctx <= 0 || n_threads <= 0 || max_logit_rows < 0 || max_logit_rows > max_tok)
+        return hat_err(err, errlen, HAT_ERR_ARG, "forward_init: bad sizes (max_tok %d, n_ctx %d, threads %d, logit rows %d)",
+                       max_tok, n_ctx, n_threads, max_logit_rows);
+    s->n_threads = n_threads;
+    s->max_tok = max_tok;
+    s->n_ctx = n_ctx;
+    s->max_logit_rows = max_logit_rows;
+    size_t T = (size_t)max_tok;
+    int wide = imax(c->dim, c->ffn_dim);
+    s->x = xmalloc_aligned(T * c->dim * sizeof(float));
+    s->xb = xmalloc_aligned(T * wide * sizeof(float));
+    s->q = xmalloc_aligned(T * c->dim * sizeof(float));
+    s->k = xmalloc_aligned(T * c->kv_dim * sizeof(float));
+    s->v = xmalloc_aligned(T * c->kv_dim * sizeof(float));
+    s->att = xmalloc_aligned(T * c->dim * sizeof(float));
+    s->hb = xmalloc_aligned(T * c->ffn_dim * sizeof(float));
+    s->hb2 = xmalloc_aligned(T * c->ffn_dim * sizeof(float));
+    /* widest activation row over every weight type this part uses: Q8_1 of the ffn width
+     * bounds them all (36 bytes per 32 < 4 bytes per element of the fp32 rows) */
+    s->act_row = (size_t)wide * sizeof(float);
+    s->act = xmalloc_aligned(T * s->act_row);
+    s->scores = xmalloc_aligned((size_t)n_threads * n_ctx * sizeof(float));
+    s->q16 = xmalloc_aligned((size_t)n_threads * c->head_dim * sizeof(uint16_t));
+    if (max_logit_rows > 0) s->logits = xmalloc_aligned((size_t)max_logit_rows * c->n_vocab * sizeof(float));
+    return HAT_OK;
+}
+
+void forward_free(forward_state *s) {
+    free(s->x); free(s->xb); free(s->q); free(s->k); free(s->v); free(s->att);
+    free(s->hb); free(s->hb2); free(s->act); free(s->scores); free(s->q16); free(s->logits);
+    memset(s, 0, sizeof *s);
+}
+
+size_t forward_bytes(const forward_state *s, const model *m) {
+    const model_config *c = &m->cfg;
+    size_t T = (size_t)s->max_tok, wide = (size_t)imax(c->dim, c->ffn_dim);
+    return 4 * T * (3 * c->dim + wide + 2 * c->kv_dim + 2 * c->ffn_dim) + T * s->act_row +
+           4 * (size_t)s->n_threads * s->n_ctx + 2 * (size_t)s->n_threads * c->head_dim +
+           4 * (size_t)s->max_logit_rows * c->n_vocab;
+}
+
+/* out (n, dim) = x (n, dim) / rms(x) * w  — per row */
+static void rmsnorm(float *out, const float *x, const float *w, int n, int dim, float eps) {
+    for (int t = 0; t < n; t++) {
+        const float *xr = x + (size_t)t * dim;
+        float *o = out + (size_t)t * dim;
+        double ss = 0.0;
+        for (int i = 0; i < dim; i++) ss += (double)(xr[i] * xr[i]);
+        const float scale = 1.0f / sqrtf((float)(ss / dim) + eps);
+        for (int i = 0; i < dim; i++) o[i] = (xr[i] * scale) * w[i];
+    }
+}
+
+/* out (n, W.rows) = x (n, W.cols) @ W^T. x is quantised once into s->act for W's type;
+ * pass reuse=1 when the previous matmul had the same input and activation format. */
+static void matmul(forward_state *s, float *out, const float *x, const qmat *W, int n, int reuse) {
+    const int64_t rows = W->rows, cols = W->cols;
+    if (W->type == GGML_TYPE_F32) {
+        if (n == 1)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)rows, (int)cols, 1.0f, W->data, (int)cols, x, 1, 0.0f, out, 1);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, (int)rows, (int)cols, 1.0f, x, (int)cols,
+                        W->data, (int)cols, 0.0f, out, (int)rows);
+        return;
+    }
+    const size_t arow = quant_act_row_size(W->type, cols);
+    const void *act = x;
+    if (quant_vec_dot_type(W->type) != GGML_TYPE_F32) {
+        if (!reuse) {
+#pragma omp parallel for num_threads(s->n_threads) schedule(static) if (n > 4)
+            for (int t = 0; t < n; t++) quantize_act_row(W->type, x + (size_t)t * cols, s->act + (size_t)t * arow, cols);
+        }
+        act = s->act;
+    }
+    const uint8_t *wd = W->data;
+    const size_t wrow = W->row_bytes;
+    const ggml_type wt = W->type;
+    /* blocks of 16 weight rows stay in L1 while every token's activation row streams by */
+    const int64_t RB = 16, nblk = (rows + RB - 1) / RB;
+#pragma omp parallel for num_threads(s->n_threads) schedule(static)
+    for (int64_t b = 0; b < nblk; b++) {
+        const int64_t r0 = b * RB, r1 = r0 + RB < rows ? r0 + RB : rows;
+        for (int t = 0; t < n; t++) {
+            const uint8_t *a = (const uint8_t *)act + (size_t)t * arow;
+            float *o = out + (size_t)t * rows;
+            for (int64_t r = r0; r < r1; r++) o[r] = vec_dot(wt, cols, wd + (size_t)r * wrow, a);
+        }
+    }
+}
+
+/* in-place RoPE on (n, n_heads * head_dim) rows at positions pos0.. */
+static void rope(float *x, int n, int n_heads, int head_dim, int pos0, float base) {
+    const float theta_scale = powf(base, -2.0f / (float)head_dim);
+    for (int t = 0; t < n; t++) {
+        float theta = (float)(pos0 + t);
+        for (int i = 0; i < head_dim; i += 2) {
+            const float cs = cosf(theta), sn = sinf(theta);
+            for (int h = 0; h < n_heads; h++) {
+                float *p = x + ((size_t)t * n_heads + h) * head_dim + i;
+                const float x0 = p[0], x1 = p[1];
+                p[0] = x0 * cs - x1 * sn;
+                p[1] = x0 * sn + x1 * cs;
+            }
+            theta *= theta_scale;
+        }
+    }
+}
+
+/* att (n, dim) = causal softmax(q k^T / sqrt(hd)) v over cache positions [0, pos0+t] */
+static void attention(forward_state *s, const model_config *c, const kvcache *kv, int layer, int n, int pos0) {
+    const int hd = c->head_dim, group = c->n_head / c->n_head_kv;
+    const float scale = 1.0f / sqrtf((float)hd);
+#pragma omp parallel for num_threads(s->n_threads) schedule(dynamic, 1) if (n * c->n_head > 1)
+    for (int th = 0; th < n * c->n_head; th++) {
+        const int t = th / c->n_head, h = th % c->n_head, kvh = h / group, npos = pos0 + t + 1;
+        const int tid = omp_get_thread_num();
+        float *sc = s->scores + (size_t)tid * s->n_ctx;
+        uint16_t *q16 = s->q16 + (size_t)tid * hd;
+        fp32_to_fp16_row(s->q + (size_t)t * c->dim + (size_t)h * hd, q16, hd);
+        float mx = -INFINITY;
+        for (int p = 0; p < npos; p++) {
+            sc[p] = vec_dot_f16(hd, kvcache_k(kv, layer, p) + (size_t)kvh * hd, q16) * scale;
+            mx = fmaxf(mx, sc[p]);
+        }
+        double sum = 0.0;
+        for (int p = 0; p < npos; p++) { sc[p] = expf(sc[p] - mx); sum += sc[p]; }
+        const float inv = (float)(1.0 / sum);
+        float *o = s->att + (size_t)t * c->dim + (size_t)h * hd;
+        memset(o, 0, (size_t)hd * sizeof(float));
+        for (int p = 0; p < npos; p++) {
+            const float pr = fp16_to_fp32(fp32_to_fp16(sc[p] * inv));
+            vec_mad_f16(hd, o, kvcache_v(kv, layer, p) + (size_t)kvh * hd, pr);
+        }
+    }
+}
+
+void transformer_forward(const model *m, kvcache *kv, forward_state *s, const forward_args *a) {
+    const model_config *c = &m->cfg;
+    const int n = a->n_tok, dim = c->dim, kvd = c->kv_dim, ffn = c->ffn_dim;
+    CHECK(n > 0 && n <= s->max_tok, "forward: %d tokens, buffers sized for %d", n, s->max_tok);
+    CHECK(a->l0 >= m->part.l0 && a->l1 <= m->part.l1 && a->l0 <= a->l1,
+          "forward: layers [%d,%d) outside the loaded part [%d,%d)", a->l0, a->l1, m->part.l0, m->part.l1);
+    CHECK(a->l0 == a->l1 || (a->l0 >= kv->l0 && a->l1 <= kv->l1),
+          "forward: layers [%d,%d) outside the cache's [%d,%d)", a->l0, a->l1, kv->l0, kv->l1);
+    CHECK(a->pos0 >= 0 && a->pos0 <= kv->n && a->pos0 + n <= kv->n_ctx,
+          "forward: positions [%d,%d) with %d cached, context %d", a->pos0, a->pos0 + n, kv->n, kv->n_ctx);
+    CHECK(a->pos0 + n <= s->n_ctx, "forward: position %d past the scratch context %d", a->pos0 + n, s->n_ctx);
+    if (a->tokens) {
+        CHECK(m->part.embed, "forward: token input but this part holds no embedding");
+        for (int t = 0; t < n; t++) {
+            CHECK(a->tokens[t] >= 0 && a->tokens[t] < c->n_vocab, "forward: token id %d out of range [0,%d)",
+                  a->tokens[t], c->n_vocab);
+            dequantize_row(m->tok_embd.type, (const uint8_t *)m->tok_embd.data + (size_t)a->tokens[t] * m->tok_embd.row_bytes,
+                           s->x + (size_t)t * dim, dim);
+        }
+    } else {
+        CHECK(a->hidden_in, "forward: neither tokens nor hidden states given");
+        if (a->hidden_in != s->x) memcpy(s->x, a->hidden_in, (size_t)n * dim * sizeof(float));
+    }
+    for (int l = a->l0; l < a->l1; l++) {
+        const layer_weights *w = &m->layers[l];
+        rmsnorm(s->xb, s->x, w->attn_norm, n, dim, c->norm_eps);
+        matmul(s, s->q, s->xb, &w->wq, n, 0);
+        matmul(s, s->k, s->xb, &w->wk, n, quant_vec_dot_type(w->wk.type) == quant_vec_dot_type(w->wq.type));
+        matmul(s, s->v, s->xb, &w->wv, n, quant_vec_dot_type(w->wv.type) == quant_vec_dot_type(w->wk.type));
+        rope(s->q, n, c->n_head, c->head_dim, a->pos0, c->rope_base);
+        rope(s->k, n, c->n_head_kv, c->head_dim, a->pos0, c->rope_base);
+        for (int t = 0; t < n; t++) {
+            fp32_to_fp16_row(s->k + (size_t)t * kvd, kvcache_k(kv, l, a->pos0 + t), kvd);
+            fp32_to_fp16_row(s->v + (size_t)t * kvd, kvcache_v(kv, l, a->pos0 + t), kvd);
+        }
+        attention(s, c, kv, l, n, a->pos0);
+        matmul(s, s->xb, s->att, &w->wo, n, 0);
+        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb[i];
+        rmsnorm(s->xb, s->x, w->ffn_norm, n, dim, c->norm_eps);
+        matmul(s, s->hb, s->xb, &w->w_gate, n, 0);
+        matmul(s, s->hb2, s->xb, &w->w_up, n, quant_vec_dot_type(w->w_up.type) == quant_vec_dot_type(w->w_gate.type));
+        for (size_t i = 0; i < (size_t)n * ffn; i++) {
+            const float g = s->hb[i];
+            s->hb[i] = g / (1.0f + expf(-g)) * s->hb2[i];
+        }
+        matmul(s, s->xb, s->hb, &w->w_down, n, 0);
+        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb[i];
+    }
+    if (a->l1 > a->l0 || a->tokens) kv->n = a->pos0 + n;
+    if (a->head) {
+        CHECK(m->part.head && a->l1 == c->n_layer, "forward: LM head asked for after layer %d of %d", a->l1, c->n_layer);
+        const int rows = a->logits_all ? n : 1;
+        CHECK(rows <= s->max_logit_rows, "forward: %d logit rows, buffers sized for %d", rows, s->max_logit_rows);
+        const float *last = s->x + (size_t)(n - rows) * dim;
+        rmsnorm(s->xb, last, m->out_norm, rows, dim, c->norm_eps);
+        matmul(s, s->logits, s->xb, &m->output, rows, 0);
+    }
+}

@@ -1,0 +1,51 @@
+/* forward.h — LLaMA forward over a layer range, on the CPU.
+ *
+ * transformer_forward() runs layers [l0, l1) of a model part over n_tok consecutive
+ * positions pos0 .. pos0+n_tok-1 of one sequence, starting from token ids (embedding) or
+ * from hidden states, optionally ending with the final norm + LM head. Splitting [0,L) into
+ * [0,k) then [k,L) gives bit-identical hidden states and logits. Numerics follow llama.cpp's
+ * CPU path (see quant.h and the comments in forward.c), so greedy tokens match it.
+ * All buffers are allocated once in forward_init for max_tok tokens; none in the forward.
+ */
+#ifndef HAT_FORWARD_H
+#define HAT_FORWARD_H
+
+#include "kvcache.h"
+#include "model.h"
+
+typedef struct {
+    int n_threads, max_tok, n_ctx, max_logit_rows;
+    float *x;        /* (max_tok, dim) residual stream: the hidden states in and out */
+    float *xb;       /* (max_tok, max(dim, ffn)) normed input / projections */
+    float *q;        /* (max_tok, dim) */
+    float *k, *v;    /* (max_tok, kv_dim) */
+    float *att;      /* (max_tok, dim) attention output */
+    float *hb, *hb2; /* (max_tok, ffn) */
+    uint8_t *act;    /* (max_tok, act_row) activations quantised for the weight type */
+    size_t act_row;
+    float *scores;   /* (n_threads, n_ctx) */
+    uint16_t *q16;   /* (n_threads, head_dim) */
+    float *logits;   /* (max_logit_rows, n_vocab) */
+} forward_state;
+
+/* max_logit_rows: how many rows of logits one call may ask for (1, or max_tok for logits_all). */
+int forward_init(forward_state *s, const model *m, int max_tok, int n_ctx, int max_logit_rows,
+                 int n_threads, char *err, size_t errlen);
+void forward_free(forward_state *s);
+size_t forward_bytes(const forward_state *s, const model *m);
+
+typedef struct {
+    const int32_t *tokens;   /* (n_tok) ids when starting at the embedding, else NULL */
+    const float *hidden_in;  /* (n_tok, dim) when tokens == NULL; may alias s->x */
+    int n_tok, pos0;
+    int l0, l1;              /* layers to run, within the part's range and the cache's */
+    int head;                /* after layer l1-1: final norm + LM head (needs l1 == n_layer) */
+    int logits_all;          /* logits for every token (else only the last) */
+} forward_args;
+
+/* Hidden states after layer l1-1 are left in s->x; logits in s->logits. Writes positions
+ * [pos0, pos0+n_tok) of layers [l0,l1) into kv; needs pos0 <= kv->n, and sets kv->n to
+ * pos0+n_tok (a later position is dropped: rollback = run again from the first rejected one). */
+void transformer_forward(const model *m, kvcache *kv, forward_state *s, const forward_args *a);
+
+#endif
