@@ -4,16 +4,19 @@
  *  - RMSNorm: sum of squares in double, scale = 1/sqrtf(mean + eps), then x*scale*w;
  *  - matmuls: activations quantised per 32-block to Q8_1/Q8_0, integer dots (quant.c);
  *  - RoPE "normal" mode (adjacent pairs), theta_i = pos * base^(-2i/d) by repeated float
- *    multiplication as ggml builds its cache;
- *  - attention without flash-attn: K,V stored fp16, q rounded to fp16 for the QK dot,
- *    softmax in fp32 with the sum in double, probabilities rounded to fp16 for the PV product;
- *  - SwiGLU silu(g)*u in fp32; residual adds in fp32.
+ *    multiplication as ggml builds its cache, rotation with its FMA grouping;
+ *  - attention without flash-attn: K,V stored fp16, q rounded to fp16 for the QK dot, the
+ *    QK and PV products summed in tinyBLAS's lane order (vecmath.h),
+ *    softmax in fp32 with llama.cpp's exp and summation order (vecmath.h), probabilities
+ *    rounded to fp16 for the PV product;
+ *  - SwiGLU silu(g)*u in fp32 with the same exp; residual adds in fp32.
  * The fp32 reference weight layout (MODEL_WEIGHTS_F32) skips the activation quantisation
  * and uses OpenBLAS sgemm (prompt) / sgemv (one token).
  */
 #include "forward.h"
 #include "common.h"
 #include "quant.h"
+#include "vecmath.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -27,6 +30,8 @@ int forward_init(forward_state *s, const model *m, int max_tok, int n_ctx, int m
                  int n_threads, char *err, size_t errlen) {
     memset(s, 0, sizeof *s);
     const model_config *c = &m->cfg;
+    if (c->head_dim % 64)
+        return hat_err(err, errlen, HAT_ERR_UNSUPPORTED, "forward: head dimension %d is not a multiple of 64", c->head_dim);
     if (max_tok <= 0 || n_ctx <= 0 || n_threads <= 0 || max_logit_rows < 0 || max_logit_rows > max_tok)
         return hat_err(err, errlen, HAT_ERR_ARG, "forward_init: bad sizes (max_tok %d, n_ctx %d, threads %d, logit rows %d)",
                        max_tok, n_ctx, n_threads, max_logit_rows);
@@ -50,13 +55,14 @@ int forward_init(forward_state *s, const model *m, int max_tok, int n_ctx, int m
     s->act = xmalloc_aligned(T * s->act_row);
     s->scores = xmalloc_aligned((size_t)n_threads * n_ctx * sizeof(float));
     s->q16 = xmalloc_aligned((size_t)n_threads * c->head_dim * sizeof(uint16_t));
+    s->lanes = xmalloc_aligned((size_t)n_threads * VM_LANES_SINGLE * c->head_dim * sizeof(float));
     if (max_logit_rows > 0) s->logits = xmalloc_aligned((size_t)max_logit_rows * c->n_vocab * sizeof(float));
     return HAT_OK;
 }
 
 void forward_free(forward_state *s) {
     free(s->x); free(s->xb); free(s->q); free(s->k); free(s->v); free(s->att);
-    free(s->hb); free(s->hb2); free(s->act); free(s->scores); free(s->q16); free(s->logits);
+    free(s->hb); free(s->hb2); free(s->act); free(s->scores); free(s->q16); free(s->lanes); free(s->logits);
     memset(s, 0, sizeof *s);
 }
 
@@ -65,6 +71,7 @@ size_t forward_bytes(const forward_state *s, const model *m) {
     size_t T = (size_t)s->max_tok, wide = (size_t)imax(c->dim, c->ffn_dim);
     return 4 * T * (3 * c->dim + wide + 2 * c->kv_dim + 2 * c->ffn_dim) + T * s->act_row +
            4 * (size_t)s->n_threads * s->n_ctx + 2 * (size_t)s->n_threads * c->head_dim +
+           4 * VM_LANES_SINGLE * (size_t)s->n_threads * c->head_dim +
            4 * (size_t)s->max_logit_rows * c->n_vocab;
 }
 
@@ -127,8 +134,11 @@ static void rope(float *x, int n, int n_heads, int head_dim, int pos0, float bas
             for (int h = 0; h < n_heads; h++) {
                 float *p = x + ((size_t)t * n_heads + h) * head_dim + i;
                 const float x0 = p[0], x1 = p[1];
-                p[0] = x0 * cs - x1 * sn;
-                p[1] = x0 * sn + x1 * cs;
+                /* x0 cos - x1 sin and x0 sin + x1 cos, with the first product fused: llama.cpp
+                 * builds its RoPE as C++ where GCC contracts these into FMAs this way (measured:
+                 * the other groupings change its layer-0 output at some positions) */
+                p[0] = fmaf(x0, cs, -(x1 * sn));
+                p[1] = fmaf(x0, sn, x1 * cs);
             }
             theta *= theta_scale;
         }
@@ -139,6 +149,7 @@ static void rope(float *x, int n, int n_heads, int head_dim, int pos0, float bas
 static void attention(forward_state *s, const model_config *c, const kvcache *kv, int layer, int n, int pos0) {
     const int hd = c->head_dim, group = c->n_head / c->n_head_kv;
     const float scale = 1.0f / sqrtf((float)hd);
+    const int lanes = n == 1 ? VM_LANES_SINGLE : VM_LANES_BATCH;   /* llama.cpp's kernel choice */
 #pragma omp parallel for num_threads(s->n_threads) schedule(dynamic, 1) if (n * c->n_head > 1)
     for (int th = 0; th < n * c->n_head; th++) {
         const int t = th / c->n_head, h = th % c->n_head, kvh = h / group, npos = pos0 + t + 1;
@@ -148,18 +159,18 @@ static void attention(forward_state *s, const model_config *c, const kvcache *kv
         fp32_to_fp16_row(s->q + (size_t)t * c->dim + (size_t)h * hd, q16, hd);
         float mx = -INFINITY;
         for (int p = 0; p < npos; p++) {
-            sc[p] = vec_dot_f16(hd, kvcache_k(kv, layer, p) + (size_t)kvh * hd, q16) * scale;
+            sc[p] = vm_dot_f16_lanes(lanes, hd, kvcache_k(kv, layer, p) + (size_t)kvh * hd, q16) * scale;
             mx = fmaxf(mx, sc[p]);
         }
-        double sum = 0.0;
-        for (int p = 0; p < npos; p++) { sc[p] = expf(sc[p] - mx); sum += sc[p]; }
-        const float inv = (float)(1.0 / sum);
-        float *o = s->att + (size_t)t * c->dim + (size_t)h * hd;
-        memset(o, 0, (size_t)hd * sizeof(float));
+        const float inv = (float)(1.0 / vm_softmax_exp(npos, sc, mx));
+        float *acc = s->lanes + (size_t)tid * VM_LANES_SINGLE * hd;
+        memset(acc, 0, (size_t)lanes * hd * sizeof(float));
         for (int p = 0; p < npos; p++) {
+            /* probabilities enter the PV product rounded to fp16, as llama.cpp converts them */
             const float pr = fp16_to_fp32(fp32_to_fp16(sc[p] * inv));
-            vec_mad_f16(hd, o, kvcache_v(kv, layer, p) + (size_t)kvh * hd, pr);
+            vm_lane_fma_f16(hd, acc + (size_t)(p % lanes) * hd, kvcache_v(kv, layer, p) + (size_t)kvh * hd, pr);
         }
+        vm_lanes_reduce(lanes, hd, acc, s->att + (size_t)t * c->dim + (size_t)h * hd);
     }
 }
 
@@ -204,10 +215,7 @@ void transformer_forward(const model *m, kvcache *kv, forward_state *s, const fo
         rmsnorm(s->xb, s->x, w->ffn_norm, n, dim, c->norm_eps);
         matmul(s, s->hb, s->xb, &w->w_gate, n, 0);
         matmul(s, s->hb2, s->xb, &w->w_up, n, quant_vec_dot_type(w->w_up.type) == quant_vec_dot_type(w->w_gate.type));
-        for (size_t i = 0; i < (size_t)n * ffn; i++) {
-            const float g = s->hb[i];
-            s->hb[i] = g / (1.0f + expf(-g)) * s->hb2[i];
-        }
+        vm_swiglu((int64_t)n * ffn, s->hb, s->hb, s->hb2);
         matmul(s, s->xb, s->hb, &w->w_down, n, 0);
         for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb[i];
     }

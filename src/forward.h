@@ -25,6 +25,7 @@ typedef struct {
     size_t act_row;
     float *scores;   /* (n_threads, n_ctx) */
     uint16_t *q16;   /* (n_threads, head_dim) */
+    float *lanes;    /* (n_threads, 64, head_dim) PV lane accumulators */
     float *logits;   /* (max_logit_rows, n_vocab) */
 } forward_state;
 

@@ -122,6 +122,33 @@ def make_llm(model, logits_all):
     return llm
 
 
+def probe_context_log(model):
+    """Build one throw-away context with verbose=True, capture llama.cpp's own log (it goes through
+    llama-cpp-python's log callback to sys.stderr) and check that llama.cpp itself reports the
+    settings we rely on: flash attention disabled, f16 K and V caches, n_ctx, n_ubatch."""
+    import contextlib
+    import io
+    import re
+    buf = io.StringIO()
+    with contextlib.redirect_stderr(buf):
+        probe = Llama(model_path=model, **dict(SETTINGS, verbose=True))
+        probe.close()
+    log = buf.getvalue()
+    checks = {
+        "flash_attn = disabled": re.search(r"flash_attn\s*=\s*disabled", log),
+        "K (f16)": re.search(r"K \(f16\)", log),
+        "V (f16)": re.search(r"V \(f16\)", log),
+        f"n_ctx = {SETTINGS['n_ctx']}": re.search(rf"n_ctx\s*=\s*{SETTINGS['n_ctx']}\b", log),
+        f"n_ubatch = {SETTINGS['n_ubatch']}": re.search(rf"n_ubatch\s*=\s*{SETTINGS['n_ubatch']}\b", log),
+    }
+    missing = [k for k, v in checks.items() if not v]
+    if missing:
+        sys.exit("llama.cpp log does not confirm: " + ", ".join(missing))
+    keep = [ln.strip() for ln in log.splitlines()
+            if re.search(r"flash_attn\s*=|llama_kv_cache: size|CPU_REPACK|n_ubatch\s*=|n_ctx\s*=", ln)]
+    return keep
+
+
 def last_logits(llm):
     """fp32 logits of the last token of the latest decode (works without logits_all)."""
     ptr = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
@@ -173,6 +200,7 @@ def main():
     logit_dir = os.path.join(out_dir, "logits")
     os.makedirs(logit_dir, exist_ok=True)
 
+    ctx_log = probe_context_log(model)
     llm = make_llm(model, logits_all=False)
     n_vocab = llm.n_vocab()
     vocab = llama_cpp.llama_model_get_vocab(llm.model)
@@ -278,7 +306,7 @@ def main():
     # ---- MANIFEST.md --------------------------------------------------------------------------
     detok = make_llm(model, logits_all=False)
     write_manifest(out_dir, items, logit_rows, crosscheck, eog, sha, now, lib_ver,
-                   ggml_version, ggml_commit, total_bytes, detok)
+                   ggml_version, ggml_commit, total_bytes, detok, ctx_log)
     print(f"wrote generate.tsv ({len(items)} prompts), logits.tsv ({len(logit_rows)} vectors,"
           f" {total_bytes} bytes), MANIFEST.md")
     for k, v in crosscheck.items():
@@ -307,7 +335,7 @@ def excerpt(llm, ids, limit=160):
 
 
 def write_manifest(out_dir, items, logit_rows, crosscheck, eog, sha, now, lib_ver,
-                   ggml_version, ggml_commit, total_bytes, llm):
+                   ggml_version, ggml_commit, total_bytes, llm, ctx_log):
     L = []
     a = L.append
     a("# Golden data manifest (tests/golden/)")
@@ -356,6 +384,21 @@ def write_manifest(out_dir, items, logit_rows, crosscheck, eog, sha, now, lib_ve
     a(f"| greedy length | {N_GEN} tokens, stopping early only after an end-of-generation id |")
     a(f"| end-of-generation ids | {', '.join(map(str, eog))} (`llama_vocab_is_eog`) |")
     a("")
+    a("llama.cpp's own context log (captured from a throw-away verbose context; the script exits"
+      " if flash_attn=disabled, K/V f16, n_ctx or n_ubatch are not confirmed there):")
+    a("")
+    a("```")
+    for ln in ctx_log:
+        a(ln)
+    a("```")
+    a("")
+    a("Numerics of this reference (ggml CPU backend; background for engine comparisons): the weights"
+      " are not repacked (the log line above: no CPU_REPACK), so matrix products use ggml's plain"
+      " vec_dot kernels, which first convert the f32 activations to the weight's vec_dot type —"
+      " Q8_1 for the Q4_1 weights, Q8_0 for the Q8_0 tied embedding/output, f16 for the f16 K and V"
+      " cache — and accumulate in f32. Without flash attention, KQ = K(f16)·Q(f16), scaled, masked"
+      " and soft-maxed in f32; the probabilities are then converted to f16 for the V product.")
+    a("")
     a("Greedy decoding: the whole prompt goes through one `llm.eval()` (one ubatch, all prompts"
       " are ≤ 512 tokens), then repeatedly take `argmax` of the last logits (numpy argmax: lowest id"
       " wins a tie) and `llm.eval([tok])`. Logits are read with `llama_get_logits_ith(ctx, -1)`."
@@ -381,6 +424,9 @@ def write_manifest(out_dir, items, logit_rows, crosscheck, eog, sha, now, lib_ve
       f"{N_DECODE_LOGITS - 1}) come from the greedy run: they are the logits of the single-token"
       f" eval of the {N_DECODE_LOGITS}th generated token, i.e. the prediction of generated token"
       f" {N_DECODE_LOGITS + 1}.")
+    a("")
+    a("Reproducibility: two consecutive runs of the script on the machine above gave bit-identical"
+      " ids and logit files.")
     a("")
     a("Cross-check, last prompt position, logits_all=True batch vs logits_all=False batch"
       " (max |Δ|): " + ", ".join(f"{k} {v:g}" for k, v in crosscheck.items()) + ".")

@@ -1,0 +1,141 @@
+/* Fast paths in quant.c against their scalar references, and format round trips. */
+#include "quant.h"
+#include "testutil.h"
+
+#include <math.h>
+#include <string.h>
+
+static void test_fp16(void) {
+    int bad = 0;
+    for (uint32_t h = 0; h < 65536; h++) {          /* every half, NaNs compared as NaN */
+        float a = fp16_to_fp32((uint16_t)h), b = fp16_to_fp32_ref((uint16_t)h);
+        if (!(a == b || (isnan(a) && isnan(b))) || (a == 0 && signbit(a) != signbit(b))) bad++;
+    }
+    EXPECT(bad == 0, "fp16->fp32 differs from the reference for %d of 65536 halves", bad);
+    bad = 0;
+    for (int i = 0; i < 2000000; i++) {             /* random floats over the half range and beyond */
+        float x = (float)((t_uniform() - 0.5) * pow(2.0, (t_uniform() * 44.0) - 26.0));
+        if (fp32_to_fp16(x) != fp32_to_fp16_ref(x)) bad++;
+    }
+    const float edge[] = {0.0f, -0.0f, 65504.0f, 65520.0f, 1e9f, -1e9f, 5.96e-8f, 2.98e-8f, 2.99e-8f,
+                          6.1e-5f, 6.09e-5f, INFINITY, -INFINITY};
+    for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++)
+        if (fp32_to_fp16(edge[i]) != fp32_to_fp16_ref(edge[i])) bad++;
+    EXPECT(bad == 0, "fp32->fp16 differs from the reference for %d values", bad);
+    EXPECT(fp32_to_fp16(1.0f) == 0x3c00 && fp16_to_fp32(0xc000) == -2.0f, "fp16 known values");
+}
+
+/* make a random weight row of type t with n elements, by quantising random floats */
+static void make_row(ggml_type t, int n, void *row, float *deq) {
+    float x[4096];
+    for (int i = 0; i < n; i++) x[i] = t_normalish() * 0.1f;
+    if (t == GGML_TYPE_Q8_0) {
+        quantize_act_row(GGML_TYPE_Q8_0, x, row, n);       /* Q8_0 weights = Q8_0 format */
+    } else if (t == GGML_TYPE_Q4_0 || t == GGML_TYPE_Q4_1) {
+        for (int b = 0; b < n / QK; b++) {                 /* random nibbles, random scales */
+            uint8_t *blk = (uint8_t *)row + (size_t)b * (t == GGML_TYPE_Q4_0 ? 18 : 20);
+            uint16_t d = fp32_to_fp16(0.01f + 0.02f * (float)t_uniform());
+            memcpy(blk, &d, 2);
+            int off = 2;
+            if (t == GGML_TYPE_Q4_1) { uint16_t m = fp32_to_fp16(-0.1f * (float)t_uniform()); memcpy(blk + 2, &m, 2); off = 4; }
+            for (int j = 0; j < 16; j++) blk[off + j] = (uint8_t)(t_uniform() * 256);
+        }
+    } else if (t == GGML_TYPE_F16) {
+        fp32_to_fp16_row(x, row, n);
+    } else {
+        memcpy(row, x, (size_t)n * 4);
+    }
+    dequantize_row(t, row, deq, n);
+}
+
+static void test_dots(void) {
+    const ggml_type types[] = {GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q8_0, GGML_TYPE_F16, GGML_TYPE_F32};
+    static uint8_t w[4096 * 4], act[4096 * 4];
+    static float wd[4096], x[4096], ad[4096];
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        ggml_type t = types[ti];
+        double worst_fast = 0, worst_model = 0;
+        for (int trial = 0; trial < 200; trial++) {
+            int n = 32 * (1 + (int)(t_uniform() * 100));
+            make_row(t, n, w, wd);
+            for (int i = 0; i < n; i++) x[i] = t_normalish();
+            quantize_act_row(t, x, act, n);
+            float fast = vec_dot(t, n, w, act), ref = vec_dot_ref(t, n, w, act);
+            /* the exact value of the same integer/fp arithmetic, in double */
+            ggml_type at = quant_vec_dot_type(t);
+            dequantize_row(at, act, ad, n);
+            double exact = 0, mag = 0;
+            for (int i = 0; i < n; i++) { exact += (double)wd[i] * ad[i]; mag += fabs((double)wd[i] * ad[i]); }
+            double ef = fabs(fast - ref) / (mag + 1e-30), em = fabs(ref - exact) / (mag + 1e-30);
+            if (ef > worst_fast) worst_fast = ef;
+            if (em > worst_model) worst_model = em;
+        }
+        /* SIMD vs scalar: only the order of float additions differs */
+        EXPECT(worst_fast < 1e-5, "%s dot: SIMD vs scalar reference rel. error %.2e", ggml_type_name(t), worst_fast);
+        /* scalar vs exact dot of the dequantised rows (Q4_1 uses the fp16-rounded s term) */
+        EXPECT(worst_model < 2e-3, "%s dot: reference vs exact dequantised dot rel. error %.2e", ggml_type_name(t), worst_model);
+        printf("%-5s dot: SIMD-vs-ref %.1e, ref-vs-exact %.1e\n", ggml_type_name(t), worst_fast, worst_model);
+    }
+}
+
+static void test_act_quant(void) {
+    float x[256], y[256];
+    uint8_t q[512];
+    for (int i = 0; i < 256; i++) x[i] = t_normalish() * 3.0f;
+    x[5] = 0.0f;
+    quantize_act_row(GGML_TYPE_Q4_1, x, q, 256);                 /* -> Q8_1 */
+    dequantize_row(GGML_TYPE_Q8_1, q, y, 256);
+    double worst = 0;
+    for (int b = 0; b < 8; b++) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[b * 32 + j]));
+        for (int j = 0; j < 32; j++) worst = fmax(worst, fabs(x[b * 32 + j] - y[b * 32 + j]) / amax);
+        const block_q8_1 *blk = (const block_q8_1 *)q + b;
+        int sum = 0;
+        for (int j = 0; j < 32; j++) sum += blk->qs[j];
+        EXPECT(fabsf(fp16_to_fp32(blk->s) - fp16_to_fp32(blk->d) * sum) <= 1e-3f * fabsf(fp16_to_fp32(blk->d) * sum) + 1e-6f,
+               "Q8_1 block %d: s != d * sum(q)", b);
+    }
+    /* error <= half a quantum (1/254 of the block max) plus the fp16 rounding of d */
+    EXPECT(worst <= 1.0 / 254 + 2e-3, "Q8_1 round trip worst error %.4f of the block max", worst);
+    float zeros[32] = {0};
+    quantize_act_row(GGML_TYPE_Q8_0, zeros, q, 32);
+    dequantize_row(GGML_TYPE_Q8_0, q, y, 32);
+    int nz = 0;
+    for (int j = 0; j < 32; j++) nz += y[j] != 0.0f;
+    EXPECT(nz == 0, "an all-zero block must quantise to zeros (no division by zero)");
+    /* Q4_1 dequantisation formula, checked on a hand-made block */
+    block_q4_1 b41 = {fp32_to_fp16(0.5f), fp32_to_fp16(-1.0f), {0}};
+    b41.qs[0] = 0x3f;                                            /* element 0 -> 15, element 16 -> 3 */
+    dequantize_row(GGML_TYPE_Q4_1, &b41, y, 32);
+    EXPECT(y[0] == 6.5f && y[16] == 0.5f && y[1] == -1.0f, "Q4_1 dequantisation: got %g %g %g", y[0], y[16], y[1]);
+    block_q4_0 b40 = {fp32_to_fp16(2.0f), {0}};
+    b40.qs[1] = 0xf0;                                            /* element 1 -> 0-8, element 17 -> 15-8 */
+    dequantize_row(GGML_TYPE_Q4_0, &b40, y, 32);
+    EXPECT(y[1] == -16.0f && y[17] == 14.0f, "Q4_0 dequantisation: got %g %g", y[1], y[17]);
+}
+
+static void test_f16_attention_ops(void) {
+    uint16_t a[200], b[200];
+    float y[200], yr[200], ref = 0;
+    for (int i = 0; i < 200; i++) {
+        a[i] = fp32_to_fp16(t_normalish());
+        b[i] = fp32_to_fp16(t_normalish());
+        ref += fp16_to_fp32(a[i]) * fp16_to_fp32(b[i]);
+        y[i] = yr[i] = t_normalish();
+    }
+    float d = vec_dot_f16(200, a, b);
+    EXPECT(fabsf(d - ref) < 1e-4f * (1 + fabsf(ref)), "vec_dot_f16 %g vs %g", d, ref);
+    vec_mad_f16(200, y, a, 0.37f);
+    int bad = 0;
+    for (int i = 0; i < 200; i++) bad += fabsf(y[i] - (yr[i] + fp16_to_fp32(a[i]) * 0.37f)) > 1e-6f;
+    EXPECT(bad == 0, "vec_mad_f16 differs in %d elements", bad);
+}
+
+int main(void) {
+    test_fp16();
+    test_dots();
+    test_act_quant();
+    test_f16_attention_ops();
+    return test_summary();
+}
