@@ -123,8 +123,9 @@ static int rd_kv(reader *r, gguf_kv *kv) {
         /* each string takes at least its 8-byte length: bound n before allocating */
         if (n > (r->size - r->pos) / 8)
             return hat_err(r->err, r->errlen, HAT_ERR_FORMAT,
-                           "%s: key %s: absurd array length %llu", r->name, kv->key,
-                           (unsigned long long)n);
+                           "%s: key %s: absurd array length %llu: %llu strings cannot fit in the %zu bytes left "
+                           "(truncated or corrupt file)", r->name, kv->key, (unsigned long long)n,
+                           (unsigned long long)n, r->size - r->pos);
         kv->arr_str = xmalloc((size_t)(n ? n : 1) * sizeof(gguf_str));
         for (uint64_t i = 0; i < n; i++)
             if ((rc = rd_str(r, &kv->arr_str[i], GGUF_MAX_STRING, kv->key))) return rc;
@@ -133,7 +134,7 @@ static int rd_kv(reader *r, gguf_kv *kv) {
     size_t es = scalar_size(kv->arr_type);
     if (n > (r->size - r->pos) / es)
         return hat_err(r->err, r->errlen, HAT_ERR_FORMAT,
-                       "%s: key %s: array of %llu elements runs past the end of the file",
+                       "%s: key %s: array of %llu elements runs past the end of the file (truncated or corrupt)",
                        r->name, kv->key, (unsigned long long)n);
     kv->arr_data = r->p + r->pos;
     r->pos += (size_t)n * es;

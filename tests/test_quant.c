@@ -1,5 +1,6 @@
 /* Fast paths in quant.c against their scalar references, and format round trips. */
 #include "quant.h"
+#include "vecmath.h"
 #include "testutil.h"
 
 #include <math.h>
@@ -132,7 +133,72 @@ static void test_f16_attention_ops(void) {
     EXPECT(bad == 0, "vec_mad_f16 differs in %d elements", bad);
 }
 
+/* ulps between two floats of the same sign */
+static long ulps(float a, float b) {
+    int32_t ia, ib;
+    memcpy(&ia, &a, 4);
+    memcpy(&ib, &b, 4);
+    long d = (long)ia - (long)ib;
+    return d < 0 ? -d : d;
+}
+
+static void test_vecmath(void) {
+    /* the approximate exp against libm's correctly rounded expf over the range the engine
+     * feeds it (softmax: <= 0; SiLU: -x for activations); the algorithm's bound is 1.5 ulp */
+    long worst = 0;
+    int special = 0;
+    for (int i = 0; i < 2000000; i++) {
+        float x = (float)(-87.0 + 175.0 * t_uniform());
+        float a = vm_expf(x), r = expf(x);
+        if (a > 0 && r > 0 && isfinite(a) && isfinite(r)) { long u = ulps(a, r); if (u > worst) worst = u; }
+        else if (!(a == r)) special++;
+    }
+    EXPECT(worst <= 2, "vm_expf differs from expf by %ld ulp", worst);
+    EXPECT(special == 0, "vm_expf: %d special-case mismatches", special);
+    EXPECT(vm_expf(-INFINITY) == 0.0f && vm_expf(0.0f) == 1.0f && isinf(vm_expf(200.0f)) && vm_expf(-200.0f) == 0.0f &&
+           isnan(vm_expf(NAN)), "vm_expf special values");
+    printf("vm_expf vs libm expf: max %ld ulp over [-87, 88]\n", worst);
+
+    /* lane-ordered fp16 dots and PV accumulation against plain double sums */
+    uint16_t a[256], b[256];
+    for (int i = 0; i < 256; i++) { a[i] = fp32_to_fp16(t_normalish()); b[i] = fp32_to_fp16(t_normalish()); }
+    for (int lanes = VM_LANES_BATCH; lanes <= VM_LANES_SINGLE; lanes *= 4) {
+        for (int k = lanes; k <= 256; k += lanes) {
+            double ref = 0, mag = 0;
+            for (int i = 0; i < k; i++) { ref += (double)fp16_to_fp32(a[i]) * fp16_to_fp32(b[i]); mag += fabs((double)fp16_to_fp32(a[i]) * fp16_to_fp32(b[i])); }
+            float got = vm_dot_f16_lanes(lanes, k, a, b);
+            EXPECT(fabs(got - ref) <= 1e-6 * mag + 1e-6, "vm_dot_f16_lanes(%d, %d) = %g, exact %g", lanes, k, got, ref);
+        }
+        static float acc[64 * 64], out[64];
+        memset(acc, 0, sizeof acc);
+        double ref[64] = {0};
+        float probs[100];
+        for (int p = 0; p < 100; p++) {
+            probs[p] = (float)t_uniform();
+            vm_lane_fma_f16(64, acc + (size_t)(p % lanes) * 64, a + (p % 4) * 64, probs[p]);
+            for (int i = 0; i < 64; i++) ref[i] += (double)fp16_to_fp32(a[(p % 4) * 64 + i]) * probs[p];
+        }
+        vm_lanes_reduce(lanes, 64, acc, out);
+        int bad = 0;
+        for (int i = 0; i < 64; i++) bad += fabs(out[i] - ref[i]) > 1e-4 * (1 + fabs(ref[i]));
+        EXPECT(bad == 0, "lane PV accumulation (%d lanes) differs from the exact sum in %d elements", lanes, bad);
+    }
+    /* softmax sum: the chunked lane-tree sum equals the plain sum to float precision */
+    float x[300], y[300];
+    for (int i = 0; i < 300; i++) x[i] = y[i] = t_normalish() * 4;
+    double s = vm_softmax_exp(300, x, 10.0f), r = 0;
+    for (int i = 0; i < 300; i++) r += expf(y[i] - 10.0f);
+    EXPECT(fabs(s - r) <= 1e-5 * r, "vm_softmax_exp sum %g vs %g", s, r);
+    float g[40], u[40], o[40];
+    for (int i = 0; i < 40; i++) { g[i] = t_normalish() * 6; u[i] = t_normalish(); }
+    vm_swiglu(40, o, g, u);
+    int bad = 0;
+    for (int i = 0; i < 40; i++) bad += fabsf(o[i] - g[i] / (1.0f + expf(-g[i])) * u[i]) > 1e-6f * (1 + fabsf(o[i]));
+    EXPECT(bad == 0, "vm_swiglu differs from silu(g)*u in %d elements", bad);
+}
+
 int main(void) {
+    test_vecmath();
     test_fp16();
     test_dots();
     test_act_quant();
