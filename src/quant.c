@@ -235,10 +235,15 @@ static inline __m256i unpack_nibbles(const uint8_t *qs) {
     __m256i v = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
     return _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
 }
-/* sum of u8 x i8 products, as 8 floats */
+/* sum of u8 x i8 products in pairs of 4, as 8 floats. The integer sums are exact either way
+ * (u8 <= 255 here only as nibbles or |i8|, so maddubs never saturates): VNNI is only faster. */
 static inline __m256 mul_sum_us8(__m256i u, __m256i s) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+    return _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s));
+#else
     __m256i p16 = _mm256_maddubs_epi16(u, s);
     return _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
+#endif
 }
 static inline __m256 mul_sum_i8(__m256i x, __m256i y) {
     return mul_sum_us8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
@@ -295,7 +300,34 @@ static float dot_f16_f32(int64_t n, const uint16_t *w, const float *a) {
     for (; i < n; i++) s += fp16_to_fp32(w[i]) * a[i];
     return s;
 }
+
+/* four weight rows against one activation row: each output keeps exactly the accumulation
+ * sequence of dot_q4_1_q8_1 (so results are bit-identical); the activation block is loaded once */
+static void dot4_q4_1_q8_1(int64_t n, const uint8_t *w, size_t wrow, const block_q8_1 *a, float *out) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    float summs[4] = {0, 0, 0, 0};
+    for (int64_t b = 0; b < n / QK; b++) {
+        const __m256i qa = _mm256_loadu_si256((const __m256i *)a[b].qs);
+        const float da = fp16_to_fp32(a[b].d), sa = fp16_to_fp32(a[b].s);
+        for (int r = 0; r < 4; r++) {
+            const block_q4_1 *blk = (const block_q4_1 *)(w + (size_t)r * wrow) + b;
+            summs[r] += fp16_to_fp32(blk->m) * sa;
+            const __m256 d = _mm256_set1_ps(fp16_to_fp32(blk->d) * da);
+            acc[r] = _mm256_fmadd_ps(d, mul_sum_us8(unpack_nibbles(blk->qs), qa), acc[r]);
+        }
+    }
+    for (int r = 0; r < 4; r++) out[r] = hsum_ps(acc[r]) + summs[r];
+}
 #endif
+
+void vec_dot_rows(ggml_type wt, int64_t n, const void *w, size_t wrow, int64_t nrows, const void *a, float *out) {
+    int64_t r = 0;
+#ifdef HAT_AVX2
+    if (wt == GGML_TYPE_Q4_1)
+        for (; r + 4 <= nrows; r += 4) dot4_q4_1_q8_1(n, (const uint8_t *)w + (size_t)r * wrow, wrow, a, out + r);
+#endif
+    for (; r < nrows; r++) out[r] = vec_dot(wt, n, (const uint8_t *)w + (size_t)r * wrow, a);
+}
 
 float vec_dot(ggml_type wt, int64_t n, const void *w, const void *a) {
 #ifdef HAT_AVX2
