@@ -182,6 +182,7 @@ int model_load(model **out, const char *path, const model_part *part, char *err,
     if (rc) return rc;
     rc = model_load_file(out, f, part, err, errlen);
     if (rc) gguf_close(f);
+    else (*out)->owns_file = 1;
     return rc;
 }
 
@@ -190,6 +191,7 @@ void model_free(model *m) {
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
     free(m->layers);
+    if (m->owns_file) gguf_close(m->file);
     free(m);
 }
 

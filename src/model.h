@@ -47,6 +47,7 @@ typedef struct model {
     model_config cfg;
     model_part part;
     gguf_file *file;
+    int owns_file;               /* opened by model_load: closed by model_free */
     char name[128];
     qmat tok_embd;               /* (n_vocab, dim) */
     const float *out_norm;       /* (dim) */
@@ -63,7 +64,7 @@ typedef struct model {
 /* Reads hyper-parameters only (validated: positive, divisible, consistent). */
 int model_read_config(const gguf_file *f, model_config *c, char *err, size_t errlen);
 
-/* Loads the part of the model at path. Takes ownership of nothing; opens the file itself. */
+/* Loads the part of the model at path; the model owns the file it opens (model_free closes it). */
 int model_load(model **out, const char *path, const model_part *part, char *err, size_t errlen);
 /* Same over an already-open file (the model keeps a reference; caller closes after free). */
 int model_load_file(model **out, gguf_file *f, const model_part *part, char *err, size_t errlen);
