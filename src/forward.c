@@ -163,7 +163,7 @@ static void attention(forward_state *s, const model_config *c, const kvcache *kv
         float mx = -INFINITY;
         for (int p = 0; p < npos; p++) {
             sc[p] = vm_dot_f16_lanes(lanes, hd, kvcache_k(kv, layer, p) + (size_t)kvh * hd, q16) * scale;
-            mx = fmaxf(mx, sc[p]);
+            mx = sc[p] > mx ? sc[p] : mx;
         }
         const float inv = (float)(1.0 / vm_softmax_exp(npos, sc, mx));
         float *acc = s->lanes + (size_t)tid * VM_LANES_SINGLE * hd;

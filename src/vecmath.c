@@ -3,6 +3,7 @@
 #include "vecmath.h"
 
 #include <math.h>
+#include <string.h>
 
 /* 16 lanes -> 1, the association of a 512-bit horizontal add: (l[j] + l[j+8]) for 8, then
  * (+4), then (0+2) + (1+3). IEEE addition is commutative, so only the grouping matters. */
@@ -25,7 +26,14 @@ float vm_expf(float x) {
     if (fabsf(n) > 192.0f) return n > 0 ? INFINITY : 0.0f;   /* far outside float's range */
     const float u = b * b;
     const float j = fmaf(fmaf(fmaf(c5, b, c4), u, fmaf(c3, b, c2)), u, fmaf(c1, b, 1.0f));
-    return ldexpf(j, (int)n);                    /* j * 2^n, one rounding (as vscalefps) */
+    const int e = (int)n;
+    if (e >= -126 && e <= 127) {                 /* 2^e is a normal float: j * 2^e rounds once */
+        const uint32_t bits = (uint32_t)(e + 127) << 23;
+        float p2;
+        memcpy(&p2, &bits, 4);
+        return j * p2;
+    }
+    return ldexpf(j, e);                         /* j * 2^n, one rounding (as vscalefps) */
 }
 
 void vm_swiglu(int64_t n, float *y, const float *g, const float *u) {
