@@ -36,6 +36,7 @@ int forward_init(forward_state *s, const model *m, int max_tok, int n_ctx, int m
         return hat_err(err, errlen, HAT_ERR_ARG, "forward_init: bad sizes (max_tok %d, n_ctx %d, threads %d, logit rows %d)",
                        max_tok, n_ctx, n_threads, max_logit_rows);
     s->n_threads = n_threads;
+    openblas_set_num_threads(n_threads);   /* the fp32 reference path's sgemm/sgemv */
     s->max_tok = max_tok;
     s->n_ctx = n_ctx;
     s->max_logit_rows = max_logit_rows;

@@ -342,28 +342,3 @@ float vec_dot(ggml_type wt, int64_t n, const void *w, const void *a) {
 #endif
     return vec_dot_ref(wt, n, w, a);
 }
-
-float vec_dot_f16(int64_t n, const uint16_t *a, const uint16_t *b) {
-    int64_t i = 0;
-    float s = 0.0f;
-#ifdef HAT_AVX2
-    __m256 acc = _mm256_setzero_ps();
-    for (; i + 8 <= n; i += 8)
-        acc = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i))),
-                              _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + i))), acc);
-    s = hsum_ps(acc);
-#endif
-    for (; i < n; i++) s += fp16_to_fp32(a[i]) * fp16_to_fp32(b[i]);
-    return s;
-}
-
-void vec_mad_f16(int64_t n, float *y, const uint16_t *x, float v) {
-    int64_t i = 0;
-#ifdef HAT_AVX2
-    __m256 vv = _mm256_set1_ps(v);
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))), vv,
-                                                _mm256_loadu_ps(y + i)));
-#endif
-    for (; i < n; i++) y[i] += fp16_to_fp32(x[i]) * v;
-}

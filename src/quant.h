@@ -49,9 +49,4 @@ float vec_dot_ref(ggml_type wt, int64_t n, const void *w, const void *a);  /* sc
  * vec_dot per row, faster (several rows share each activation block) */
 void vec_dot_rows(ggml_type wt, int64_t n, const void *w, size_t wrow, int64_t nrows, const void *a, float *out);
 
-/* sum_i fp16(a[i]) * fp16(b[i]) accumulated in f32 (attention scores) */
-float vec_dot_f16(int64_t n, const uint16_t *a, const uint16_t *b);
-/* y[i] += fp16(x[i]) * v (attention value accumulation) */
-void vec_mad_f16(int64_t n, float *y, const uint16_t *x, float v);
-
 #endif

@@ -130,23 +130,6 @@ static void test_act_quant(void) {
     EXPECT(y[1] == -16.0f && y[17] == 14.0f, "Q4_0 dequantisation: got %g %g", y[1], y[17]);
 }
 
-static void test_f16_attention_ops(void) {
-    uint16_t a[200], b[200];
-    float y[200], yr[200], ref = 0;
-    for (int i = 0; i < 200; i++) {
-        a[i] = fp32_to_fp16(t_normalish());
-        b[i] = fp32_to_fp16(t_normalish());
-        ref += fp16_to_fp32(a[i]) * fp16_to_fp32(b[i]);
-        y[i] = yr[i] = t_normalish();
-    }
-    float d = vec_dot_f16(200, a, b);
-    EXPECT(fabsf(d - ref) < 1e-4f * (1 + fabsf(ref)), "vec_dot_f16 %g vs %g", d, ref);
-    vec_mad_f16(200, y, a, 0.37f);
-    int bad = 0;
-    for (int i = 0; i < 200; i++) bad += fabsf(y[i] - (yr[i] + fp16_to_fp32(a[i]) * 0.37f)) > 1e-6f;
-    EXPECT(bad == 0, "vec_mad_f16 differs in %d elements", bad);
-}
-
 /* ulps between two floats of the same sign */
 static long ulps(float a, float b) {
     int32_t ia, ib;
@@ -216,6 +199,5 @@ int main(void) {
     test_fp16();
     test_dots();
     test_act_quant();
-    test_f16_attention_ops();
     return test_summary();
 }
