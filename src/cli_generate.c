@@ -251,9 +251,10 @@ int cli_generate(int argc, char **argv) {
     double gbs = n_dec ? (double)m->bytes_per_token * n_dec / decode_s / 1e9 : 0.0;
     fprintf(stderr,
             "stats: load_s=%.3f prompt_tokens=%d prompt_s=%.4f prompt_tok_s=%.1f gen_tokens=%d decode_tokens=%d "
-            "decode_s=%.4f decode_tok_s=%.2f ms_per_tok=%.3f bytes_per_tok=%zu gbs=%.2f threads=%d weights=%s\n",
+            "decode_s=%.4f decode_tok_s=%.2f ms_per_tok=%.3f bytes_per_tok=%zu gbs=%.2f threads=%d weights=%s peak_rss_mib=%.1f\n",
             load_s, n_prompt, prompt_s, n_prompt / prompt_s, n_gen, n_dec, decode_s, n_dec ? n_dec / decode_s : 0.0,
-            ms_tok, m->bytes_per_token, gbs, o.threads, o.weights == MODEL_WEIGHTS_F32 ? "f32" : "quant");
+            ms_tok, m->bytes_per_token, gbs, o.threads, o.weights == MODEL_WEIGHTS_F32 ? "f32" : "quant",
+            hat_peak_rss_bytes() / 1048576.0);
     free(out_ids);
     free(prompt);
     sampler_free(smp);

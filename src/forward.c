@@ -57,13 +57,15 @@ int forward_init(forward_state *s, const model *m, int max_tok, int n_ctx, int m
     s->scores = xmalloc_aligned((size_t)n_threads * n_ctx * sizeof(float));
     s->q16 = xmalloc_aligned((size_t)n_threads * c->head_dim * sizeof(uint16_t));
     s->lanes = xmalloc_aligned((size_t)n_threads * VM_LANES_SINGLE * c->head_dim * sizeof(float));
+    s->rope = xmalloc_aligned(T * c->head_dim * sizeof(float));
     if (max_logit_rows > 0) s->logits = xmalloc_aligned((size_t)max_logit_rows * c->n_vocab * sizeof(float));
     return HAT_OK;
 }
 
 void forward_free(forward_state *s) {
     free(s->x); free(s->xb); free(s->q); free(s->k); free(s->v); free(s->att);
-    free(s->hb); free(s->hb2); free(s->act); free(s->scores); free(s->q16); free(s->lanes); free(s->logits);
+    free(s->hb); free(s->hb2); free(s->act); free(s->scores); free(s->q16); free(s->lanes); free(s->rope);
+    free(s->logits);
     memset(s, 0, sizeof *s);
 }
 
@@ -72,7 +74,7 @@ size_t forward_bytes(const forward_state *s, const model *m) {
     size_t T = (size_t)s->max_tok, wide = (size_t)imax(c->dim, c->ffn_dim);
     return 4 * T * (3 * c->dim + wide + 2 * c->kv_dim + 2 * c->ffn_dim) + T * s->act_row +
            4 * (size_t)s->n_threads * s->n_ctx + 2 * (size_t)s->n_threads * c->head_dim +
-           4 * VM_LANES_SINGLE * (size_t)s->n_threads * c->head_dim +
+           4 * VM_LANES_SINGLE * (size_t)s->n_threads * c->head_dim + 4 * T * c->head_dim +
            4 * (size_t)s->max_logit_rows * c->n_vocab;
 }
 
@@ -88,9 +90,10 @@ static void rmsnorm(float *out, const float *x, const float *w, int n, int dim, 
     }
 }
 
-/* out (n, W.rows) = x (n, W.cols) @ W^T. x is quantised once into s->act for W's type;
- * pass reuse=1 when the previous matmul had the same input and activation format. */
-static void matmul(forward_state *s, float *out, const float *x, const qmat *W, int n, int reuse) {
+/* out (n, W.rows) = x (n, W.cols) @ W^T. x is quantised into s->act in W's activation format;
+ * same_input=1 says x is unchanged since the previous matmul, whose quantised copy is then
+ * reused if it has the format W needs. */
+static void matmul(forward_state *s, float *out, const float *x, const qmat *W, int n, int same_input) {
     const int64_t rows = W->rows, cols = W->cols;
     if (W->type == GGML_TYPE_F32) {
         if (n == 1)
@@ -101,11 +104,13 @@ static void matmul(forward_state *s, float *out, const float *x, const qmat *W, 
         return;
     }
     const size_t arow = quant_act_row_size(W->type, cols);
+    const ggml_type at = quant_vec_dot_type(W->type);
     const void *act = x;
-    if (quant_vec_dot_type(W->type) != GGML_TYPE_F32) {
-        if (!reuse) {
+    if (at != GGML_TYPE_F32) {
+        if (!same_input || s->act_type != (int)at) {
 #pragma omp parallel for num_threads(s->n_threads) schedule(static) if (n > 4)
             for (int t = 0; t < n; t++) quantize_act_row(W->type, x + (size_t)t * cols, s->act + (size_t)t * arow, cols);
+            s->act_type = (int)at;
         }
         act = s->act;
     }
@@ -128,23 +133,35 @@ static void matmul(forward_state *s, float *out, const float *x, const qmat *W, 
     }
 }
 
-/* in-place RoPE on (n, n_heads * head_dim) rows at positions pos0.. */
-static void rope(float *x, int n, int n_heads, int head_dim, int pos0, float base) {
+/* cs (n, head_dim): (cos, sin) of theta_i = pos * base^(-2i/d) for positions pos0.., the
+ * angles by repeated float multiplication as ggml builds its cache. Once per forward call:
+ * every layer and both q and k use the same table. */
+static void rope_table(float *cs, int n, int head_dim, int pos0, float base) {
     const float theta_scale = powf(base, -2.0f / (float)head_dim);
     for (int t = 0; t < n; t++) {
         float theta = (float)(pos0 + t);
         for (int i = 0; i < head_dim; i += 2) {
-            const float cs = cosf(theta), sn = sinf(theta);
-            for (int h = 0; h < n_heads; h++) {
-                float *p = x + ((size_t)t * n_heads + h) * head_dim + i;
-                const float x0 = p[0], x1 = p[1];
+            cs[(size_t)t * head_dim + i] = cosf(theta);
+            cs[(size_t)t * head_dim + i + 1] = sinf(theta);
+            theta *= theta_scale;
+        }
+    }
+}
+
+/* in-place RoPE on (n, n_heads * head_dim) rows with the table of rope_table */
+static void rope(float *x, const float *cs_table, int n, int n_heads, int head_dim) {
+    for (int t = 0; t < n; t++) {
+        for (int h = 0; h < n_heads; h++) {
+            float *p = x + ((size_t)t * n_heads + h) * head_dim;
+            const float *cs = cs_table + (size_t)t * head_dim;
+            for (int i = 0; i < head_dim; i += 2) {
+                const float x0 = p[i], x1 = p[i + 1], c = cs[i], sn = cs[i + 1];
                 /* x0 cos - x1 sin and x0 sin + x1 cos, with the first product fused: llama.cpp
                  * builds its RoPE as C++ where GCC contracts these into FMAs this way (measured:
                  * the other groupings change its layer-0 output at some positions) */
-                p[0] = fmaf(x0, cs, -(x1 * sn));
-                p[1] = fmaf(x0, sn, x1 * cs);
+                p[i] = fmaf(x0, c, -(x1 * sn));
+                p[i + 1] = fmaf(x0, sn, x1 * c);
             }
-            theta *= theta_scale;
         }
     }
 }
@@ -201,14 +218,16 @@ void transformer_forward(const model *m, kvcache *kv, forward_state *s, const fo
         CHECK(a->hidden_in, "forward: neither tokens nor hidden states given");
         if (a->hidden_in != s->x) memcpy(s->x, a->hidden_in, (size_t)n * dim * sizeof(float));
     }
+    if (a->l1 > a->l0) rope_table(s->rope, n, c->head_dim, a->pos0, c->rope_base);
+    s->act_type = -1;   /* s->act holds nothing of this call yet */
     for (int l = a->l0; l < a->l1; l++) {
         const layer_weights *w = &m->layers[l];
         rmsnorm(s->xb, s->x, w->attn_norm, n, dim, c->norm_eps);
         matmul(s, s->q, s->xb, &w->wq, n, 0);
-        matmul(s, s->k, s->xb, &w->wk, n, quant_vec_dot_type(w->wk.type) == quant_vec_dot_type(w->wq.type));
-        matmul(s, s->v, s->xb, &w->wv, n, quant_vec_dot_type(w->wv.type) == quant_vec_dot_type(w->wk.type));
-        rope(s->q, n, c->n_head, c->head_dim, a->pos0, c->rope_base);
-        rope(s->k, n, c->n_head_kv, c->head_dim, a->pos0, c->rope_base);
+        matmul(s, s->k, s->xb, &w->wk, n, 1);
+        matmul(s, s->v, s->xb, &w->wv, n, 1);
+        rope(s->q, s->rope, n, c->n_head, c->head_dim);
+        rope(s->k, s->rope, n, c->n_head_kv, c->head_dim);
         for (int t = 0; t < n; t++) {
             fp32_to_fp16_row(s->k + (size_t)t * kvd, kvcache_k(kv, l, a->pos0 + t), kvd);
             fp32_to_fp16_row(s->v + (size_t)t * kvd, kvcache_v(kv, l, a->pos0 + t), kvd);
@@ -218,12 +237,12 @@ void transformer_forward(const model *m, kvcache *kv, forward_state *s, const fo
         for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb[i];
         rmsnorm(s->xb, s->x, w->ffn_norm, n, dim, c->norm_eps);
         matmul(s, s->hb, s->xb, &w->w_gate, n, 0);
-        matmul(s, s->hb2, s->xb, &w->w_up, n, quant_vec_dot_type(w->w_up.type) == quant_vec_dot_type(w->w_gate.type));
+        matmul(s, s->hb2, s->xb, &w->w_up, n, 1);
         vm_swiglu((int64_t)n * ffn, s->hb, s->hb, s->hb2);
         matmul(s, s->xb, s->hb, &w->w_down, n, 0);
         for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb[i];
     }
-    if (a->l1 > a->l0 || a->tokens) kv->n = a->pos0 + n;
+    if (a->l1 > a->l0) kv->n = a->pos0 + n;
     if (a->head) {
         CHECK(m->part.head && a->l1 == c->n_layer, "forward: LM head asked for after layer %d of %d", a->l1, c->n_layer);
         const int rows = a->logits_all ? n : 1;

@@ -23,6 +23,8 @@ typedef struct {
     float *hb, *hb2; /* (max_tok, ffn) */
     uint8_t *act;    /* (max_tok, act_row) activations quantised for the weight type */
     size_t act_row;
+    int act_type;    /* ggml_type of what act holds, -1 when nothing valid */
+    float *rope;     /* (max_tok, head_dim) (cos, sin) pairs of this call's positions */
     float *scores;   /* (n_threads, n_ctx) */
     uint16_t *q16;   /* (n_threads, head_dim) */
     float *lanes;    /* (n_threads, 64, head_dim) PV lane accumulators */
@@ -46,7 +48,8 @@ typedef struct {
 
 /* Hidden states after layer l1-1 are left in s->x; logits in s->logits. Writes positions
  * [pos0, pos0+n_tok) of layers [l0,l1) into kv; needs pos0 <= kv->n, and sets kv->n to
- * pos0+n_tok (a later position is dropped: rollback = run again from the first rejected one). */
+ * pos0+n_tok when it runs any layer (a later position is dropped: rollback = run again from the
+ * first rejected one). */
 void transformer_forward(const model *m, kvcache *kv, forward_state *s, const forward_args *a);
 
 #endif

@@ -100,7 +100,6 @@ static int load_mat(model *m, qmat *q, const char *name, int64_t cols, int64_t r
         q->data = t->data;
     }
     q->row_bytes = ggml_row_size(q->type, cols);
-    m->bytes_per_token += (size_t)rows * q->row_bytes;   /* storage bytes, as streamed */
     return HAT_OK;
 }
 
@@ -112,9 +111,25 @@ static int load_norm(model *m, const float **out, const char *name, int64_t n, c
     if ((uintptr_t)t->data % 4)
         return hat_err(err, errlen, HAT_ERR_FORMAT, "%s: tensor %s is not 4-byte aligned", m->file->path, name);
     m->bytes_weights += t->nbytes;
-    m->bytes_per_token += t->nbytes;
     *out = t->data;
     return HAT_OK;
+}
+
+static size_t mat_bytes(const qmat *q) { return (size_t)q->rows * q->row_bytes; }
+
+/* weight bytes one decode step reads (as stored: quantised, or fp32 for the reference):
+ * every held layer, one embedding row, the final norm and the whole LM head */
+static size_t part_bytes_per_token(const model *m) {
+    const model_config *c = &m->cfg;
+    size_t b = 0;
+    for (int l = m->part.l0; l < m->part.l1; l++) {
+        const layer_weights *w = &m->layers[l];
+        b += 2 * (size_t)c->dim * sizeof(float) + mat_bytes(&w->wq) + mat_bytes(&w->wk) + mat_bytes(&w->wv) +
+             mat_bytes(&w->wo) + mat_bytes(&w->w_gate) + mat_bytes(&w->w_up) + mat_bytes(&w->w_down);
+    }
+    if (m->part.embed) b += m->tok_embd.row_bytes;
+    if (m->part.head) b += (size_t)c->dim * sizeof(float) + mat_bytes(&m->output);
+    return b;
 }
 
 int model_load_file(model **out, gguf_file *f, const model_part *part, char *err, size_t errlen) {
@@ -155,12 +170,8 @@ int model_load_file(model **out, gguf_file *f, const model_part *part, char *err
         MAT(w_down, "ffn_down", c->ffn_dim, c->dim)
 #undef MAT
     }
-    if (!rc && (m->part.embed || (m->part.head && !gguf_find_tensor(f, "output.weight")))) {
-        size_t before = m->bytes_per_token;
+    if (!rc && (m->part.embed || (m->part.head && !gguf_find_tensor(f, "output.weight"))))
         rc = load_mat(m, &m->tok_embd, "token_embd.weight", c->dim, c->n_vocab, err, errlen);
-        /* the embedding is gathered one row per token; as a tied head it is added below */
-        if (!rc) m->bytes_per_token = before + (m->part.embed ? m->tok_embd.row_bytes : 0);
-    }
     if (!rc && m->part.head) {
         rc = load_norm(m, &m->out_norm, "output_norm.weight", c->dim, err, errlen);
         if (!rc && gguf_find_tensor(f, "output.weight")) {
@@ -169,9 +180,9 @@ int model_load_file(model **out, gguf_file *f, const model_part *part, char *err
             m->output = m->tok_embd;
             m->tied_output = 1;
         }
-        if (!rc && m->tied_output) m->bytes_per_token += (size_t)m->output.rows * m->output.row_bytes;
     }
     if (rc) { model_free(m); return rc; }
+    m->bytes_per_token = part_bytes_per_token(m);
     *out = m;
     return HAT_OK;
 }
