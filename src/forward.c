@@ -58,6 +58,8 @@ int forward_init(forward_state *s, const model *m, int max_tok, int n_ctx, int m
     s->q16 = xmalloc_aligned((size_t)n_threads * c->head_dim * sizeof(uint16_t));
     s->lanes = xmalloc_aligned((size_t)n_threads * VM_LANES_SINGLE * c->head_dim * sizeof(float));
     s->rope = xmalloc_aligned(T * c->head_dim * sizeof(float));
+    s->tpos = xmalloc(T * sizeof(int));
+    s->tseq = xmalloc(T * sizeof(int));
     if (max_logit_rows > 0) s->logits = xmalloc_aligned((size_t)max_logit_rows * c->n_vocab * sizeof(float));
     return HAT_OK;
 }
@@ -65,7 +67,7 @@ int forward_init(forward_state *s, const model *m, int max_tok, int n_ctx, int m
 void forward_free(forward_state *s) {
     free(s->x); free(s->xb); free(s->q); free(s->k); free(s->v); free(s->att);
     free(s->hb); free(s->hb2); free(s->act); free(s->scores); free(s->q16); free(s->lanes); free(s->rope);
-    free(s->logits);
+    free(s->logits); free(s->tpos); free(s->tseq);
     memset(s, 0, sizeof *s);
 }
 
@@ -75,7 +77,7 @@ size_t forward_bytes(const forward_state *s, const model *m) {
     return 4 * T * (3 * c->dim + wide + 2 * c->kv_dim + 2 * c->ffn_dim) + T * s->act_row +
            4 * (size_t)s->n_threads * s->n_ctx + 2 * (size_t)s->n_threads * c->head_dim +
            4 * VM_LANES_SINGLE * (size_t)s->n_threads * c->head_dim + 4 * T * c->head_dim +
-           4 * (size_t)s->max_logit_rows * c->n_vocab;
+           4 * (size_t)s->max_logit_rows * c->n_vocab + 2 * T * sizeof(int);
 }
 
 /* out (n, dim) = x (n, dim) / rms(x) * w  — per row */
@@ -133,13 +135,13 @@ static void matmul(forward_state *s, float *out, const float *x, const qmat *W, 
     }
 }
 
-/* cs (n, head_dim): (cos, sin) of theta_i = pos * base^(-2i/d) for positions pos0.., the
- * angles by repeated float multiplication as ggml builds its cache. Once per forward call:
- * every layer and both q and k use the same table. */
-static void rope_table(float *cs, int n, int head_dim, int pos0, float base) {
+/* cs (n, head_dim): (cos, sin) of theta_i = pos[t] * base^(-2i/d), the angles by repeated
+ * float multiplication as ggml builds its cache. Once per forward call: every layer and both
+ * q and k use the same table. */
+static void rope_table(float *cs, int n, int head_dim, const int *pos, float base) {
     const float theta_scale = powf(base, -2.0f / (float)head_dim);
     for (int t = 0; t < n; t++) {
-        float theta = (float)(pos0 + t);
+        float theta = (float)pos[t];
         for (int i = 0; i < head_dim; i += 2) {
             cs[(size_t)t * head_dim + i] = cosf(theta);
             cs[(size_t)t * head_dim + i + 1] = sinf(theta);
@@ -166,14 +168,18 @@ static void rope(float *x, const float *cs_table, int n, int n_heads, int head_d
     }
 }
 
-/* att (n, dim) = causal softmax(q k^T / sqrt(hd)) v over cache positions [0, pos0+t] */
-static void attention(forward_state *s, const model_config *c, const kvcache *kv, int layer, int n, int pos0) {
+/* att (n, dim) = causal softmax(q k^T / sqrt(hd)) v, token t of sequence tseq[t] at position
+ * tpos[t] over its cache positions [0, tpos[t]] */
+static void attention(forward_state *s, const model_config *c, const forward_seq *seqs, int layer, int n) {
     const int hd = c->head_dim, group = c->n_head / c->n_head_kv;
     const float scale = 1.0f / sqrtf((float)hd);
-    const int lanes = n == 1 ? VM_LANES_SINGLE : VM_LANES_BATCH;   /* llama.cpp's kernel choice */
 #pragma omp parallel for num_threads(s->n_threads) schedule(dynamic, 1) if (n * c->n_head > 1)
     for (int th = 0; th < n * c->n_head; th++) {
-        const int t = th / c->n_head, h = th % c->n_head, kvh = h / group, npos = pos0 + t + 1;
+        const int t = th / c->n_head, h = th % c->n_head, kvh = h / group, npos = s->tpos[t] + 1;
+        const forward_seq *sq = &seqs[s->tseq[t]];
+        const kvcache *kv = sq->kv;
+        /* llama.cpp's kernel choice for a call of this sequence's size */
+        const int lanes = sq->n_tok == 1 ? VM_LANES_SINGLE : VM_LANES_BATCH;
         const int tid = omp_get_thread_num();
         float *sc = s->scores + (size_t)tid * s->n_ctx;
         uint16_t *q16 = s->q16 + (size_t)tid * hd;
@@ -196,16 +202,32 @@ static void attention(forward_state *s, const model_config *c, const kvcache *kv
 }
 
 void transformer_forward(const model *m, kvcache *kv, forward_state *s, const forward_args *a) {
+    const forward_seq seq = {kv, a->pos0, a->n_tok};
+    const forward_batch_args b = {a->tokens, a->hidden_in, &seq, 1, a->l0, a->l1, a->head, a->logits_all};
+    transformer_forward_batch(m, s, &b);
+}
+
+void transformer_forward_batch(const model *m, forward_state *s, const forward_batch_args *a) {
     const model_config *c = &m->cfg;
-    const int n = a->n_tok, dim = c->dim, kvd = c->kv_dim, ffn = c->ffn_dim;
-    CHECK(n > 0 && n <= s->max_tok, "forward: %d tokens, buffers sized for %d", n, s->max_tok);
+    const int dim = c->dim, kvd = c->kv_dim, ffn = c->ffn_dim;
+    const int runs = a->l1 > a->l0;
+    CHECK(a->n_seq >= 1, "forward: no sequence");
     CHECK(a->l0 >= m->part.l0 && a->l1 <= m->part.l1 && a->l0 <= a->l1,
           "forward: layers [%d,%d) outside the loaded part [%d,%d)", a->l0, a->l1, m->part.l0, m->part.l1);
-    CHECK(a->l0 == a->l1 || (a->l0 >= kv->l0 && a->l1 <= kv->l1),
-          "forward: layers [%d,%d) outside the cache's [%d,%d)", a->l0, a->l1, kv->l0, kv->l1);
-    CHECK(a->pos0 >= 0 && a->pos0 <= kv->n && a->pos0 + n <= kv->n_ctx,
-          "forward: positions [%d,%d) with %d cached, context %d", a->pos0, a->pos0 + n, kv->n, kv->n_ctx);
-    CHECK(a->pos0 + n <= s->n_ctx, "forward: position %d past the scratch context %d", a->pos0 + n, s->n_ctx);
+    int n = 0;
+    for (int i = 0; i < a->n_seq; i++) {
+        const forward_seq *q = &a->seqs[i];
+        const kvcache *kv = q->kv;
+        CHECK(q->n_tok > 0 && n + q->n_tok <= s->max_tok, "forward: %d tokens, buffers sized for %d", n + q->n_tok, s->max_tok);
+        CHECK(!runs || (a->l0 >= kv->l0 && a->l1 <= kv->l1),
+              "forward: layers [%d,%d) outside the cache's [%d,%d)", a->l0, a->l1, kv->l0, kv->l1);
+        CHECK(q->pos0 >= 0 && q->pos0 <= kv->n && q->pos0 + q->n_tok <= kv->n_ctx,
+              "forward: positions [%d,%d) with %d cached, context %d", q->pos0, q->pos0 + q->n_tok, kv->n, kv->n_ctx);
+        CHECK(q->pos0 + q->n_tok <= s->n_ctx, "forward: position %d past the scratch context %d", q->pos0 + q->n_tok, s->n_ctx);
+        for (int j = 0; j < i; j++) CHECK(a->seqs[j].kv != kv || !runs, "forward: one cache in two sequences of a batch");
+        for (int t = 0; t < q->n_tok; t++) { s->tpos[n + t] = q->pos0 + t; s->tseq[n + t] = i; }
+        n += q->n_tok;
+    }
     if (a->tokens) {
         CHECK(m->part.embed, "forward: token input but this part holds no embedding");
         for (int t = 0; t < n; t++) {
@@ -218,7 +240,7 @@ void transformer_forward(const model *m, kvcache *kv, forward_state *s, const fo
         CHECK(a->hidden_in, "forward: neither tokens nor hidden states given");
         if (a->hidden_in != s->x) memcpy(s->x, a->hidden_in, (size_t)n * dim * sizeof(float));
     }
-    if (a->l1 > a->l0) rope_table(s->rope, n, c->head_dim, a->pos0, c->rope_base);
+    if (runs) rope_table(s->rope, n, c->head_dim, s->tpos, c->rope_base);
     s->act_type = -1;   /* s->act holds nothing of this call yet */
     for (int l = a->l0; l < a->l1; l++) {
         const layer_weights *w = &m->layers[l];
@@ -229,10 +251,11 @@ void transformer_forward(const model *m, kvcache *kv, forward_state *s, const fo
         rope(s->q, s->rope, n, c->n_head, c->head_dim);
         rope(s->k, s->rope, n, c->n_head_kv, c->head_dim);
         for (int t = 0; t < n; t++) {
-            fp32_to_fp16_row(s->k + (size_t)t * kvd, kvcache_k(kv, l, a->pos0 + t), kvd);
-            fp32_to_fp16_row(s->v + (size_t)t * kvd, kvcache_v(kv, l, a->pos0 + t), kvd);
+            const kvcache *kv = a->seqs[s->tseq[t]].kv;
+            fp32_to_fp16_row(s->k + (size_t)t * kvd, kvcache_k(kv, l, s->tpos[t]), kvd);
+            fp32_to_fp16_row(s->v + (size_t)t * kvd, kvcache_v(kv, l, s->tpos[t]), kvd);
         }
-        attention(s, c, kv, l, n, a->pos0);
+        attention(s, c, a->seqs, l, n);
         matmul(s, s->xb, s->att, &w->wo, n, 0);
         for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb[i];
         rmsnorm(s->xb, s->x, w->ffn_norm, n, dim, c->norm_eps);
@@ -242,13 +265,21 @@ void transformer_forward(const model *m, kvcache *kv, forward_state *s, const fo
         matmul(s, s->xb, s->hb, &w->w_down, n, 0);
         for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb[i];
     }
-    if (a->l1 > a->l0) kv->n = a->pos0 + n;
+    if (runs)
+        for (int i = 0; i < a->n_seq; i++) a->seqs[i].kv->n = a->seqs[i].pos0 + a->seqs[i].n_tok;
     if (a->head) {
         CHECK(m->part.head && a->l1 == c->n_layer, "forward: LM head asked for after layer %d of %d", a->l1, c->n_layer);
-        const int rows = a->logits_all ? n : 1;
+        const int rows = a->logits_all ? n : a->n_seq;
         CHECK(rows <= s->max_logit_rows, "forward: %d logit rows, buffers sized for %d", rows, s->max_logit_rows);
-        const float *last = s->x + (size_t)(n - rows) * dim;
-        rmsnorm(s->xb, last, m->out_norm, rows, dim, c->norm_eps);
+        if (a->logits_all || a->n_seq == 1) {
+            rmsnorm(s->xb, s->x + (size_t)(n - rows) * dim, m->out_norm, rows, dim, c->norm_eps);
+        } else {   /* the last token of each sequence */
+            int end = 0;
+            for (int i = 0; i < a->n_seq; i++) {
+                end += a->seqs[i].n_tok;
+                rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)(end - 1) * dim, m->out_norm, 1, dim, c->norm_eps);
+            }
+        }
         matmul(s, s->logits, s->xb, &m->output, rows, 0);
     }
 }

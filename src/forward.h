@@ -29,6 +29,8 @@ typedef struct {
     uint16_t *q16;   /* (n_threads, head_dim) */
     float *lanes;    /* (n_threads, 64, head_dim) PV lane accumulators */
     float *logits;   /* (max_logit_rows, n_vocab) */
+    int *tpos;       /* (max_tok) position of each token of the call */
+    int *tseq;       /* (max_tok) sequence of each token of the call */
 } forward_state;
 
 /* max_logit_rows: how many rows of logits one call may ask for (1, or max_tok for logits_all). */
@@ -51,5 +53,26 @@ typedef struct {
  * pos0+n_tok when it runs any layer (a later position is dropped: rollback = run again from the
  * first rejected one). */
 void transformer_forward(const model *m, kvcache *kv, forward_state *s, const forward_args *a);
+
+/* Several sequences in one pass (the cloud's continuous batching): the matmuls run over all
+ * tokens at once (each weight row streamed once per pass), attention per sequence over its own
+ * cache. Tokens / hidden rows are concatenated in sequence order. Each sequence's results are
+ * bit-identical to running it alone with the same n_tok (the attention summation order follows
+ * the sequence's own n_tok, as llama.cpp would choose for that call alone). */
+typedef struct {
+    kvcache *kv;
+    int pos0, n_tok;
+} forward_seq;
+
+typedef struct {
+    const int32_t *tokens;   /* (sum n_tok) ids, or NULL */
+    const float *hidden_in;  /* (sum n_tok, dim) when tokens == NULL; may alias s->x */
+    const forward_seq *seqs;
+    int n_seq;
+    int l0, l1, head;
+    int logits_all;          /* logits for every token, else the last token of each sequence */
+} forward_batch_args;
+
+void transformer_forward_batch(const model *m, forward_state *s, const forward_batch_args *a);
 
 #endif
