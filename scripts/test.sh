@@ -9,6 +9,7 @@ for a in "$@"; do
 done
 ./scripts/install_deps.sh
 ./scripts/fetch_model.sh
+./scripts/python_env.sh
 ./scripts/build.sh build
 ctest --test-dir build --output-on-failure --timeout 900
 if [ $sanitize = 1 ]; then

@@ -9,10 +9,10 @@
 
 static int g_rank = -1;
 static const char *g_role = "main";
-static void (*g_abort_hook)(int) = NULL;
+static void (*g_abort_hook)(int, const char *) = NULL;
 
 void hat_set_identity(int rank, const char *role) { g_rank = rank; g_role = role ? role : "?"; }
-void hat_set_abort_hook(void (*hook)(int)) { g_abort_hook = hook; }
+void hat_set_abort_hook(void (*hook)(int, const char *)) { g_abort_hook = hook; }
 
 int hat_err(char *buf, size_t len, int code, const char *fmt, ...) {
     if (buf && len) {
@@ -33,7 +33,7 @@ _Noreturn void hat_fatal_at(const char *file, int line, const char *fmt, ...) {
     if (g_rank >= 0) fprintf(stderr, "[rank %d %s] %s:%d %s\n", g_rank, g_role, file, line, msg);
     else fprintf(stderr, "[%s] %s:%d %s\n", g_role, file, line, msg);
     fflush(stderr);
-    if (g_abort_hook) g_abort_hook(1);
+    if (g_abort_hook) g_abort_hook(1, msg);
     exit(1);
 }
 

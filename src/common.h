@@ -31,8 +31,9 @@ int hat_err(char *buf, size_t len, int code, const char *fmt, ...)
 
 /* Process identity, set once by the comm layer; used only in messages. */
 void hat_set_identity(int rank, const char *role);
-/* Replace the default abort (exit(1)) by e.g. MPI_Abort; set once by the comm layer. */
-void hat_set_abort_hook(void (*hook)(int code));
+/* Replace the default abort (exit(1)) by e.g. MPI_Abort; set once by the comm layer. The hook
+ * gets the fatal message (for e.g. marking the trace as failed before aborting). */
+void hat_set_abort_hook(void (*hook)(int code, const char *msg));
 
 _Noreturn void hat_fatal_at(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -1,0 +1,361 @@
+#!/usr/bin/env python3
+"""check_trace.py — validate a HAT run trace (HDF5, schema in src/trace.h).
+
+usage: check_trace.py TRACE [--schema-only] [--expect-devices N] [--summary-tol 1e-9]
+
+Checks the root attributes and the datasets' fields (always), then, unless --schema-only,
+the run's invariants: status, token indices and latencies, step sequence numbers, phase
+timestamps and durations, positions, byte totals, batches, and /summary and /batch_hist
+recomputed from the records exactly as src/report.c defines them. Prints every problem
+(at most MAX_SHOWN lines per kind, with a count) and exits 1, or prints "trace OK".
+
+From other scripts: `from check_trace import load_trace; t = load_trace(path)` gives a dict of
+numpy structured arrays ("tokens", "steps", ...) plus "attrs" (str and int values).
+Needs only h5py and numpy.
+"""
+import argparse
+import math
+import sys
+
+import h5py
+import numpy as np
+
+# Keep in sync with src/trace.h and src/report.h (C member names; `pad` is not stored).
+STR_ATTRS = ["hat_version", "git_hash", "compiler", "build_type", "c_flags", "features", "config",
+             "config_path", "partition", "model_path", "model_name", "model_identity", "status",
+             "created_utc"]
+INT_ATTRS = ["n_ranks", "n_devices", "n_cloud", "split_a", "split_b", "n_layer"]
+FIELDS = {
+    "tokens": ["device", "index", "step", "token", "t_emit", "latency_s"],
+    "steps": ["device", "seq", "kind", "pos0", "n_tok", "cloud_rank", "batch_tokens", "batch_devices",
+              "up_bytes", "down_bytes", "t_start", "dev_in_s", "dev_in_pred_s", "t_up_send", "up_model_s",
+              "t_cloud_ready", "cloud_queue_s", "cloud_compute_s", "t_down_send", "down_model_s",
+              "t_down_ready", "dev_out_s", "dev_out_pred_s", "t_end"],
+    "batches": ["cloud_rank", "batch", "n_tok", "n_dev", "t_start", "t_end"],
+    "devices": ["device", "rank", "cloud_rank", "prompt_tokens", "gen_tokens", "n_steps", "profile_exceeded",
+                "t_request", "t_first", "t_done", "up_bytes", "down_bytes"],
+    "summary": ["device", "n_tokens", "n_tbt", "ttft_mean", "ttft_p50", "ttft_p90", "ttft_p99", "tbt_mean",
+                "tbt_p50", "tbt_p90", "tbt_p99", "tok_s", "up_bytes_per_tok", "down_bytes_per_tok"],
+    "batch_hist": ["batch_tokens", "count"],
+}
+STEP_PREFILL, STEP_DECODE = 0, 1
+TIMELINE = ["t_start", "t_up_send", "t_cloud_ready", "t_down_send", "t_down_ready", "t_end"]
+DURATIONS = ["dev_in_s", "dev_in_pred_s", "up_model_s", "cloud_queue_s", "cloud_compute_s", "down_model_s",
+             "dev_out_s", "dev_out_pred_s"]
+TIME_SLACK = 1e-6     # clock-offset correction may reorder cross-rank timestamps by this much
+LATENCY_TOL = 1e-9    # latency_s against the t_emit differences
+MAX_SHOWN = 10
+
+
+def load_trace(path):
+    """Returns {"attrs": {name: str|int|...}, "tokens": ndarray, ...} for the datasets present."""
+    out = {"attrs": {}}
+    with h5py.File(path, "r") as f:
+        for k, v in f.attrs.items():
+            if isinstance(v, bytes):
+                v = v.decode("utf-8", "replace")
+            elif isinstance(v, np.integer):
+                v = int(v)
+            out["attrs"][k] = v
+        for name in FIELDS:
+            if name in f and isinstance(f[name], h5py.Dataset):
+                out[name] = f[name][...]
+    return out
+
+
+class Problems:
+    def __init__(self):
+        self.kinds = {}  # kind -> list of messages, in first-seen order
+
+    def add(self, kind, msg):
+        self.kinds.setdefault(kind, []).append(msg)
+
+    def __len__(self):
+        return sum(len(v) for v in self.kinds.values())
+
+    def print(self, out):
+        for kind, msgs in self.kinds.items():
+            for m in msgs[:MAX_SHOWN]:
+                print(f"  {kind}: {m}", file=out)
+            if len(msgs) > MAX_SHOWN:
+                print(f"  {kind}: ... and {len(msgs) - MAX_SHOWN} more", file=out)
+
+
+# ---- report.c's statistics -------------------------------------------------------------------
+
+def pct(sorted_samples, p):
+    """Nearest rank: the sample of 1-based rank ceil(p * n / 100) (integer arithmetic, as report.c)."""
+    n = len(sorted_samples)
+    if n == 0:
+        return math.nan
+    rank = min(max((p * n + 99) // 100, 1), n)
+    return float(sorted_samples[rank - 1])
+
+
+def stats(samples):
+    s = np.sort(np.asarray(samples, dtype=np.float64))
+    mean = float(s.mean()) if len(s) else math.nan
+    return mean, pct(s, 50), pct(s, 90), pct(s, 99)
+
+
+def ratio(num, den):
+    return num / den if den > 0 else math.nan
+
+
+def compute_summary(tokens, devices, n_devices):
+    """Rows as report_build makes them: devices 0..n_devices-1, then overall (device -1)."""
+    rows = []
+    ttft_all, tbt_all = [], []
+    gen_sum = up_sum = down_sum = 0.0
+    t_req_min, t_done_max = math.inf, -math.inf
+    for d in range(n_devices):
+        t = tokens[tokens["device"] == d]
+        ttft = t["latency_s"][t["index"] == 0]
+        tbt = t["latency_s"][t["index"] >= 1]
+        ttft_all.extend(ttft.tolist())
+        tbt_all.extend(tbt.tolist())
+        tv = float(ttft[0]) if len(ttft) else math.nan
+        row = {"device": d, "n_tokens": len(t), "n_tbt": len(tbt), "ttft_mean": tv, "ttft_p50": tv,
+               "ttft_p90": tv, "ttft_p99": tv, "tok_s": math.nan, "up_bytes_per_tok": math.nan,
+               "down_bytes_per_tok": math.nan}
+        row.update(zip(["tbt_mean", "tbt_p50", "tbt_p90", "tbt_p99"], stats(tbt)))
+        dv = devices[devices["device"] == d]
+        if len(dv):
+            dv = dv[0]
+            gen = float(dv["gen_tokens"])
+            row["tok_s"] = ratio(gen, float(dv["t_done"]) - float(dv["t_request"]))
+            row["up_bytes_per_tok"] = ratio(float(dv["up_bytes"]), gen)
+            row["down_bytes_per_tok"] = ratio(float(dv["down_bytes"]), gen)
+            gen_sum += gen
+            up_sum += float(dv["up_bytes"])
+            down_sum += float(dv["down_bytes"])
+            t_req_min = min(t_req_min, float(dv["t_request"]))
+            t_done_max = max(t_done_max, float(dv["t_done"]))
+        rows.append(row)
+    overall = {"device": -1, "n_tokens": len(tokens), "n_tbt": len(tbt_all)}
+    overall.update(zip(["ttft_mean", "ttft_p50", "ttft_p90", "ttft_p99"], stats(ttft_all)))
+    overall.update(zip(["tbt_mean", "tbt_p50", "tbt_p90", "tbt_p99"], stats(tbt_all)))
+    has_rows = np.isin(devices["device"], np.arange(n_devices)).any() if len(devices) else False
+    overall["tok_s"] = ratio(gen_sum, t_done_max - t_req_min) if has_rows else math.nan
+    overall["up_bytes_per_tok"] = ratio(up_sum, gen_sum)
+    overall["down_bytes_per_tok"] = ratio(down_sum, gen_sum)
+    rows.append(overall)
+    return rows
+
+
+def close(a, b, tol):
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return abs(a - b) <= tol * max(abs(a), abs(b)) or a == b
+
+
+# ---- checks ----------------------------------------------------------------------------------
+
+def check_schema(t, p):
+    attrs = t["attrs"]
+    for a in STR_ATTRS:
+        if a not in attrs:
+            p.add("attribute", f"missing root attribute {a}")
+        elif not isinstance(attrs[a], str):
+            p.add("attribute", f"{a} is {type(attrs[a]).__name__}, not a string")
+    for a in INT_ATTRS:
+        if a not in attrs:
+            p.add("attribute", f"missing root attribute {a}")
+        elif not isinstance(attrs[a], int):
+            p.add("attribute", f"{a} is {type(attrs[a]).__name__}, not an integer")
+    ok = True
+    for name, fields in FIELDS.items():
+        if name not in t:
+            p.add("dataset", f"missing dataset /{name}")
+            ok = False
+            continue
+        have = list(t[name].dtype.names or [])
+        if have != fields:
+            missing = [x for x in fields if x not in have]
+            extra = [x for x in have if x not in fields]
+            p.add("dataset", f"/{name} fields differ: missing {missing}, unexpected {extra}"
+                  + ("" if missing or extra else " (order differs)"))
+            ok = False
+        if t[name].ndim != 1:
+            p.add("dataset", f"/{name} is {t[name].ndim}-D, not 1-D")
+            ok = False
+    return ok
+
+
+def check_tokens(tok, dev_by, p):
+    for d in np.unique(tok["device"]):
+        if int(d) not in dev_by:
+            p.add("tokens", f"device {d} has {np.sum(tok['device'] == d)} tokens but no /devices row")
+    for d, dv in dev_by.items():
+        t = tok[tok["device"] == d]
+        t = t[np.argsort(t["index"], kind="stable")]
+        gen = int(dv["gen_tokens"])
+        idx = t["index"].astype(np.int64)
+        dups = np.unique(idx[1:][idx[1:] == idx[:-1]])
+        if len(dups):
+            p.add("tokens", f"device {d}: duplicate token indices {dups[:10].tolist()}")
+        if len(idx) != gen or not np.array_equal(np.unique(idx), np.arange(gen)):
+            p.add("tokens", f"device {d}: token indices are not exactly 0..{gen - 1} "
+                  f"({len(idx)} records, min {idx.min() if len(idx) else '-'}, max {idx.max() if len(idx) else '-'})")
+        if len(dups) or len(t) == 0:
+            continue
+        prev = np.concatenate(([float(dv["t_request"])], t["t_emit"][:-1]))
+        if t["index"][0] != 0:
+            prev[0] = math.nan  # no token 0: the first latency has no reference
+        want = t["t_emit"] - prev
+        err = np.abs(t["latency_s"] - want)
+        for i in np.nonzero(err > LATENCY_TOL)[0]:
+            what = "t_emit - t_request" if t["index"][i] == 0 else "t_emit - previous t_emit"
+            p.add("latency", f"device {d} token {t['index'][i]}: latency_s {t['latency_s'][i]:.9g} "
+                  f"!= {what} = {want[i]:.9g}")
+        back = np.nonzero(np.diff(t["t_emit"]) < 0)[0]
+        for i in back:
+            p.add("tokens", f"device {d}: t_emit decreases from token {t['index'][i]} to {t['index'][i + 1]}")
+        bad_step = t["step"] >= int(dv["n_steps"])
+        if bad_step.any():
+            p.add("tokens", f"device {d}: {bad_step.sum()} tokens name a step >= n_steps {int(dv['n_steps'])}")
+
+
+def check_steps(st, dev_by, p):
+    for d in np.unique(st["device"]):
+        if int(d) not in dev_by:
+            p.add("steps", f"device {d} has steps but no /devices row")
+    worst = (0.0, None)
+    for d, dv in dev_by.items():
+        s = st[st["device"] == d]
+        s = s[np.argsort(s["seq"], kind="stable")]
+        n = int(dv["n_steps"])
+        if len(s) != n or not np.array_equal(s["seq"].astype(np.int64), np.arange(n)):
+            p.add("steps", f"device {d}: step seq is not exactly 0..{n - 1} ({len(s)} records)")
+        if len(s) == 0:
+            continue
+        for a, b in zip(TIMELINE, TIMELINE[1:]):
+            over = s[a] - s[b]
+            for i in np.nonzero(over > TIME_SLACK)[0]:
+                p.add("timeline", f"device {d} step {s['seq'][i]}: {a} {s[a][i]:.9f} > {b} {s[b][i]:.9f} "
+                      f"by {over[i]:.3g} s")
+            k = int(np.argmax(over))
+            if over[k] > worst[0]:
+                worst = (float(over[k]), f"device {d} step {s['seq'][k]} {a} > {b}")
+        for name in DURATIONS:
+            for i in np.nonzero(s[name] < 0)[0]:
+                p.add("duration", f"device {d} step {s['seq'][i]}: {name} = {s[name][i]:.9g} < 0")
+        end = s["pos0"][:-1].astype(np.int64) + s["n_tok"][:-1]
+        for i in np.nonzero(s["pos0"][1:] != end)[0]:
+            p.add("positions", f"device {d} step {s['seq'][i + 1]}: pos0 {s['pos0'][i + 1]}, previous step "
+                  f"ended at {end[i]}")
+        kinds = s["kind"]
+        if not np.isin(kinds, [STEP_PREFILL, STEP_DECODE]).all():
+            p.add("steps", f"device {d}: step kinds other than prefill (0) / decode (1)")
+        dec = np.nonzero(kinds == STEP_DECODE)[0]
+        if len(dec) and (kinds[dec[0]:] == STEP_PREFILL).any():
+            p.add("steps", f"device {d}: a prefill step follows decode step {s['seq'][dec[0]]}")
+        for col in ("up_bytes", "down_bytes"):
+            tot = int(s[col].astype(np.uint64).sum())
+            if tot != int(dv[col]):
+                p.add("bytes", f"device {d}: steps sum {col} = {tot}, /devices says {int(dv[col])}")
+    return worst
+
+
+def check_batches(bat, p):
+    for i in np.nonzero(bat["t_start"] > bat["t_end"])[0]:
+        p.add("batches", f"cloud {bat['cloud_rank'][i]} batch {bat['batch'][i]}: t_start > t_end")
+    for i in np.nonzero((bat["n_dev"] < 1) | (bat["n_tok"] < bat["n_dev"]))[0]:
+        p.add("batches", f"cloud {bat['cloud_rank'][i]} batch {bat['batch'][i]}: n_tok {bat['n_tok'][i]}, "
+              f"n_dev {bat['n_dev'][i]} (need n_tok >= n_dev >= 1)")
+
+
+def check_summary(t, n_devices, tol, p):
+    summ = t["summary"]
+    want = compute_summary(t["tokens"], t["devices"], n_devices)
+    if len(summ) != len(want):
+        p.add("summary", f"/summary has {len(summ)} rows, expected {len(want)} (n_devices + 1)")
+        return want
+    for got, exp in zip(summ, want):
+        tag = "overall" if exp["device"] < 0 else f"device {exp['device']}"
+        for name in FIELDS["summary"]:
+            g, e = got[name], exp[name]
+            if name in ("device", "n_tokens", "n_tbt"):
+                if int(g) != int(e):
+                    p.add("summary", f"{tag}: {name} {int(g)}, recomputed {int(e)}")
+            elif not close(float(g), float(e), tol):
+                p.add("summary", f"{tag}: {name} {float(g):.12g}, recomputed {float(e):.12g}")
+    hist = t["batch_hist"]
+    sizes, counts = np.unique(t["batches"]["n_tok"], return_counts=True)
+    if len(hist) != len(sizes) or not (np.array_equal(hist["batch_tokens"], sizes)
+                                       and np.array_equal(hist["count"], counts)):
+        p.add("summary", f"/batch_hist {list(zip(hist['batch_tokens'].tolist(), hist['count'].tolist()))} != "
+              f"recomputed {list(zip(sizes.tolist(), counts.tolist()))}")
+    return want
+
+
+def ms(x):
+    return "-" if math.isnan(x) else f"{1e3 * x:.2f} ms"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Validate a HAT run trace.")
+    ap.add_argument("trace")
+    ap.add_argument("--schema-only", action="store_true", help="check attributes and dataset fields only")
+    ap.add_argument("--expect-devices", type=int, default=None, metavar="N")
+    ap.add_argument("--summary-tol", type=float, default=1e-9, help="relative tolerance for /summary")
+    args = ap.parse_args(argv)
+
+    try:
+        t = load_trace(args.trace)
+    except OSError as e:
+        print(f"{args.trace}: cannot open: {e}")
+        return 1
+    p = Problems()
+    schema_ok = check_schema(t, p)
+    attrs = t["attrs"]
+    n_devices = attrs.get("n_devices")
+    if args.expect_devices is not None and n_devices != args.expect_devices:
+        p.add("devices", f"n_devices attribute is {n_devices}, expected {args.expect_devices}")
+
+    counts = ", ".join(f"{len(t[k])} {k}" for k in ("tokens", "steps", "batches", "devices") if k in t)
+    print(f"{args.trace}: status {attrs.get('status', '?')!r}, n_devices {n_devices}, {counts}")
+    if not args.schema_only and schema_ok and isinstance(n_devices, int):
+        if attrs.get("status") != "complete":
+            p.add("status", f"status is {attrs.get('status')!r}, not 'complete'")
+        dev = t["devices"]
+        dev_by = {}
+        for r in dev:
+            d = int(r["device"])
+            if d in dev_by:
+                p.add("devices", f"two /devices rows for device {d}")
+            elif not 0 <= d < n_devices:
+                p.add("devices", f"/devices row for device {d}, outside 0..{n_devices - 1}")
+            else:
+                dev_by[d] = r
+        missing = sorted(set(range(n_devices)) - set(dev_by))
+        if missing:
+            p.add("devices", f"no /devices row for devices {missing[:20]}")
+        if args.expect_devices is not None and len(dev) != args.expect_devices:
+            p.add("devices", f"{len(dev)} /devices rows, expected {args.expect_devices}")
+        check_tokens(t["tokens"], dev_by, p)
+        worst, where = check_steps(t["steps"], dev_by, p)
+        check_batches(t["batches"], p)
+        rows = check_summary(t, n_devices, args.summary_tol, p)
+        if where:
+            print(f"worst timeline inversion: {worst:.3g} s ({where})")
+        if len(dev):
+            span = float(dev["t_done"].max() - dev["t_request"].min())
+            print(f"run span {span:.3f} s")
+        a = rows[-1]
+        print(f"overall: TTFT mean {ms(a['ttft_mean'])} p99 {ms(a['ttft_p99'])}; TBT mean {ms(a['tbt_mean'])} "
+              f"p50 {ms(a['tbt_p50'])} p99 {ms(a['tbt_p99'])}; {a['tok_s']:.2f} tok/s; "
+              f"{a['up_bytes_per_tok']:.1f} B/tok up, {a['down_bytes_per_tok']:.1f} B/tok down")
+        if len(t["batches"]):
+            print(f"cloud batches: mean {float(np.mean(t['batches']['n_tok'])):.2f} tokens")
+
+    if len(p):
+        print(f"trace FAILED: {len(p)} problem(s)")
+        p.print(sys.stdout)
+        return 1
+    print("trace OK" + (" (schema only)" if args.schema_only else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

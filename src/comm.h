@@ -1,0 +1,56 @@
+/* comm.h — MPI start-up, roles, the run clock, agreement on errors (with transport.c, the only
+ * code that includes mpi.h; callers see no MPI types).
+ *
+ * Two communicators, both duplicates of MPI_COMM_WORLD: the data plane (hidden states between
+ * devices and the cloud, transport.c) and the measurement plane (trace records shipped to
+ * rank 0, which writes the trace). Keeping them apart means the cloud's serving code never
+ * receives anything but hidden states; the measurement plane is the experiment harness.
+ *
+ * Run clock: comm_now() = MPI_Wtime() corrected by this rank's offset to rank 0 (measured at
+ * start-up by ping-pong, minimum round trip) minus the start instant, so every rank's times are
+ * comparable and 0 is when every rank was ready.
+ */
+#ifndef HAT_COMM_H
+#define HAT_COMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    int rank, size;
+    double clock_offset;   /* added to MPI_Wtime to get rank 0's clock */
+    double clock_rtt;      /* the round trip the offset was measured with */
+    double t0;             /* rank 0's clock at the start instant */
+} comm_info;
+
+void comm_init(int *argc, char ***argv);
+void comm_finalize(void);
+const comm_info *comm_get(void);
+void comm_set_role(const char *role);   /* for messages: "[rank r role]" */
+
+/* Every rank passes its status; all return the same: HAT_OK if every rank had it, else the
+ * code and message of the lowest failing rank (copied into msg on every rank). */
+int comm_agree(int code, char *msg, size_t msglen, int *failing_rank);
+
+/* Measures clock offsets to rank 0 and sets the start instant (collective). */
+void comm_sync_clock(void);
+double comm_now(void);
+void comm_barrier(void);
+/* Broadcast of bytes from rank 0 (collective; start-up only). */
+void comm_bcast(void *buf, size_t n);
+
+/* Measurement plane: ship a block of bytes with a tag to rank 0 (non-blocking, the buffer must
+ * stay untouched until comm_meas_wait says it went). */
+typedef struct { void *req; } comm_meas_req;
+void comm_meas_isend(comm_meas_req *r, const void *buf, size_t n, int tag);
+void comm_meas_wait(comm_meas_req *r);
+/* Rank 0: if a measurement message is waiting, receive it into *buf (grown with realloc) and
+ * return 1 with its size, tag and source; else 0. */
+int comm_meas_poll(void **buf, size_t *cap, size_t *n, int *tag, int *source);
+
+/* Called (once) by the fatal() path before aborting: e.g. rank 0 marks its trace failed. */
+void comm_on_abort(void (*fn)(const char *why));
+/* Abort every rank now (the fatal() path). */
+_Noreturn void comm_abort(int code);
+
+#endif

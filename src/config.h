@@ -1,0 +1,124 @@
+/* config.h — the run configuration of `hat run`: an INI file, validated at start-up.
+ *
+ * Format: `[section]` headers, `key = value` lines, `#` or `;` comments (a whole line, or after
+ * whitespace), blank lines. Unknown sections and keys are errors (named, with file:line).
+ * Every rank parses the same file; the resolved configuration (every key, defaults filled in)
+ * is dumped as INI text and stored in the trace. Relative paths are relative to the working
+ * directory of the run. Sections and keys (default in brackets):
+ *
+ *   [run]       mode = ushape [ushape]       seed = <u64> [1]
+ *               trace = <path> [results/trace.h5]
+ *   [model]     path = <gguf> (required)     ctx = <int> [1024]
+ *               device_threads = <int> [1]   cloud_threads = <int> [1]
+ *   [split]     a = <int> [2]  b = <int> [2]          (device: [0,a) + [L-b,L); cloud: [a,L-b))
+ *   [cloud]     ranks = <int> [1]            scheme = replica [replica]
+ *               max_batch_tokens = <int> [256]
+ *   [transport] wire_dtype = fp32|fp16|bf16 [fp32]     chunk_tokens = <int> [32]
+ *               inflight = <int> [4]  (messages a device may have outstanding)
+ *               emulate_links = on|off [on]
+ *   [profiles]  links = <ini path> [configs/links.ini]
+ *               devices = <ini path> [configs/devices.ini]
+ *   [devices]   count = <int> (required)     link = <profile name> [ethernet]
+ *               compute = <profile name>|none [none]
+ *               prompts = <text file: one prompt per line; device i takes line i mod lines>
+ *               prompt = <text> (used when no prompts file)
+ *               chat = on|off [on]           max_tokens = <int> [32]
+ *               start_interval_s = <float> [0]   (device i starts at i * interval)
+ *               temp = <float> [0]  top_k = <int> [0]  top_p = <float> [1]
+ *   [device.N]  per-device override of: link, compute, prompt, chat, max_tokens, start_s,
+ *               temp, top_k, top_p   (N in [0, count))
+ *   [fault]     deliberate faults for tests: kind = none|truncated_message|bad_version|
+ *               token_ids|bad_checksum [none]   device = <int> [0]   at_seq = <int> [1]
+ *
+ * Profiles files are INI too: one section per profile name.
+ *   links.ini:   up_mbps, down_mbps, latency_ms, jitter_ms, jitter = none|normal|exponential,
+ *                source = <text: where the numbers come from>
+ *   devices.ini: mem_bw_gbs, efficiency (fraction of bandwidth reached), tflops,
+ *                source = <text>
+ */
+#ifndef HAT_CONFIG_H
+#define HAT_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CFG_PATH 512
+#define CFG_NAME 64
+#define CFG_SOURCE 512
+
+typedef enum { WIRE_F32 = 0, WIRE_F16 = 1, WIRE_BF16 = 2 } wire_dtype;
+typedef enum { JITTER_NONE = 0, JITTER_NORMAL = 1, JITTER_EXPONENTIAL = 2 } jitter_dist;
+typedef enum {
+    FAULT_NONE = 0, FAULT_TRUNCATED = 1, FAULT_BAD_VERSION = 2, FAULT_TOKEN_IDS = 3, FAULT_BAD_CHECKSUM = 4
+} fault_kind;
+
+typedef struct {
+    char name[CFG_NAME];
+    double up_mbps, down_mbps;     /* megabits per second (1e6 bit/s) */
+    double latency_ms, jitter_ms;  /* one-way latency; jitter: std-dev (normal) or mean (exp.) */
+    jitter_dist jitter;
+    char source[CFG_SOURCE];
+} link_profile;
+
+typedef struct {
+    char name[CFG_NAME];           /* "none": no compute emulation (all numbers 0) */
+    double mem_bw_gbs;             /* GB/s (1e9 B/s) */
+    double efficiency;             /* fraction of mem_bw reached by decode, (0,1] */
+    double tflops;                 /* dense fp16 TFLOP/s, for compute-bound prefill */
+    char source[CFG_SOURCE];
+} compute_profile;
+
+typedef struct {
+    char *prompt;                  /* owned */
+    int chat;                      /* wrap in the model's chat template */
+    int max_tokens;
+    double start_s;                /* on the run clock (0 = when all ranks are ready) */
+    float temp, top_p;
+    int top_k;
+    link_profile link;
+    compute_profile compute;
+} device_cfg;
+
+typedef struct {
+    char path[CFG_PATH];           /* the config file itself */
+    /* [run] */
+    char mode[16];
+    uint64_t seed;
+    char trace[CFG_PATH];
+    /* [model] */
+    char model_path[CFG_PATH];
+    int ctx, device_threads, cloud_threads;
+    /* [split] */
+    int a, b;
+    /* [cloud] */
+    int n_cloud;
+    char scheme[16];
+    int max_batch_tokens;
+    /* [transport] */
+    wire_dtype wire;
+    int chunk_tokens, inflight, emulate_links;
+    /* [profiles] */
+    char links_path[CFG_PATH], devices_path[CFG_PATH];
+    /* [devices] + [device.N] */
+    int n_devices;
+    device_cfg *dev;               /* (n_devices) */
+    /* [fault] */
+    fault_kind fault;
+    int fault_device, fault_seq;
+    /* the resolved configuration as INI text (every key, defaults filled in); owned */
+    char *resolved;
+} hat_config;
+
+/* Parse `path` (and the profile files it names, and the prompts file). On error returns a
+ * HAT_ERR_* code with "file:line: message" in err and leaves *c freed. */
+int config_load(hat_config *c, const char *path, char *err, size_t errlen);
+/* Checks that need facts from outside the file: world size == ranks + devices, split points
+ * against the model's layer count (1 <= a, 1 <= b, a + b < n_layer), ctx vs the model. */
+int config_validate(const hat_config *c, int world_size, int n_layer, int n_ctx_train, char *err, size_t errlen);
+void config_free(hat_config *c);
+
+const char *wire_dtype_name(wire_dtype w);
+size_t wire_dtype_size(wire_dtype w);
+const char *fault_kind_name(fault_kind f);
+
+#endif

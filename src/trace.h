@@ -1,0 +1,97 @@
+/* trace.h — the run's HDF5 trace (the only module that includes hdf5.h).
+ *
+ * Records are plain fixed-layout C structs: every rank fills preallocated arrays of them and
+ * ships full arrays to rank 0, which appends them to extendible chunked datasets and flushes
+ * the file after every append, so a run that aborts leaves a readable file with what it had.
+ * All times are seconds on the run clock (MPI_Wtime, offset-corrected to rank 0, zero when
+ * every rank is ready).
+ *
+ * File schema (one file per run):
+ *   /  attributes (strings): hat_version, git_hash, compiler, build_type, c_flags, features,
+ *      config (the resolved INI text), config_path, partition (text), model_path, model_name,
+ *      model_identity (architecture, layers, dim, vocab, file size), status
+ *      ("running" while the run goes on, then "complete" or "failed: <why>"), created_utc;
+ *      integer attributes n_ranks, n_devices, n_cloud, split_a, split_b, n_layer.
+ *   /tokens   compound trace_token   — one row per emitted token of every device
+ *   /steps    compound trace_step    — one row per device round trip (a prefill chunk or a
+ *                                      decode step), with every phase's timing
+ *   /batches  compound trace_batch   — one row per cloud forward pass
+ *   /devices  compound trace_device  — one row per device, written when it finishes
+ *   /summary  compound report_row    — per device and overall (device = -1), written at the end
+ *   /batch_hist compound {uint32 batch_tokens; uint64 count} — cloud batch sizes, at the end
+ * Field names in HDF5 equal the C member names below.
+ */
+#ifndef HAT_TRACE_H
+#define HAT_TRACE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { TRACE_STEP_PREFILL = 0, TRACE_STEP_DECODE = 1 } trace_step_kind;
+
+typedef struct {
+    uint32_t device;      /* device index (not the MPI rank) */
+    uint32_t index;       /* 0 for the first generated token */
+    uint32_t step;        /* seq of the round trip that produced it */
+    int32_t token;        /* token id (recorded by the measurement plane only) */
+    double t_emit;        /* when the device had the token */
+    double latency_s;     /* index 0: TTFT = t_emit - t_request; else TBT = t_emit - previous */
+} trace_token;
+
+typedef struct {
+    uint32_t device, seq;
+    uint32_t kind;        /* trace_step_kind */
+    uint32_t pos0, n_tok;
+    uint32_t cloud_rank, batch_tokens, batch_devices;
+    uint64_t up_bytes, down_bytes;   /* whole messages, header included */
+    double t_start;                  /* device starts the input submodel */
+    double dev_in_s, dev_in_pred_s;  /* measured input-submodel compute; profile prediction (0 = none) */
+    double t_up_send;                /* handed to the transport */
+    double up_model_s;               /* link model's delay for this message (deliver - send) */
+    double t_cloud_ready;            /* cloud saw it delivered */
+    double cloud_queue_s;            /* delivered -> its batch started */
+    double cloud_compute_s;          /* the batch's forward pass */
+    double t_down_send;
+    double down_model_s;
+    double t_down_ready;             /* device saw the reply delivered */
+    double dev_out_s, dev_out_pred_s;/* output submodel (+ head) compute; prediction */
+    double t_end;                    /* step done on the device */
+} trace_step;
+
+typedef struct {
+    uint32_t cloud_rank, batch;
+    uint32_t n_tok, n_dev;
+    double t_start, t_end;
+} trace_batch;
+
+typedef struct {
+    uint32_t device, rank, cloud_rank;
+    uint32_t prompt_tokens, gen_tokens, n_steps;
+    uint32_t profile_exceeded;       /* steps where real compute took longer than the profile */
+    uint32_t pad;
+    double t_request, t_first, t_done;
+    uint64_t up_bytes, down_bytes;
+} trace_device;
+
+typedef enum { TRACE_TOKENS = 0, TRACE_STEPS, TRACE_BATCHES, TRACE_DEVICES, TRACE_N_TABLES } trace_table;
+
+size_t trace_record_size(trace_table t);
+const char *trace_table_name(trace_table t);
+
+typedef struct trace_file trace_file;
+
+/* Creates the file. An existing file is an error unless overwrite. Status attr = "running". */
+int trace_create(trace_file **out, const char *path, int overwrite, char *err, size_t errlen);
+int trace_set_attr_str(trace_file *tf, const char *name, const char *value);
+int trace_set_attr_int(trace_file *tf, const char *name, int64_t value);
+/* Appends n records of table t and flushes the file. */
+int trace_append(trace_file *tf, trace_table t, const void *recs, size_t n);
+/* Writes the end-of-run tables (see report.h). */
+struct report;
+int trace_write_report(trace_file *tf, const struct report *r);
+/* Sets status (e.g. "complete", "failed: ...") and closes. tf may be NULL. */
+int trace_close(trace_file *tf, const char *status);
+/* Best-effort from an abort path: set status and flush+close; never blocks on MPI. */
+void trace_close_on_abort(trace_file *tf, const char *why);
+
+#endif

@@ -1,0 +1,158 @@
+/* wire.c — see wire.h. */
+#include "wire.h"
+#include "common.h"
+#include "quant.h"
+
+#include <string.h>
+#if defined(__SSE4_2__)
+#include <nmmintrin.h>
+#endif
+
+const char *wire_kind_name(int kind) {
+    switch (kind) {
+    case WIRE_HIDDEN_UP: return "hidden_up";
+    case WIRE_HIDDEN_DOWN: return "hidden_down";
+    case WIRE_BYE: return "bye";
+    case WIRE_TOKENS: return "tokens";
+    default: return "unknown";
+    }
+}
+
+#define CRC32C_POLY 0x82F63B78u   /* reflected Castagnoli polynomial */
+
+uint32_t wire_crc32c_ref(uint32_t crc, const void *buf, size_t n) {
+    const uint8_t *p = buf;
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= p[i];
+        for (int k = 0; k < 8; k++) crc = (crc >> 1) ^ (CRC32C_POLY & (0u - (crc & 1u)));
+    }
+    return ~crc;
+}
+
+#if !defined(__SSE4_2__)
+static uint32_t crc_table[256];
+static void crc_table_init(void) {
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (CRC32C_POLY & (0u - (c & 1u)));
+        crc_table[i] = c;
+    }
+}
+#endif
+
+uint32_t wire_crc32c(uint32_t crc, const void *buf, size_t n) {
+    const uint8_t *p = buf;
+    crc = ~crc;
+#if defined(__SSE4_2__)
+    uint64_t c = crc;
+    for (; n >= 8; n -= 8, p += 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        c = _mm_crc32_u64(c, w);
+    }
+    crc = (uint32_t)c;
+    for (; n; n--, p++) crc = _mm_crc32_u8(crc, *p);
+#else
+    if (!crc_table[1]) crc_table_init();
+    for (; n; n--, p++) crc = (crc >> 8) ^ crc_table[(crc ^ *p) & 0xffu];
+#endif
+    return ~crc;
+}
+
+static uint32_t msg_checksum(const void *msg) {
+    wire_header h;
+    memcpy(&h, msg, sizeof h);
+    h.checksum = 0;
+    uint32_t c = wire_crc32c(0, &h, sizeof h);
+    return wire_crc32c(c, (const uint8_t *)msg + WIRE_HEADER_BYTES, (size_t)h.payload_bytes);
+}
+
+void wire_seal(void *msg) {
+    uint32_t c = msg_checksum(msg);
+    memcpy((uint8_t *)msg + offsetof(wire_header, checksum), &c, sizeof c);
+}
+
+int wire_validate(const void *msg, size_t nbytes, const wire_expect *ex, char *err, size_t errlen) {
+    if (nbytes < WIRE_HEADER_BYTES)
+        return hat_err(err, errlen, HAT_ERR_FORMAT, "truncated message: %zu bytes, shorter than the %d-byte header",
+                       nbytes, WIRE_HEADER_BYTES);
+    wire_header h;
+    memcpy(&h, msg, sizeof h);
+    if (h.magic != WIRE_MAGIC)
+        return hat_err(err, errlen, HAT_ERR_FORMAT, "bad magic 0x%08x (expected 0x%08x 'HATW'): not a HAT message",
+                       h.magic, WIRE_MAGIC);
+    if (h.version != WIRE_VERSION)
+        return hat_err(err, errlen, HAT_ERR_FORMAT, "wire header version %u, this build speaks version %d",
+                       h.version, WIRE_VERSION);
+    if (ex->from_device ? (h.kind != WIRE_HIDDEN_UP && h.kind != WIRE_BYE) : h.kind != WIRE_HIDDEN_DOWN)
+        return hat_err(err, errlen, HAT_ERR_FORMAT,
+                       ex->from_device ? "device %u sent a message of kind %u (%s): devices may send only hidden states "
+                                         "(hidden_up) or bye, never token ids"
+                                       : "device %u received a message of kind %u (%s), expected hidden_down",
+                       h.device, h.kind, wire_kind_name(h.kind));
+    if (h.device != ex->device)
+        return hat_err(err, errlen, HAT_ERR_FORMAT, "message for device %u arrived on device %u's channel", h.device, ex->device);
+    const size_t body = nbytes - WIRE_HEADER_BYTES;
+    if (h.kind == WIRE_BYE) {
+        if (h.payload_bytes != 0 || body != 0)
+            return hat_err(err, errlen, HAT_ERR_FORMAT, "bye from device %u carries %zu payload bytes (header says %llu)",
+                           h.device, body, (unsigned long long)h.payload_bytes);
+    } else {
+        if (h.dtype != ex->dtype)
+            return hat_err(err, errlen, HAT_ERR_FORMAT, "payload dtype %u (%s), expected %s", h.dtype,
+                           h.dtype <= WIRE_BF16 ? wire_dtype_name((wire_dtype)h.dtype) : "unknown",
+                           wire_dtype_name((wire_dtype)ex->dtype));
+        if (h.dim != ex->dim)
+            return hat_err(err, errlen, HAT_ERR_FORMAT, "hidden size %u, the model's is %u", h.dim, ex->dim);
+        if (h.n_tok < 1 || h.n_tok > ex->max_tok)
+            return hat_err(err, errlen, HAT_ERR_FORMAT, "%u hidden-state rows, allowed 1..%u", h.n_tok, ex->max_tok);
+        const size_t want = wire_payload_bytes((wire_dtype)h.dtype, (int)h.n_tok, (int)h.dim);
+        if (h.payload_bytes != want)
+            return hat_err(err, errlen, HAT_ERR_FORMAT, "header says %llu payload bytes, %u x %u %s hidden states are %zu",
+                           (unsigned long long)h.payload_bytes, h.n_tok, h.dim, wire_dtype_name((wire_dtype)h.dtype), want);
+        if (body != want)
+            return hat_err(err, errlen, HAT_ERR_FORMAT, "truncated message: %zu payload bytes received, header says %zu",
+                           body, want);
+    }
+    const uint32_t c = msg_checksum(msg);
+    if (c != h.checksum)
+        return hat_err(err, errlen, HAT_ERR_FORMAT, "checksum mismatch (0x%08x computed, 0x%08x in header): corrupted message",
+                       c, h.checksum);
+    return HAT_OK;
+}
+
+static uint16_t f32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);   /* quiet NaN */
+    u += 0x7fffu + ((u >> 16) & 1u);                                              /* nearest even */
+    return (uint16_t)(u >> 16);
+}
+
+void wire_encode(wire_dtype dt, const float *x, void *out, size_t n) {
+    switch (dt) {
+    case WIRE_F32: memcpy(out, x, n * sizeof(float)); break;
+    case WIRE_F16: fp32_to_fp16_row(x, out, (int64_t)n); break;
+    case WIRE_BF16: {
+        uint16_t *o = out;
+        for (size_t i = 0; i < n; i++) o[i] = f32_to_bf16(x[i]);
+        break;
+    }
+    }
+}
+
+void wire_decode(wire_dtype dt, const void *in, float *x, size_t n) {
+    switch (dt) {
+    case WIRE_F32: memcpy(x, in, n * sizeof(float)); break;
+    case WIRE_F16: fp16_to_fp32_row(in, x, (int64_t)n); break;
+    case WIRE_BF16: {
+        const uint16_t *p = in;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t u = (uint32_t)p[i] << 16;
+            memcpy(&x[i], &u, 4);
+        }
+        break;
+    }
+    }
+}

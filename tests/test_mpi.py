@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""`hat run` under mpiexec on the real model.
+
+1. Every device's greedy tokens equal the monolithic engine's (`hat generate`) for its prompt,
+   with 1-4 devices running different prompts at once, 1-2 cloud ranks, several split points,
+   chunk sizes and wire dtypes (fp32 and fp16 must match; bf16 is reported).
+2. Every trace passes analysis/check_trace.py (schema, every token accounted for, timings
+   monotone, summary consistent with the raw records).
+3. Link emulation: no message is handed out before the link model's delivery time, and on the
+   downlink (the device waits idle, so it sees a message as soon as it is due) the measured
+   delay exceeds the model's by little (stated tolerance below).
+4. Bad input: wrong rank count, split out of range, missing model, unknown key, an existing
+   trace, and protocol faults (truncated message, wrong header version, token ids from a
+   device, corrupted payload): each a non-zero exit with a clear message, within a timeout
+   (no hang); an aborted run still leaves a readable trace; an existing trace is untouched.
+
+usage: test_mpi.py HAT MODEL SOURCE_DIR [--quick]
+"""
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+HAT, MODEL, SRC = sys.argv[1], sys.argv[2], sys.argv[3]
+QUICK = "--quick" in sys.argv
+sys.path.insert(0, os.path.join(SRC, "analysis"))
+import check_trace  # noqa: E402
+
+ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_pml="ob1",
+           OMPI_MCA_mpi_yield_when_idle="1", OMPI_MCA_rmaps_base_oversubscribe="1", OPENBLAS_NUM_THREADS="1",
+           OMP_NUM_THREADS="1", OMPI_MCA_btl="self,vader")
+TIMEOUT = 300
+# Downlink emulation tolerance: the measured delay (send -> device sees it) may exceed the link
+# model's delivery time by the idle poll interval (20 us), the sleep granularity and scheduling
+# on an oversubscribed 2-core machine; median lateness must stay under 2 ms, none early by more
+# than the clock-offset error (0.2 ms).
+TOL_LATE_MEDIAN = 2e-3
+TOL_EARLY = 2e-4
+MAX_TOKENS = 12
+
+PROMPTS = [
+    "What is the capital of France?",
+    "Write a haiku about the sea.",
+    "Explain in one sentence why the sky is blue.",
+    "List three prime numbers.",
+]
+failures = []
+tmp = tempfile.mkdtemp(prefix="hat_mpi_")
+
+
+def fail(msg):
+    print("FAIL:", msg)
+    failures.append(msg)
+
+
+def mpirun(n, args, timeout=TIMEOUT):
+    cmd = ["mpiexec", "--oversubscribe", "-n", str(n), HAT, "run"] + args
+    try:
+        p = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=timeout)
+        return p.returncode, p.stdout + p.stderr
+    except subprocess.TimeoutExpired as e:
+        return "timeout", (e.stdout or b"").decode(errors="replace") + (e.stderr or b"").decode(errors="replace")
+
+
+def reference_ids(prompt):
+    p = subprocess.run([HAT, "generate", "--model", MODEL, "--chat", prompt, "--max-tokens", str(MAX_TOKENS),
+                        "--print-ids", "--quiet", "--ctx", "512", "--threads", "1"],
+                       env=ENV, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    line = [l for l in p.stdout.splitlines() if l.startswith("ids:")][0]
+    return [int(x) for x in line[4:].split()]
+
+
+def write_cfg(name, n_dev, n_cloud, a, b, wire="fp32", chunk=8, emulate="off", links=None, model=MODEL,
+              extra="", stagger=0.0, prompts=None):
+    prompts = prompts or PROMPTS
+    path = os.path.join(tmp, name + ".ini")
+    with open(path, "w") as f:
+        f.write(f"""[run]
+mode = ushape
+seed = 7
+trace = {os.path.join(tmp, name + '.h5')}
+[model]
+path = {model}
+ctx = 512
+[split]
+a = {a}
+b = {b}
+[cloud]
+ranks = {n_cloud}
+max_batch_tokens = 64
+[transport]
+wire_dtype = {wire}
+chunk_tokens = {chunk}
+inflight = 3
+emulate_links = {emulate}
+[profiles]
+links = {os.path.join(SRC, 'configs', 'links.ini')}
+devices = {os.path.join(SRC, 'configs', 'devices.ini')}
+[devices]
+count = {n_dev}
+chat = on
+max_tokens = {MAX_TOKENS}
+start_interval_s = {stagger}
+link = ethernet
+""")
+        for i in range(n_dev):
+            f.write(f"[device.{i}]\nprompt = {prompts[i % len(prompts)]}\n")
+            if links:
+                f.write(f"link = {links[i % len(links)]}\n")
+        f.write(extra)
+    return path
+
+
+refs = {}
+
+
+def check_run(name, n_dev, n_cloud, a, b, must_match=True, **kw):
+    cfg = write_cfg(name, n_dev, n_cloud, a, b, **kw)
+    trace = os.path.join(tmp, name + ".h5")
+    rc, out = mpirun(n_dev + n_cloud, ["--config", cfg])
+    if rc != 0:
+        fail(f"{name}: exit {rc}\n{out[-3000:]}")
+        return None
+    problems = check_trace.check(trace, expect_devices=n_dev)
+    if problems:
+        fail(f"{name}: trace check: " + "; ".join(problems[:5]))
+    t = check_trace.load_trace(trace)
+    tok = t["tokens"]
+    for d in range(n_dev):
+        prompt = PROMPTS[d % len(PROMPTS)]
+        if prompt not in refs:
+            refs[prompt] = reference_ids(prompt)
+        got = [int(x) for x in tok[tok["device"] == d]["token"][np.argsort(tok[tok["device"] == d]["index"])]]
+        if got != refs[prompt]:
+            msg = f"{name}: device {d} tokens {got} != monolithic {refs[prompt]}"
+            if must_match:
+                fail(msg)
+            else:
+                print("note:", msg)
+    print(f"ok   {name}: {n_dev} devices, {n_cloud} cloud, split a={a} b={b}, {kw.get('wire', 'fp32')}, "
+          f"chunk {kw.get('chunk', 8)}, links {kw.get('emulate', 'off')}: tokens equal the monolithic engine")
+    return t
+
+
+def check_links(name, t):
+    st = t["steps"]
+    up = st["t_cloud_ready"] - st["t_up_send"] - st["up_model_s"]
+    down = st["t_down_ready"] - st["t_down_send"] - st["down_model_s"]
+    if up.min() < -TOL_EARLY or down.min() < -TOL_EARLY:
+        fail(f"{name}: a message was delivered before its modelled time (up {up.min():.6f}, down {down.min():.6f} s)")
+    med = float(np.median(down))
+    if med > TOL_LATE_MEDIAN:
+        fail(f"{name}: downlink delivery {med * 1e3:.3f} ms later than the model (median), tolerance {TOL_LATE_MEDIAN * 1e3} ms")
+    print(f"ok   {name}: link emulation: {len(st)} messages each way; downlink lateness median {med * 1e6:.0f} us, "
+          f"max {down.max() * 1e6:.0f} us; uplink never early (min {up.min() * 1e6:.0f} us)")
+
+
+def expect_error(name, n, args, needle, trace=None):
+    rc, out = mpirun(n, args, timeout=120)
+    if rc == "timeout":
+        fail(f"{name}: hung (killed after 120 s)")
+    elif rc == 0:
+        fail(f"{name}: exit status 0, expected an error")
+    elif needle.lower() not in out.lower():
+        fail(f"{name}: exit {rc} but the output lacks '{needle}':\n{out[-2000:]}")
+    else:
+        line = next((l for l in out.splitlines() if needle.lower() in l.lower()), "")
+        print(f"ok   {name}: exit {rc}: {line.strip()[:160]}")
+    if trace and os.path.exists(trace):
+        probs = check_trace.check(trace, schema_only=True)
+        if probs:
+            fail(f"{name}: the aborted run's trace is unreadable or malformed: {probs[:3]}")
+        else:
+            print(f"ok   {name}: its trace is readable (status: {check_trace.load_trace(trace)['attrs']['status']})")
+
+
+# ---- 1-3: correct runs -------------------------------------------------------------------------
+check_run("np2_fp32", 1, 1, 2, 2, wire="fp32", chunk=8)
+t = check_run("np3_fp16_links", 2, 1, 1, 4, wire="fp16", chunk=16, emulate="on", links=["wifi", "4g"])
+if t is not None:
+    check_links("np3_fp16_links", t)
+check_run("np4_2cloud", 2, 2, 5, 5, wire="fp16", chunk=4)
+check_run("np5_4dev", 4, 1, 3, 2, wire="fp32", chunk=5, emulate="on", links=["ethernet", "5g"], stagger=0.05)
+if not QUICK:
+    check_run("np5_2cloud_3dev", 3, 2, 10, 10, wire="fp16", chunk=32)
+    check_run("np3_bf16", 2, 1, 2, 2, wire="bf16", chunk=8, must_match=False)
+
+# ---- 4: bad input ------------------------------------------------------------------------------
+cfg = write_cfg("bad_np", 2, 1, 2, 2)
+expect_error("rank count", 2, ["--config", cfg], "ranks")
+cfg = write_cfg("bad_split", 1, 1, 20, 15)
+expect_error("split out of range", 2, ["--config", cfg], "split")
+cfg = write_cfg("bad_model", 1, 1, 2, 2, model=os.path.join(tmp, "no_such_model.gguf"))
+expect_error("missing model", 2, ["--config", cfg], "no_such_model.gguf")
+cfg = write_cfg("bad_key", 1, 1, 2, 2, extra="[transport]\nwire_dtyp = fp16\n")
+expect_error("unknown key", 2, ["--config", cfg], "wire_dtyp")
+for kind, needle in [("truncated_message", "truncated"), ("bad_version", "version"),
+                     ("token_ids", "never token ids"), ("bad_checksum", "checksum")]:
+    cfg = write_cfg("fault_" + kind, 1, 1, 2, 2, extra=f"[fault]\nkind = {kind}\ndevice = 0\nat_seq = 1\n")
+    expect_error("fault " + kind, 2, ["--config", cfg], needle, trace=os.path.join(tmp, f"fault_{kind}.h5"))
+# an existing trace is refused and left untouched
+existing = os.path.join(tmp, "np2_fp32.h5")
+if os.path.exists(existing):
+    h = hashlib.sha256(open(existing, "rb").read()).hexdigest()
+    expect_error("existing trace", 2, ["--config", os.path.join(tmp, "np2_fp32.ini")], "exists")
+    if hashlib.sha256(open(existing, "rb").read()).hexdigest() != h:
+        fail("existing trace: the file was modified")
+
+print(f"{'FAILED' if failures else 'all passed'}: {len(failures)} failure(s); files in {tmp}")
+sys.exit(1 if failures else 0)
