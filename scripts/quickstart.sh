@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
-# One command on a fresh machine: install dependencies, build, fetch the bundled real model,
-# and run the main job: the whole model on this machine, greedy, with load/speed statistics.
+# One command on a fresh machine: install dependencies, fetch the bundled real model, build, and
+# run the main job: a small U-shaped split run under mpirun (configs/quickstart.ini: one cloud rank
+# and two emulated edge devices on Wi-Fi and 4G links, different prompts at once). It prints each
+# device's text, TTFT/TBT per device and overall, bytes per token, the cloud's batch sizes, and
+# writes the HDF5 trace results/quickstart.h5 (checked with analysis/check_trace.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install_deps.sh
 ./scripts/fetch_model.sh
+./scripts/python_env.sh
 ./scripts/build.sh
 mkdir -p results
-echo "== hat generate (SmolLM2-135M-Instruct Q4_1, 2 threads, greedy) =="
-./build/hat generate --model models/SmolLM2-135M-Instruct.Q4_1.gguf \
-  --chat "Explain in two sentences why splitting a language model between a phone and a server can protect privacy." \
-  --max-tokens 96 --threads 2 2> >(tee results/quickstart.log >&2)
+# As root, Open MPI needs these two; more ranks than cores needs oversubscription, and idle ranks
+# must yield the CPU (see README "Running under mpirun").
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_pml=ob1 OMPI_MCA_mpi_yield_when_idle=1 OMPI_MCA_rmaps_base_oversubscribe=1
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+echo "== mpiexec -n 3 hat run --config configs/quickstart.ini (1 cloud rank + 2 devices) =="
+mpiexec -n 3 ./build/hat run --config configs/quickstart.ini --overwrite
+.venv/bin/python analysis/check_trace.py results/quickstart.h5 --expect-devices 2

@@ -6,6 +6,7 @@
 #include "model.h"
 #include "sampler.h"
 #include "tokenizer.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -18,6 +19,7 @@ typedef struct {
     int max_tokens, threads, n_ctx, ignore_eos, print_ids, quiet;
     model_weights_mode weights;
     sampler_params sp;
+    int wire_sim, split_a, split_b;   /* --wire-sim: -1 off, else a wire_dtype */
 } gen_opts;
 
 static void gen_usage(FILE *f) {
@@ -34,7 +36,10 @@ static void gen_usage(FILE *f) {
             "  --weights quant|f32  quantised in place (default) or dequantised fp32 reference\n"
             "  --ignore-eos       keep generating past an end-of-generation token\n"
             "  --print-ids        print the generated token ids on stdout after the text\n"
-            "  --quiet            do not print the text as it is generated\n");
+            "  --quiet            do not print the text as it is generated\n"
+            "  --wire-sim fp32|fp16|bf16 --split A,B\n"
+            "                     round the hidden states after layers A-1 and L-B-1 to the wire dtype, as\n"
+            "                     `hat run` sends them (what the split run must reproduce, in one process)\n");
 }
 
 static int parse_int(const char *s, const char *what, int lo, int hi, int *out) {
@@ -62,16 +67,17 @@ static int parse_float(const char *s, const char *what, float lo, float hi, floa
 
 static int parse_opts(int argc, char **argv, gen_opts *o) {
     enum { O_MODEL = 256, O_PROMPT, O_IDS, O_CHAT, O_SYSTEM, O_MAX, O_TEMP, O_TOPK, O_TOPP, O_SEED,
-           O_THREADS, O_CTX, O_WEIGHTS, O_NOEOS, O_PRINTIDS, O_QUIET, O_HELP };
+           O_THREADS, O_CTX, O_WEIGHTS, O_NOEOS, O_PRINTIDS, O_QUIET, O_HELP, O_WIRESIM, O_SPLIT };
     static const struct option lo[] = {
         {"model", 1, 0, O_MODEL}, {"prompt", 1, 0, O_PROMPT}, {"prompt-ids", 1, 0, O_IDS},
         {"chat", 1, 0, O_CHAT}, {"system", 1, 0, O_SYSTEM}, {"max-tokens", 1, 0, O_MAX},
         {"temp", 1, 0, O_TEMP}, {"top-k", 1, 0, O_TOPK}, {"top-p", 1, 0, O_TOPP},
         {"seed", 1, 0, O_SEED}, {"threads", 1, 0, O_THREADS}, {"ctx", 1, 0, O_CTX},
         {"weights", 1, 0, O_WEIGHTS}, {"ignore-eos", 0, 0, O_NOEOS}, {"print-ids", 0, 0, O_PRINTIDS},
-        {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+        {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP},
+        {"wire-sim", 1, 0, O_WIRESIM}, {"split", 1, 0, O_SPLIT}, {0, 0, 0, 0}};
     *o = (gen_opts){.max_tokens = 64, .threads = 2, .n_ctx = 2048,
-                    .sp = {.temp = 0.0f, .top_k = 40, .top_p = 0.95f, .seed = 42}};
+                    .sp = {.temp = 0.0f, .top_k = 40, .top_p = 0.95f, .seed = 42}, .wire_sim = -1};
     int c, seed;
     optind = 1;
     opterr = 0;
@@ -97,6 +103,18 @@ static int parse_opts(int argc, char **argv, gen_opts *o) {
         case O_NOEOS: o->ignore_eos = 1; break;
         case O_PRINTIDS: o->print_ids = 1; break;
         case O_QUIET: o->quiet = 1; break;
+        case O_WIRESIM:
+            if (!strcmp(optarg, "fp32")) o->wire_sim = WIRE_F32;
+            else if (!strcmp(optarg, "fp16")) o->wire_sim = WIRE_F16;
+            else if (!strcmp(optarg, "bf16")) o->wire_sim = WIRE_BF16;
+            else { fprintf(stderr, "hat generate: --wire-sim must be fp32, fp16 or bf16, got '%s'\n", optarg); return -1; }
+            break;
+        case O_SPLIT:
+            if (sscanf(optarg, "%d,%d", &o->split_a, &o->split_b) != 2 || o->split_a < 1 || o->split_b < 1) {
+                fprintf(stderr, "hat generate: --split must be A,B with A,B >= 1, got '%s'\n", optarg);
+                return -1;
+            }
+            break;
         case O_HELP: gen_usage(stdout); exit(0);
         default:
             fprintf(stderr, "hat generate: unknown or incomplete option '%s'\n", argv[optind - 1]);
@@ -169,6 +187,29 @@ static int build_prompt(const gen_opts *o, const tokenizer *tok, int n_vocab, in
     return n + add_bos;
 }
 
+/* The whole model on n tokens at pos0; with --wire-sim, as three parts [0,a), [a,L-b), [L-b,L)
+ * with the hidden states rounded to the wire dtype at both cuts (what `hat run` transmits). */
+static void gen_forward(const model *m, kvcache *kv, forward_state *fs, const gen_opts *o, const int32_t *ids, int n, int pos0) {
+    const int L = m->cfg.n_layer;
+    if (o->wire_sim < 0) {
+        transformer_forward(m, kv, fs, &(forward_args){.tokens = ids, .n_tok = n, .pos0 = pos0, .l0 = 0, .l1 = L, .head = 1});
+        return;
+    }
+    const int cuts[3] = {0, o->split_a, L - o->split_b};
+    static float *tmp;
+    static size_t tmp_n;
+    const size_t need = wire_payload_bytes((wire_dtype)o->wire_sim, n, m->cfg.dim);
+    if (need > tmp_n) { free(tmp); tmp = xmalloc(need); tmp_n = need; }
+    for (int p = 0; p < 3; p++) {
+        if (p) {
+            wire_encode((wire_dtype)o->wire_sim, fs->x, tmp, (size_t)n * m->cfg.dim);
+            wire_decode((wire_dtype)o->wire_sim, tmp, fs->x, (size_t)n * m->cfg.dim);
+        }
+        transformer_forward(m, kv, fs, &(forward_args){.tokens = p ? NULL : ids, .hidden_in = p ? fs->x : NULL, .n_tok = n,
+                                                       .pos0 = pos0, .l0 = cuts[p], .l1 = p == 2 ? L : cuts[p + 1], .head = p == 2});
+    }
+}
+
 int cli_generate(int argc, char **argv) {
     gen_opts o;
     char err[HAT_ERRLEN];
@@ -190,6 +231,10 @@ int cli_generate(int argc, char **argv) {
     int n_prompt = build_prompt(&o, tok, c->n_vocab, &prompt);
     if (n_prompt < 0) return 1;
     if (n_prompt == 0) { fprintf(stderr, "hat generate: the prompt is empty\n"); return 1; }
+    if (o.wire_sim >= 0 && (o.split_a < 1 || o.split_b < 1 || o.split_a + o.split_b >= c->n_layer)) {
+        fprintf(stderr, "hat generate: --wire-sim needs --split A,B with A,B >= 1 and A + B < %d\n", c->n_layer);
+        return 1;
+    }
     if (n_prompt + o.max_tokens > o.n_ctx) {
         fprintf(stderr, "hat generate: prompt (%d tokens) + --max-tokens %d exceed --ctx %d\n", n_prompt, o.max_tokens, o.n_ctx);
         return 1;
@@ -216,8 +261,7 @@ int cli_generate(int argc, char **argv) {
     tokenizer_decoder_init(&dec);
     char piece[1024];
     double tp0 = hat_now();
-    transformer_forward(m, &kv, &fs, &(forward_args){.tokens = prompt, .n_tok = n_prompt, .pos0 = 0,
-                                                      .l0 = 0, .l1 = c->n_layer, .head = 1});
+    gen_forward(m, &kv, &fs, &o, prompt, n_prompt, 0);
     double prompt_s = hat_now() - tp0, td0 = hat_now();
     int n_gen = 0, pos = n_prompt;
     while (n_gen < o.max_tokens) {
@@ -230,8 +274,7 @@ int cli_generate(int argc, char **argv) {
         }
         if (!o.ignore_eos && tokenizer_is_eog(tok, next)) break;
         if (n_gen == o.max_tokens) break;
-        transformer_forward(m, &kv, &fs, &(forward_args){.tokens = &next, .n_tok = 1, .pos0 = pos++,
-                                                          .l0 = 0, .l1 = c->n_layer, .head = 1});
+        gen_forward(m, &kv, &fs, &o, &next, 1, pos++);
     }
     double decode_s = hat_now() - td0;
     if (!o.quiet) {

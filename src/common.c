@@ -30,6 +30,8 @@ _Noreturn void hat_fatal_at(const char *file, int line, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    const char *slash = strrchr(file, '/');   /* the source file's name, not the build machine's path */
+    if (slash) file = slash + 1;
     if (g_rank >= 0) fprintf(stderr, "[rank %d %s] %s:%d %s\n", g_rank, g_role, file, line, msg);
     else fprintf(stderr, "[%s] %s:%d %s\n", g_role, file, line, msg);
     fflush(stderr);

@@ -163,7 +163,10 @@ static int ini_value(const ini_doc *d, int line, const char *key, char *v, char 
         }
         *w = 0;
         for (p++; isspace((unsigned char)*p); p++) {}
-        if (*p && *p != '#' && *p != ';') { free(o); return ini_fail(d, line, "text after the closing quote of '%s'", key); }
+        if (*p && *p != '#' && *p != ';') {
+            free(o);
+            return ini_fail(d, line, "text after the closing quote of '%s'", key);
+        }
         if (!*o) { free(o); return ini_fail(d, line, "empty value for '%s'", key); }
         *out = o;
         return HAT_OK;
@@ -188,7 +191,8 @@ static int ini_parse(ini_doc *d, char *text) {
             if (!close) return ini_fail(d, line, "malformed section header '%s'", s);
             *close = 0;
             char *rest = trim(close + 1), *name = trim(s + 1);
-            if (*rest && *rest != '#' && *rest != ';') return ini_fail(d, line, "text after the section header [%s]", name);
+            if (*rest && *rest != '#' && *rest != ';')
+                return ini_fail(d, line, "text after the section header [%s]", name);
             if (!name_ok(name)) return ini_fail(d, line, "bad section name [%s]", name);
             for (int i = 0; i < d->nsec; i++)
                 if (!strcmp(d->sec[i].name, name))
@@ -219,7 +223,7 @@ static int ini_load(ini_doc *d, const char *path, const char *what) {
     d->path = path;
     int rc = read_text(path, what, &text, d->err, d->errlen);
     if (rc) return rc;
-    rc = ini_parse(d, text);
+    rc = ini_parse(d, text + (strncmp(text, "\xEF\xBB\xBF", 3) ? 0 : 3));   /* skip a UTF-8 byte order mark */
     free(text);
     return rc;
 }
@@ -363,59 +367,47 @@ typedef struct {
     double interval, temp, top_p;
 } aux_t;
 
-static int need_keys(const ini_doc *d, const ini_sec *s, const char *const *keys) {
-    for (int k = 0; keys[k]; k++)
-        if (!ini_find(d, s->name, keys[k]))
-            return hat_err(d->err, d->errlen, HAT_ERR_ARG, "%s:%d: profile [%s] lacks the required key '%s'", d->path,
-                           s->line, s->name, keys[k]);
-    if (strlen(s->name) >= CFG_NAME)
-        return hat_err(d->err, d->errlen, HAT_ERR_ARG, "%s:%d: profile name [%s] is too long", d->path, s->line, s->name);
-    return HAT_OK;
-}
-static int load_links(aux_t *a, const char *path, char *err, size_t errlen) {
-    static const char *const req[] = {"up_mbps", "down_mbps", "latency_ms", "source", NULL};
+/* A links.ini (links = 1) or devices.ini file: one profile per section, all keys required
+ * but jitter_ms / jitter. */
+static int load_profiles(aux_t *a, const char *path, int links, char *err, size_t errlen) {
+    static const char *const req_link[] = {"up_mbps", "down_mbps", "latency_ms", "source", NULL};
     ini_doc d0 = {.err = err, .errlen = errlen}, *d = &d0;
-    int rc = ini_load(d, path, "links profiles file");
-    if (!rc) rc = ini_check(d, link_keys, "any profile name");
-    if (!rc && !d->nsec) rc = hat_err(err, errlen, HAT_ERR_ARG, "%s: no link profiles", path);
-    if (!rc) a->link = xcalloc((size_t)d->nsec, sizeof *a->link);
+    int rc = ini_load(d, path, links ? "links profiles file" : "devices profiles file");
+    if (!rc) rc = ini_check(d, links ? link_keys : compute_keys, "any profile name");
+    if (!rc && !d->nsec) rc = hat_err(err, errlen, HAT_ERR_ARG, "%s: no profiles", path);
+    if (!rc && links) a->link = xcalloc((size_t)d->nsec, sizeof *a->link);
+    if (!rc && !links) a->comp = xcalloc((size_t)d->nsec, sizeof *a->comp);
     for (int i = 0; !rc && i < d->nsec; i++) {
-        const char *s = d->sec[i].name;
-        link_profile *p = &a->link[a->nlink++];
-        int j = 0;
-        if ((rc = need_keys(d, &d->sec[i], req))) break;
-        strcpy(p->name, s);
-        if (!(rc = v_dbl(d, AT(s, "up_mbps"), 0, 0, 1, INFINITY, &p->up_mbps)) &&
-            !(rc = v_dbl(d, AT(s, "down_mbps"), 0, 0, 1, INFINITY, &p->down_mbps)) &&
-            !(rc = v_dbl(d, AT(s, "latency_ms"), 0, 0, 0, INFINITY, &p->latency_ms)) &&
-            !(rc = v_dbl(d, AT(s, "jitter_ms"), 0, 0, 0, INFINITY, &p->jitter_ms)) &&
-            !(rc = v_enum(d, AT(s, "jitter"), JITTERS, JITTER_NONE, &j)))
-            rc = v_str(d, AT(s, "source"), "", p->source, sizeof p->source);
-        p->jitter = (jitter_dist)j;
-    }
-    ini_free(d);
-    return rc;
-}
-static int load_computes(aux_t *a, const char *path, char *err, size_t errlen) {
-    static const char *const req[] = {"mem_bw_gbs", "efficiency", "tflops", "source", NULL};
-    ini_doc d0 = {.err = err, .errlen = errlen}, *d = &d0;
-    int rc = ini_load(d, path, "devices profiles file");
-    if (!rc) rc = ini_check(d, compute_keys, "any profile name");
-    if (!rc && !d->nsec) rc = hat_err(err, errlen, HAT_ERR_ARG, "%s: no device profiles", path);
-    if (!rc) a->comp = xcalloc((size_t)d->nsec, sizeof *a->comp);
-    for (int i = 0; !rc && i < d->nsec; i++) {
-        const char *s = d->sec[i].name;
-        compute_profile *p = &a->comp[a->ncomp++];
-        if ((rc = need_keys(d, &d->sec[i], req))) break;
-        if (!strcmp(s, "none")) {   /* reserved: compute = none means no emulation */
-            rc = hat_err(err, errlen, HAT_ERR_ARG, "%s:%d: profile name [none] is reserved", path, d->sec[i].line);
-            break;
+        const ini_sec *sc = &d->sec[i];
+        const char *s = sc->name, *const *req = links ? req_link : K_COMPUTE;
+        for (int k = 0; req[k] && !rc; k++)
+            if (!ini_find(d, s, req[k]))
+                rc = hat_err(err, errlen, HAT_ERR_ARG, "%s:%d: profile [%s] lacks the required key '%s'", path, sc->line,
+                             s, req[k]);
+        if (!rc && strlen(s) >= CFG_NAME)
+            rc = hat_err(err, errlen, HAT_ERR_ARG, "%s:%d: profile name [%s] is too long", path, sc->line, s);
+        if (!rc && !links && !strcmp(s, "none"))   /* compute = none means no emulation */
+            rc = hat_err(err, errlen, HAT_ERR_ARG, "%s:%d: profile name [none] is reserved", path, sc->line);
+        if (rc) break;
+        if (links) {
+            link_profile *p = &a->link[a->nlink++];
+            int j = 0;
+            strcpy(p->name, s);
+            if (!(rc = v_dbl(d, AT(s, "up_mbps"), 0, 0, 1, INFINITY, &p->up_mbps)) &&
+                !(rc = v_dbl(d, AT(s, "down_mbps"), 0, 0, 1, INFINITY, &p->down_mbps)) &&
+                !(rc = v_dbl(d, AT(s, "latency_ms"), 0, 0, 0, INFINITY, &p->latency_ms)) &&
+                !(rc = v_dbl(d, AT(s, "jitter_ms"), 0, 0, 0, INFINITY, &p->jitter_ms)) &&
+                !(rc = v_enum(d, AT(s, "jitter"), JITTERS, JITTER_NONE, &j)))
+                rc = v_str(d, AT(s, "source"), "", p->source, sizeof p->source);
+            p->jitter = (jitter_dist)j;
+        } else {
+            compute_profile *p = &a->comp[a->ncomp++];
+            strcpy(p->name, s);
+            if (!(rc = v_dbl(d, AT(s, "mem_bw_gbs"), 0, 0, 1, INFINITY, &p->mem_bw_gbs)) &&
+                !(rc = v_dbl(d, AT(s, "efficiency"), 0, 0, 1, 1, &p->efficiency)) &&
+                !(rc = v_dbl(d, AT(s, "tflops"), 0, 0, 1, INFINITY, &p->tflops)))
+                rc = v_str(d, AT(s, "source"), "", p->source, sizeof p->source);
         }
-        strcpy(p->name, s);
-        if (!(rc = v_dbl(d, AT(s, "mem_bw_gbs"), 0, 0, 1, INFINITY, &p->mem_bw_gbs)) &&
-            !(rc = v_dbl(d, AT(s, "efficiency"), 0, 0, 1, 1, &p->efficiency)) &&
-            !(rc = v_dbl(d, AT(s, "tflops"), 0, 0, 1, INFINITY, &p->tflops)))
-            rc = v_str(d, AT(s, "source"), "", p->source, sizeof p->source);
     }
     ini_free(d);
     return rc;
@@ -452,8 +444,9 @@ static void aux_free(aux_t *a) {
 
 static int load_scalars(hat_config *c, const ini_doc *d, aux_t *a) {
     int rc, mode, scheme, wire, fault;
-    if (!ini_find(d, "model", "path")) return hat_err(d->err, d->errlen, HAT_ERR_ARG, "%s: missing required key [model] path", d->path);
-    if (!ini_find(d, "devices", "count")) return hat_err(d->err, d->errlen, HAT_ERR_ARG, "%s: missing required key [devices] count", d->path);
+    if (!ini_find(d, "model", "path") || !ini_find(d, "devices", "count"))
+        return hat_err(d->err, d->errlen, HAT_ERR_ARG, "%s: missing required key %s", d->path,
+                       ini_find(d, "model", "path") ? "[devices] count" : "[model] path");
     if ((rc = v_enum(d, AT("run", "mode"), MODES, 0, &mode)) ||
         (rc = v_str(d, AT("run", "trace"), "results/trace.h5", c->trace, sizeof c->trace)) ||
         (rc = v_str(d, AT("model", "path"), "", c->model_path, sizeof c->model_path)) ||
@@ -495,15 +488,16 @@ static int load_scalars(hat_config *c, const ini_doc *d, aux_t *a) {
     const ini_kv *p = ini_find(d, "devices", "prompt");
     a->prompt = p ? p->val : NULL;
     if (c->max_batch_tokens < c->chunk_tokens)
-        return fail(d, AT("cloud", "max_batch_tokens"), "%d is below [transport] chunk_tokens = %d (a batch must hold one chunk)",
+        return fail(d, AT("cloud", "max_batch_tokens"), "%d is below [transport] chunk_tokens = %d",
                     c->max_batch_tokens, c->chunk_tokens);
     if (c->n_devices > MAX_DEVICES) return fail(d, AT("devices", "count"), "at most %d devices", MAX_DEVICES);
     if (c->fault_device >= c->n_devices)
         return fail(d, AT("fault", "device"), "must be in [0, %d) ([devices] count = %d)", c->n_devices, c->n_devices);
     for (int i = 0, n; i < d->nsec; i++)
         if (device_section(d->sec[i].name, &n) && (n < 0 || n >= c->n_devices))
-            return hat_err(d->err, d->errlen, HAT_ERR_ARG, "%s:%d: section [%s] is out of range: [devices] count = %d, so N must be in [0, %d)",
-                           d->path, d->sec[i].line, d->sec[i].name, c->n_devices, c->n_devices);
+            return hat_err(d->err, d->errlen, HAT_ERR_ARG,
+                           "%s:%d: section [%s] is out of range: [devices] count = %d, so N must be in [0, %d)", d->path,
+                           d->sec[i].line, d->sec[i].name, c->n_devices, c->n_devices);
     return HAT_OK;
 }
 
@@ -553,8 +547,8 @@ static int resolve_device(hat_config *c, const ini_doc *d, const aux_t *a, int i
     else if (a->prompt) v->prompt = xstrdup(a->prompt);
     else
         return hat_err(d->err, d->errlen, HAT_ERR_ARG,
-                       "%s: device %d has no prompt: set [devices] prompts = <file>, [devices] prompt = <text> or [device.%d] prompt",
-                       d->path, i, i);
+                       "%s: device %d has no prompt: set [devices] prompts = <file>, [devices] prompt = <text> "
+                       "or [device.%d] prompt", d->path, i, i);
     if ((rc = v_bool(d, AT(sec, "chat"), a->chat, &v->chat)) ||
         (rc = v_int(d, AT(sec, "max_tokens"), a->max_tokens, 1, &v->max_tokens)) ||
         (rc = v_int(d, AT(sec, "top_k"), a->top_k, 0, &v->top_k)) ||
@@ -585,14 +579,16 @@ static void sb_printf(sbuf *b, const char *fmt, ...) {
 /* `key = value`, quoted (with escapes) where the bare text would not read back the same */
 static void sb_kv(sbuf *b, const char *key, const char *v, int force_quotes) {
     size_t n = strlen(v);
-    int q = force_quotes || !n || isspace((unsigned char)v[0]) || isspace((unsigned char)v[n - 1]) || strchr("\"#;", v[0]);
+    int q = force_quotes || !n || isspace((unsigned char)v[0]) || isspace((unsigned char)v[n - 1]) ||
+            strchr("\"#;", v[0]);
     for (size_t i = 0; i < n && !q; i++)
-        q = iscntrl((unsigned char)v[i]) || ((v[i] == '#' || v[i] == ';') && isspace((unsigned char)v[i - 1]));
+        q = iscntrl((unsigned char)v[i]) || ((v[i] == '#' || v[i] == ';') && i && isspace((unsigned char)v[i - 1]));
     if (!q) { sb_printf(b, "%s = %s\n", key, v); return; }
     sb_printf(b, "%s = \"", key);
     for (size_t i = 0; i < n; i++) {
-        const char *e = v[i] == '\n' ? "\\n" : v[i] == '\t' ? "\\t" : v[i] == '\r' ? "\\r" : v[i] == '\\' ? "\\\\" : v[i] == '"' ? "\\\"" : NULL;
-        if (e) sb_printf(b, "%s", e);
+        static const char special[] = "\n\t\r\\\"", letter[] = "ntr\\\"";   /* written \n \t \r \\ \" */
+        const char *e = strchr(special, v[i]);
+        if (e) sb_printf(b, "\\%c", letter[e - special]);
         else sb_printf(b, "%c", v[i]);
     }
     sb_printf(b, "\"\n");
@@ -635,7 +631,8 @@ static char *dump_resolved(const hat_config *c, const aux_t *a) {
     sb_kv(&b, "path", c->model_path, 0);
     sb_printf(&b, "ctx = %d\ndevice_threads = %d\ncloud_threads = %d\n", c->ctx, c->device_threads, c->cloud_threads);
     sb_printf(&b, "\n[split]\na = %d\nb = %d\n", c->a, c->b);
-    sb_printf(&b, "\n[cloud]\nranks = %d\nscheme = %s\nmax_batch_tokens = %d\n", c->n_cloud, c->scheme, c->max_batch_tokens);
+    sb_printf(&b, "\n[cloud]\nranks = %d\nscheme = %s\nmax_batch_tokens = %d\n", c->n_cloud, c->scheme,
+              c->max_batch_tokens);
     sb_printf(&b, "\n[transport]\nwire_dtype = %s\nchunk_tokens = %d\ninflight = %d\nemulate_links = %s\n",
               wire_dtype_name(c->wire), c->chunk_tokens, c->inflight, c->emulate_links ? "on" : "off");
     sb_printf(&b, "\n[profiles]\n");
@@ -664,7 +661,8 @@ static char *dump_resolved(const hat_config *c, const aux_t *a) {
         sb_link(&b, &v->link, c->links_path, 0);
         sb_comp(&b, &v->compute, c->devices_path, 0);
     }
-    sb_printf(&b, "\n[fault]\nkind = %s\ndevice = %d\nat_seq = %d\n", fault_kind_name(c->fault), c->fault_device, c->fault_seq);
+    sb_printf(&b, "\n[fault]\nkind = %s\ndevice = %d\nat_seq = %d\n", fault_kind_name(c->fault), c->fault_device,
+              c->fault_seq);
     sb_printf(&b, "\n# [resolved_profiles] the numbers behind the profile names used above, as loaded\n");
     for (int i = 0; i < c->n_devices; i++) {   /* each profile once, at its first use */
         int seen_l = 0, seen_c = 0;
@@ -687,9 +685,10 @@ int config_load(hat_config *c, const char *path, char *err, size_t errlen) {
     memset(c, 0, sizeof *c);
     if (strlen(path) >= sizeof c->path) return hat_err(err, errlen, HAT_ERR_ARG, "config path too long: %s", path);
     strcpy(c->path, path);
-    if (!(rc = ini_load(&d, path, "config file")) && !(rc = ini_check(&d, run_keys, "run, model, split, cloud, transport, profiles, devices, device.N, fault")) &&
-        !(rc = load_scalars(c, &d, &a)) && !(rc = load_links(&a, c->links_path, err, errlen)) &&
-        !(rc = load_computes(&a, c->devices_path, err, errlen)) &&
+    if (!(rc = ini_load(&d, path, "config file")) &&
+        !(rc = ini_check(&d, run_keys, "run, model, split, cloud, transport, profiles, devices, device.N, fault")) &&
+        !(rc = load_scalars(c, &d, &a)) && !(rc = load_profiles(&a, c->links_path, 1, err, errlen)) &&
+        !(rc = load_profiles(&a, c->devices_path, 0, err, errlen)) &&
         !(rc = a.prompts_path[0] ? load_prompts(&a, a.prompts_path, err, errlen) : HAT_OK)) {
         c->dev = xcalloc((size_t)c->n_devices, sizeof *c->dev);
         for (int i = 0; i < c->n_devices && !rc; i++) rc = resolve_device(c, &d, &a, i);
@@ -705,7 +704,8 @@ int config_validate(const hat_config *c, int world_size, int n_layer, int n_ctx_
     int need = c->n_cloud + c->n_devices;
     if (world_size != need)
         return hat_err(err, errlen, HAT_ERR_ARG,
-                       "%s: world size is %d but the configuration needs %d ranks ([cloud] ranks = %d + [devices] count = %d); "
+                       "%s: world size is %d but the configuration needs %d ranks "
+                       "([cloud] ranks = %d + [devices] count = %d); "
                        "ranks 0..n_cloud-1 are cloud, the rest devices (here ranks 0..%d cloud, %d..%d devices)",
                        c->path, world_size, need, c->n_cloud, c->n_devices, c->n_cloud - 1, c->n_cloud, need - 1);
     if (c->a < 1 || c->b < 1 || c->a + c->b >= n_layer)
