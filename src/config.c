@@ -385,7 +385,7 @@ static int load_profiles(aux_t *a, const char *path, int links, char *err, size_
                 rc = hat_err(err, errlen, HAT_ERR_ARG, "%s:%d: profile [%s] lacks the required key '%s'", path, sc->line,
                              s, req[k]);
         if (!rc && strlen(s) >= CFG_NAME)
-            rc = hat_err(err, errlen, HAT_ERR_ARG, "%s:%d: profile name [%s] is too long", path, sc->line, s);
+            rc = hat_err(err, errlen, HAT_ERR_ARG, "%s:%d: profile name [%s] is too long", path, sc->line, s ? s : "?");
         if (!rc && !links && !strcmp(s, "none"))   /* compute = none means no emulation */
             rc = hat_err(err, errlen, HAT_ERR_ARG, "%s:%d: profile name [none] is reserved", path, sc->line);
         if (rc) break;

@@ -38,9 +38,9 @@ ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIR
 TIMEOUT = 300
 # Downlink emulation tolerance: the measured delay (send -> device sees it) may exceed the link
 # model's delivery time by the idle poll interval (20 us), the sleep granularity and scheduling
-# on an oversubscribed 2-core machine; median lateness must stay under 2 ms, none early by more
+# on an oversubscribed 2-core machine; median lateness must stay under 3 ms, none early by more
 # than the clock-offset error (0.2 ms).
-TOL_LATE_MEDIAN = 2e-3
+TOL_LATE_MEDIAN = 3e-3
 TOL_EARLY = 2e-4
 MAX_TOKENS = 12
 
@@ -92,7 +92,7 @@ def reference_ids(prompt, wire=None, a=0, b=0):
 
 
 def write_cfg(name, n_dev, n_cloud, a, b, wire="fp32", chunk=8, emulate="off", links=None, model=MODEL,
-              extra="", stagger=0.0, prompts=None):
+              extra="", stagger=0.0, prompts=None, compute="none"):
     prompts = prompts or PROMPTS
     path = os.path.join(tmp, name + ".ini")
     with open(path, "w") as f:
@@ -123,6 +123,7 @@ chat = on
 max_tokens = {MAX_TOKENS}
 start_interval_s = {stagger}
 link = ethernet
+compute = {compute}
 """)
         for i in range(n_dev):
             f.write(f"[device.{i}]\nprompt = {prompts[i % len(prompts)]}\n")
@@ -192,6 +193,28 @@ def check_links(name, t):
           f"max {down.max() * 1e6:.0f} us; uplink never early (min {up.min() * 1e6:.0f} us)")
 
 
+def check_compute_profile(name, t):
+    """every step's device compute took at least the profile's prediction (padding), the trace
+    records measured and predicted times, and profile_exceeded counts the steps where the real
+    compute was slower than the profile"""
+    st, dv = t["steps"], t["devices"]
+    pin, pout = st["dev_in_pred_s"], st["dev_out_pred_s"]
+    took_in = st["t_up_send"] - st["t_start"]
+    took_out = st["t_end"] - st["t_down_ready"]
+    if not (pin > 0).all() or not (pout > 0).all():
+        fail(f"{name}: compute profile predictions missing from the trace")
+    elif (took_in < np.maximum(pin, st["dev_in_s"]) - 1e-4).any() or (took_out < np.maximum(pout, st["dev_out_s"]) - 1e-4).any():
+        fail(f"{name}: a step took less than the profile predicts (no padding)")
+    else:
+        exceeded = int(((st["dev_in_s"] > pin).sum() + (st["dev_out_s"] > pout).sum()))
+        if exceeded != int(dv["profile_exceeded"].sum()):
+            fail(f"{name}: profile_exceeded {int(dv['profile_exceeded'].sum())} != steps slower than the profile {exceeded}")
+        else:
+            print(f"ok   {name}: compute profile: {len(st)} steps padded to the prediction (input submodel median "
+                  f"{np.median(pin) * 1e3:.2f} ms predicted vs {np.median(st['dev_in_s']) * 1e3:.2f} ms measured); "
+                  f"{exceeded} pieces where real compute exceeded the profile, as recorded")
+
+
 def expect_error(name, n, args, needle, trace=None):
     rc, out = mpirun(n, args, timeout=120)
     if rc == "timeout":
@@ -217,6 +240,9 @@ t = check_run("np3_fp16_links", 2, 1, 1, 4, wire="fp16", chunk=16, emulate="on",
 if t is not None:
     check_links("np3_fp16_links", t)
 check_run("np4_2cloud", 2, 2, 5, 5, wire="fp16", chunk=4)
+t = check_run("np2_compute", 1, 1, 2, 2, wire="fp32", chunk=8, compute="raspberry-pi-5")
+if t is not None:
+    check_compute_profile("np2_compute", t)
 check_run("np5_4dev", 4, 1, 3, 2, wire="fp32", chunk=5, emulate="on", links=["ethernet", "5g"], stagger=0.05)
 if not QUICK:
     check_run("np5_2cloud_3dev", 3, 2, 10, 10, wire="fp16", chunk=32)
