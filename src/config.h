@@ -55,7 +55,7 @@ typedef enum {
 typedef struct {
     char name[CFG_NAME];
     double up_mbps, down_mbps;     /* megabits per second (1e6 bit/s) */
-    double latency_ms, jitter_ms;  /* one-way latency; jitter: std-dev (normal) or mean (exp.) */
+    double latency_ms, jitter_ms;  /* one-way latency; jitter: sigma of the half-normal |N(0,sigma)| (normal) or the mean (exponential) */
     jitter_dist jitter;
     char source[CFG_SOURCE];
 } link_profile;
