@@ -96,7 +96,6 @@ void comm_sync_clock(void) {
 
 double comm_now(void) { return MPI_Wtime() + info.clock_offset - info.t0; }
 void comm_barrier(void) { MPI_Barrier(MPI_COMM_WORLD); }
-void comm_bcast(void *buf, size_t n) { MPI_Bcast(buf, (int)n, MPI_BYTE, 0, MPI_COMM_WORLD); }
 
 void comm_meas_isend(comm_meas_req *r, const void *buf, size_t n, int tag) {
     MPI_Request *q = r->req ? r->req : (r->req = xmalloc(sizeof(MPI_Request)));

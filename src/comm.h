@@ -36,8 +36,6 @@ int comm_agree(int code, char *msg, size_t msglen, int *failing_rank);
 void comm_sync_clock(void);
 double comm_now(void);
 void comm_barrier(void);
-/* Broadcast of bytes from rank 0 (collective; start-up only). */
-void comm_bcast(void *buf, size_t n);
 
 /* Measurement plane: ship a block of bytes with a tag to rank 0 (non-blocking, the buffer must
  * stay untouched until comm_meas_wait says it went). */

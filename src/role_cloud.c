@@ -62,7 +62,6 @@ void role_cloud_main(run_ctx *r) {
     int *who = xcalloc((size_t)n, sizeof *who);
     int active = n, rr = 0;
     uint32_t batch_no = 0;
-    r->role = ROLE_CLOUD;
     while (active > 0) {
         double next = 1e300;
         for (int i = 0; i < n; i++) {

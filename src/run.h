@@ -22,7 +22,6 @@ typedef struct {
     int32_t *prompt;
     int n_prompt;
     collector col;
-    double t_start_wall;
 } run_ctx;
 
 int cli_run(int argc, char **argv);

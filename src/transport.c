@@ -195,11 +195,6 @@ void endpoint_flush(endpoint *e) {
         if (rq(e->sreq)[i] != MPI_REQUEST_NULL) MPI_Wait(&rq(e->sreq)[i], MPI_STATUS_IGNORE);
 }
 
-void endpoint_progress(endpoint *e) {
-    int flag;
-    MPI_Testall(e->depth, rq(e->sreq), &flag, MPI_STATUSES_IGNORE);
-}
-
 /* Raw MPI ping-pong of `bytes` (the benchmark's baseline): rank `me` is the initiator when
  * initiator != 0. Returns the median round trip over `reps` repetitions of `iters` exchanges. */
 double transport_raw_pingpong(int peer, int initiator, size_t bytes, int iters) {

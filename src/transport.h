@@ -89,9 +89,6 @@ void endpoint_flush(endpoint *e);
  * the ones computing). */
 void transport_idle(double until);
 
-/* MPI progress on this endpoint's sends (call between compute pieces). */
-void endpoint_progress(endpoint *e);
-
 /* Benchmark baseline: blocking MPI_Send/MPI_Recv ping-pong of `bytes` with `peer`, `iters`
  * round trips; returns seconds per round trip. */
 double transport_raw_pingpong(int peer, int initiator, size_t bytes, int iters);
