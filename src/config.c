@@ -325,10 +325,11 @@ static const char *const K_DEVICES[] = {"count", "link", "compute", "prompts", "
 static const char *const K_DEVICE[] = {"link", "compute", "prompt", "chat", "max_tokens", "start_s", "temp",
                                        "top_k", "top_p", NULL};
 static const char *const K_FAULT[] = {"kind", "device", "at_seq", NULL};
+static const char *const K_HAT[] = {"adapter", "gamma", "adaptive", "gamma_min", "gamma_max", NULL};
 static const char *const K_LINK[] = {"up_mbps", "down_mbps", "latency_ms", "jitter_ms", "jitter", "source", NULL};
 static const char *const K_COMPUTE[] = {"mem_bw_gbs", "efficiency", "tflops", "source", NULL};
 
-static const char *const MODES[] = {"ushape", NULL};
+static const char *const MODES[] = {"ushape", "hat", "cloud-only", NULL};
 static const char *const SCHEMES[] = {"replica", NULL};
 static const char *const WIRES[] = {"fp32", "fp16", "bf16", NULL};
 static const char *const JITTERS[] = {"none", "normal", "exponential", NULL};
@@ -344,7 +345,7 @@ static int device_section(const char *sec, int *n) {
 static const char *const *run_keys(const char *sec) {
     static const struct { const char *name; const char *const *keys; } t[] = {
         {"run", K_RUN}, {"model", K_MODEL}, {"split", K_SPLIT}, {"cloud", K_CLOUD}, {"transport", K_TRANSPORT},
-        {"profiles", K_PROFILES}, {"devices", K_DEVICES}, {"fault", K_FAULT}};
+        {"profiles", K_PROFILES}, {"devices", K_DEVICES}, {"fault", K_FAULT}, {"hat", K_HAT}};
     int n;
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (!strcmp(t[i].name, sec)) return t[i].keys;
@@ -476,12 +477,22 @@ static int load_scalars(hat_config *c, const ini_doc *d, aux_t *a) {
         (rc = v_dbl(d, AT("devices", "top_p"), 1, 0, 1, 1, &a->top_p)) ||
         (rc = v_enum(d, AT("fault", "kind"), FAULTS, FAULT_NONE, &fault)) ||
         (rc = v_int(d, AT("fault", "device"), 0, 0, &c->fault_device)) ||
-        (rc = v_int(d, AT("fault", "at_seq"), 1, 0, &c->fault_seq)))
+        (rc = v_int(d, AT("fault", "at_seq"), 1, 0, &c->fault_seq)) ||
+        (rc = v_str(d, AT("hat", "adapter"), "identity", c->adapter_path, sizeof c->adapter_path)) ||
+        (rc = v_int(d, AT("hat", "gamma"), 4, 1, &c->gamma)) ||
+        (rc = v_bool(d, AT("hat", "adaptive"), 0, &c->gamma_adaptive)) ||
+        (rc = v_int(d, AT("hat", "gamma_min"), 1, 1, &c->gamma_min)) ||
+        (rc = v_int(d, AT("hat", "gamma_max"), 8, 1, &c->gamma_max)))
         return rc;
+    if (c->gamma > HAT_GAMMA_LIMIT) return fail(d, AT("hat", "gamma"), "at most %d", HAT_GAMMA_LIMIT);
+    if (c->gamma_max > HAT_GAMMA_LIMIT) return fail(d, AT("hat", "gamma_max"), "at most %d", HAT_GAMMA_LIMIT);
+    if (c->gamma_min > c->gamma_max)
+        return fail(d, AT("hat", "gamma_min"), "%d is above [hat] gamma_max = %d", c->gamma_min, c->gamma_max);
     const ini_kv *seed = ini_find(d, "run", "seed");
     c->seed = 1;
     if (seed && !parse_u64(seed->val, &c->seed)) return fail(d, seed, "run", "seed", "not an unsigned 64-bit integer");
     strcpy(c->mode, MODES[mode]);
+    c->run_mode = (run_mode)mode;
     strcpy(c->scheme, SCHEMES[scheme]);
     c->wire = (wire_dtype)wire;
     c->fault = (fault_kind)fault;
@@ -661,6 +672,10 @@ static char *dump_resolved(const hat_config *c, const aux_t *a) {
         sb_link(&b, &v->link, c->links_path, 0);
         sb_comp(&b, &v->compute, c->devices_path, 0);
     }
+    sb_printf(&b, "\n[hat]\n");
+    sb_kv(&b, "adapter", c->adapter_path, 0);
+    sb_printf(&b, "gamma = %d\nadaptive = %s\ngamma_min = %d\ngamma_max = %d\n", c->gamma,
+              c->gamma_adaptive ? "on" : "off", c->gamma_min, c->gamma_max);
     sb_printf(&b, "\n[fault]\nkind = %s\ndevice = %d\nat_seq = %d\n", fault_kind_name(c->fault), c->fault_device,
               c->fault_seq);
     sb_printf(&b, "\n# [resolved_profiles] the numbers behind the profile names used above, as loaded\n");
@@ -686,7 +701,7 @@ int config_load(hat_config *c, const char *path, char *err, size_t errlen) {
     if (strlen(path) >= sizeof c->path) return hat_err(err, errlen, HAT_ERR_ARG, "config path too long: %s", path);
     strcpy(c->path, path);
     if (!(rc = ini_load(&d, path, "config file")) &&
-        !(rc = ini_check(&d, run_keys, "run, model, split, cloud, transport, profiles, devices, device.N, fault")) &&
+        !(rc = ini_check(&d, run_keys, "run, model, split, cloud, transport, profiles, devices, device.N, fault, hat")) &&
         !(rc = load_scalars(c, &d, &a)) && !(rc = load_profiles(&a, c->links_path, 1, err, errlen)) &&
         !(rc = load_profiles(&a, c->devices_path, 0, err, errlen)) &&
         !(rc = a.prompts_path[0] ? load_prompts(&a, a.prompts_path, err, errlen) : HAT_OK)) {

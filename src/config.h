@@ -6,7 +6,10 @@
  * is dumped as INI text and stored in the trace. Relative paths are relative to the working
  * directory of the run. Sections and keys (default in brackets):
  *
- *   [run]       mode = ushape [ushape]       seed = <u64> [1]
+ *   [run]       mode = ushape|hat|cloud-only [ushape]       seed = <u64> [1]
+ *               (ushape: one round trip per token; hat: the device drafts with its SLM and the
+ *               cloud verifies; cloud-only: the device sends token ids and the cloud runs the
+ *               whole model — the non-private reference)
  *               trace = <path> [results/trace.h5]
  *   [model]     path = <gguf> (required)     ctx = <int> [1024]
  *               device_threads = <int> [1]   cloud_threads = <int> [1]
@@ -27,6 +30,10 @@
  *               temp = <float> [0]  top_k = <int> [0]  top_p = <float> [1]
  *   [device.N]  per-device override of: link, compute, prompt, chat, max_tokens, start_s,
  *               temp, top_k, top_p   (N in [0, count))
+ *   [hat]       adapter = <adapter file from hat calibrate>|identity [identity]
+ *               gamma = <int> [4]  (draft tokens per round; the first gamma when adaptive)
+ *               adaptive = on|off [off]  gamma_min = <int> [1]  gamma_max = <int> [8]
+ *               (adaptive: per device, from its measured acceptance and round time; speculate.h)
  *   [fault]     deliberate faults for tests: kind = none|truncated_message|bad_version|
  *               token_ids|bad_checksum [none]   device = <int> [0]   at_seq = <int> [1]
  *
@@ -79,10 +86,14 @@ typedef struct {
     compute_profile compute;
 } device_cfg;
 
+#define HAT_GAMMA_LIMIT 16
+typedef enum { RUN_USHAPE = 0, RUN_HAT = 1, RUN_CLOUD_ONLY = 2 } run_mode;
+
 typedef struct {
     char path[CFG_PATH];           /* the config file itself */
     /* [run] */
     char mode[16];
+    run_mode run_mode;
     uint64_t seed;
     char trace[CFG_PATH];
     /* [model] */
@@ -102,6 +113,9 @@ typedef struct {
     /* [devices] + [device.N] */
     int n_devices;
     device_cfg *dev;               /* (n_devices) */
+    /* [hat] */
+    char adapter_path[CFG_PATH];   /* "identity": no adapter file (plain layer skipping) */
+    int gamma, gamma_adaptive, gamma_min, gamma_max;
     /* [fault] */
     fault_kind fault;
     int fault_device, fault_seq;

@@ -179,7 +179,7 @@ static void attention(forward_state *s, const model_config *c, const forward_seq
         const forward_seq *sq = &seqs[s->tseq[t]];
         const kvcache *kv = sq->kv;
         /* llama.cpp's kernel choice for a call of this sequence's size */
-        const int lanes = sq->n_tok == 1 ? VM_LANES_SINGLE : VM_LANES_BATCH;
+        const int lanes = sq->n_tok == 1 || sq->decode ? VM_LANES_SINGLE : VM_LANES_BATCH;
         const int tid = omp_get_thread_num();
         float *sc = s->scores + (size_t)tid * s->n_ctx;
         uint16_t *q16 = s->q16 + (size_t)tid * hd;
@@ -202,7 +202,7 @@ static void attention(forward_state *s, const model_config *c, const forward_seq
 }
 
 void transformer_forward(const model *m, kvcache *kv, forward_state *s, const forward_args *a) {
-    const forward_seq seq = {kv, a->pos0, a->n_tok};
+    const forward_seq seq = {kv, a->pos0, a->n_tok, a->decode};
     const forward_batch_args b = {a->tokens, a->hidden_in, &seq, 1, a->l0, a->l1, a->head, a->logits_all};
     transformer_forward_batch(m, s, &b);
 }

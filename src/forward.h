@@ -46,6 +46,7 @@ typedef struct {
     int l0, l1;              /* layers to run, within the part's range and the cache's */
     int head;                /* after layer l1-1: final norm + LM head (needs l1 == n_layer) */
     int logits_all;          /* logits for every token (else only the last) */
+    int decode;              /* numerics of one-token-at-a-time decoding for every token (see forward_seq) */
 } forward_args;
 
 /* Hidden states after layer l1-1 are left in s->x; logits in s->logits. Writes positions
@@ -62,6 +63,11 @@ void transformer_forward(const model *m, kvcache *kv, forward_state *s, const fo
 typedef struct {
     kvcache *kv;
     int pos0, n_tok;
+    /* 1: every token of the sequence gets the attention summation order of a one-token call,
+     * so n_tok tokens verified in one pass are bit-identical to n_tok single-token decode steps
+     * (speculative verification stays lossless to the last bit). The matmuls, norms and RoPE are
+     * per row and do not depend on the call size. */
+    int decode;
 } forward_seq;
 
 typedef struct {

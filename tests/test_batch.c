@@ -138,7 +138,7 @@ int main(int argc, char **argv) {
             const int32_t *ids = prefill ? P[i].ids + pos[i] : &next_tok[i];
             transformer_forward(dev, &S[i].kv_in, &fsd, &(forward_args){.tokens = ids, .n_tok = n, .pos0 = pos[i], .l0 = 0, .l1 = a});
             memcpy(hid + (size_t)off * D, fsd.x, sizeof(float) * n * D);
-            seqs[ns] = (forward_seq){&S[i].kv_mid, pos[i], n};
+            seqs[ns] = (forward_seq){.kv = &S[i].kv_mid, .pos0 = pos[i], .n_tok = n};
             who[ns] = i; cnt[ns] = n; ns++; off += n;
         }
         if (off > max_batch) max_batch = off;
@@ -162,6 +162,41 @@ int main(int argc, char **argv) {
     for (int i = 0; i < np; i++) {
         EXPECT(done[i] && !memcmp(out[i], ref[i], sizeof ref[i]), "split+batch prompt %d: tokens differ", i);
         session_free(&S[i]);
+    }
+    /* 4. speculative verification numerics: the greedy continuation of prompt 0 fed as one
+     * multi-token call with .decode = 1 gives, row by row, the logits of one-token decode steps
+     * bit for bit (the draft/verify path of HAT); without .decode the attention order of a
+     * prompt chunk differs. Then roll back (truncate) and verify again from the middle. */
+    {
+        kvcache kv;
+        float *step = malloc(sizeof(float) * (size_t)V * NGEN);
+        forward_state fsv;
+        CHECK(forward_init(&fsv, full, MAXP, NCTX, NGEN, 2, err, sizeof err) == HAT_OK, "%s", err);
+        CHECK(kvcache_init(&kv, 0, L, NCTX, full->cfg.kv_dim, err, sizeof err) == HAT_OK, "%s", err);
+        transformer_forward(full, &kv, &fsv, &(forward_args){.tokens = P[0].ids, .n_tok = P[0].n, .l0 = 0, .l1 = L, .head = 1});
+        for (int g = 0; g < NGEN; g++) {
+            transformer_forward(full, &kv, &fsv, &(forward_args){.tokens = &ref[0][g], .n_tok = 1, .pos0 = P[0].n + g, .l0 = 0, .l1 = L, .head = 1});
+            memcpy(step + (size_t)g * V, fsv.logits, sizeof(float) * V);
+        }
+        int differs_plain = 0;
+        for (int dec = 1; dec >= 0; dec--) {
+            kvcache_truncate(&kv, P[0].n);
+            transformer_forward(full, &kv, &fsv, &(forward_args){.tokens = ref[0], .n_tok = NGEN, .pos0 = P[0].n, .l0 = 0, .l1 = L,
+                                                                 .head = 1, .logits_all = 1, .decode = dec});
+            int same = 1;
+            for (int g = 0; g < NGEN; g++) same &= !memcmp(fsv.logits + (size_t)g * V, step + (size_t)g * V, sizeof(float) * V);
+            if (dec) EXPECT(same, "verify pass with decode numerics: logits differ from single-token steps");
+            else differs_plain = !same;
+        }
+        EXPECT(differs_plain, "a plain multi-token call matched single-token steps: the decode flag is not exercised");
+        /* rollback to 3 accepted tokens, verify the rest again with decode numerics */
+        kvcache_truncate(&kv, P[0].n + 3);
+        transformer_forward(full, &kv, &fsv, &(forward_args){.tokens = ref[0] + 3, .n_tok = NGEN - 3, .pos0 = P[0].n + 3, .l0 = 0,
+                                                             .l1 = L, .head = 1, .logits_all = 1, .decode = 1});
+        EXPECT(!memcmp(fsv.logits, step + 3 * (size_t)V, sizeof(float) * V * (NGEN - 3)), "verify after rollback differs");
+        kvcache_free(&kv);
+        forward_free(&fsv);
+        free(step);
     }
     printf("3 prompts (%d, %d, %d tokens), chunks 2/5/16/64, split a=%d b=%d, max cloud batch %d tokens\n",
            P[0].n, P[1].n, P[2].n, a, b, max_batch);
