@@ -30,6 +30,18 @@ int cli_run(int argc, char **argv);
 void role_device_main(run_ctx *r);
 void role_cloud_main(run_ctx *r);
 
+/* Sizes shared by both ends of an endpoint: the most rows in one message (a prefill chunk, or a
+ * decode round of up to gamma_max + 1 rows on the way down), and the ring depth (messages a
+ * device may have outstanding: its prefill in-flight limit, or one whole draft round). */
+static inline int run_msg_max_tok(const hat_config *c) {
+    const int g = c->run_mode == RUN_HAT ? (c->gamma_adaptive ? c->gamma_max : c->gamma) + 1 : 1;
+    return c->chunk_tokens + 1 > g ? c->chunk_tokens + 1 : g;
+}
+static inline int run_msg_depth(const hat_config *c) {
+    const int g = c->run_mode == RUN_HAT ? (c->gamma_adaptive ? c->gamma_max : c->gamma) + 1 : 1;
+    return c->inflight > g ? c->inflight : g;
+}
+
 /* weight elements of layers [l0,l1) plus head (for the compute profile's FLOP count) */
 double run_part_params(const model_config *c, int l0, int l1, int head);
 

@@ -12,7 +12,7 @@
  *   20   4  n_tok           hidden-state rows
  *   24   4  dim             hidden size (must equal the model's)
  *   28   2  dtype           wire_dtype of the payload (fp32, fp16, bf16): floats only
- *   30   2  flags           WIRE_F_PREFILL | WIRE_F_LAST_CHUNK
+ *   30   2  flags           WIRE_F_PREFILL | WIRE_F_LAST_CHUNK | WIRE_F_DRAFT | WIRE_F_ROUND_END
  *   32   8  payload_bytes   must equal n_tok * dim * sizeof(dtype) (0 for BYE)
  *   40   8  t_send          run clock when handed to the transport (seconds)
  *   48   8  t_deliver       the link model's delivery time; the receiver holds it until then
@@ -49,7 +49,10 @@ typedef enum {
     WIRE_TOKENS = 4,        /* never valid on the data plane: exists so a test can prove it is refused */
 } wire_kind;
 
-enum { WIRE_F_PREFILL = 1, WIRE_F_LAST_CHUNK = 2 };
+/* DRAFT: a hidden state of a decode round (HAT's draft tokens, or the U-shape's one token): the
+ * cloud collects the round's messages up to the one with ROUND_END and runs them as one
+ * sequence with single-token numerics (forward_seq.decode); the reply carries all the rows. */
+enum { WIRE_F_PREFILL = 1, WIRE_F_LAST_CHUNK = 2, WIRE_F_DRAFT = 4, WIRE_F_ROUND_END = 8 };
 
 typedef struct {
     uint32_t magic;
