@@ -116,3 +116,14 @@ int32_t sampler_sample(sampler *s, const float *logits) {
     }
     return s->idx[k - 1];
 }
+
+void sampler_dense_probs(sampler *s, const float *logits, float *dense) {
+    /* s->idx/s->prob as output alias the scratch sampler_probs works in, as sampler_sample does */
+    const int k = sampler_probs(s, logits, s->idx, s->prob);
+    for (int i = 0; i < s->n_vocab; i++) dense[i] = 0.0f;
+    for (int i = 0; i < k; i++) dense[s->idx[i]] = s->prob[i];
+}
+
+rng *sampler_rng(sampler *s) { return s->r; }
+
+int sampler_is_greedy(const sampler *s) { return s->p.temp <= 0.0f; }

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rng.h"
+
 typedef struct {
     float temp;      /* <= 0: greedy */
     int top_k;       /* <= 0: all tokens */
@@ -22,5 +24,12 @@ int32_t sampler_argmax(const float *logits, int n);
 /* the distribution sample() draws from, written as (id, prob) pairs sorted by prob; returns
  * how many tokens have non-zero probability. For tests of the sampler against its spec. */
 int sampler_probs(sampler *s, const float *logits, int32_t *ids, float *probs);
+/* The same distribution scattered into a dense n_vocab vector (zeros elsewhere; greedy: one-hot on
+ * the argmax): the p and q rows speculative sampling (speculate.h) works on. */
+void sampler_dense_probs(sampler *s, const float *logits, float *dense);
+/* the sampler's random stream (speculative verification draws from it too) */
+rng *sampler_rng(sampler *s);
+/* 1 when the sampler is greedy (temperature <= 0) */
+int sampler_is_greedy(const sampler *s);
 
 #endif
