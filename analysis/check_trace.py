@@ -30,17 +30,19 @@ FIELDS = {
     "steps": ["device", "seq", "kind", "pos0", "n_tok", "cloud_rank", "batch_tokens", "batch_devices",
               "up_bytes", "down_bytes", "t_start", "dev_in_s", "dev_in_pred_s", "t_up_send", "up_model_s",
               "t_cloud_ready", "cloud_queue_s", "cloud_compute_s", "t_down_send", "down_model_s",
-              "t_down_ready", "dev_out_s", "dev_out_pred_s", "t_end"],
+              "t_down_ready", "dev_out_s", "dev_out_pred_s", "t_end", "gamma", "accepted", "emitted",
+              "t_up_first", "draft_s", "draft_pred_s"],
     "batches": ["cloud_rank", "batch", "n_tok", "n_dev", "t_start", "t_end"],
     "devices": ["device", "rank", "cloud_rank", "prompt_tokens", "gen_tokens", "n_steps", "profile_exceeded",
-                "t_request", "t_first", "t_done", "up_bytes", "down_bytes"],
+                "rounds", "drafted", "accepted", "t_request", "t_first", "t_done", "up_bytes", "down_bytes"],
     "summary": ["device", "n_tokens", "n_tbt", "ttft_mean", "ttft_p50", "ttft_p90", "ttft_p99", "tbt_mean",
-                "tbt_p50", "tbt_p90", "tbt_p99", "tok_s", "up_bytes_per_tok", "down_bytes_per_tok"],
+                "tbt_p50", "tbt_p90", "tbt_p99", "tok_s", "up_bytes_per_tok", "down_bytes_per_tok", "rounds",
+                "accept_rate", "tokens_per_round"],
     "batch_hist": ["batch_tokens", "count"],
 }
-STEP_PREFILL, STEP_DECODE = 0, 1
+STEP_PREFILL, STEP_DECODE, STEP_ROUND = 0, 1, 2
 TIMELINE = ["t_start", "t_up_send", "t_cloud_ready", "t_down_send", "t_down_ready", "t_end"]
-DURATIONS = ["dev_in_s", "dev_in_pred_s", "up_model_s", "cloud_queue_s", "cloud_compute_s", "down_model_s",
+DURATIONS = ["draft_s", "draft_pred_s", "dev_in_s", "dev_in_pred_s", "up_model_s", "cloud_queue_s", "cloud_compute_s", "down_model_s",
              "dev_out_s", "dev_out_pred_s"]
 TIME_SLACK = 1e-6     # clock-offset correction may reorder cross-rank timestamps by this much
 LATENCY_TOL = 1e-9    # latency_s against the t_emit differences
@@ -107,6 +109,7 @@ def compute_summary(tokens, devices, n_devices):
     rows = []
     ttft_all, tbt_all = [], []
     gen_sum = up_sum = down_sum = 0.0
+    rounds_sum = drafted_sum = accepted_sum = round_tok_sum = 0.0
     t_req_min, t_done_max = math.inf, -math.inf
     for d in range(n_devices):
         t = tokens[tokens["device"] == d]
@@ -117,7 +120,8 @@ def compute_summary(tokens, devices, n_devices):
         tv = float(ttft[0]) if len(ttft) else math.nan
         row = {"device": d, "n_tokens": len(t), "n_tbt": len(tbt), "ttft_mean": tv, "ttft_p50": tv,
                "ttft_p90": tv, "ttft_p99": tv, "tok_s": math.nan, "up_bytes_per_tok": math.nan,
-               "down_bytes_per_tok": math.nan}
+               "down_bytes_per_tok": math.nan, "rounds": 0, "accept_rate": math.nan,
+               "tokens_per_round": math.nan}
         row.update(zip(["tbt_mean", "tbt_p50", "tbt_p90", "tbt_p99"], stats(tbt)))
         dv = devices[devices["device"] == d]
         if len(dv):
@@ -126,6 +130,13 @@ def compute_summary(tokens, devices, n_devices):
             row["tok_s"] = ratio(gen, float(dv["t_done"]) - float(dv["t_request"]))
             row["up_bytes_per_tok"] = ratio(float(dv["up_bytes"]), gen)
             row["down_bytes_per_tok"] = ratio(float(dv["down_bytes"]), gen)
+            row["rounds"] = int(dv["rounds"])
+            row["accept_rate"] = ratio(float(dv["accepted"]), float(dv["drafted"]))
+            row["tokens_per_round"] = ratio(gen - 1, float(dv["rounds"])) if gen else math.nan
+            rounds_sum += float(dv["rounds"])
+            drafted_sum += float(dv["drafted"])
+            accepted_sum += float(dv["accepted"])
+            round_tok_sum += gen - 1 if gen else 0.0
             gen_sum += gen
             up_sum += float(dv["up_bytes"])
             down_sum += float(dv["down_bytes"])
@@ -139,6 +150,9 @@ def compute_summary(tokens, devices, n_devices):
     overall["tok_s"] = ratio(gen_sum, t_done_max - t_req_min) if has_rows else math.nan
     overall["up_bytes_per_tok"] = ratio(up_sum, gen_sum)
     overall["down_bytes_per_tok"] = ratio(down_sum, gen_sum)
+    overall["rounds"] = int(rounds_sum)
+    overall["accept_rate"] = ratio(accepted_sum, drafted_sum)
+    overall["tokens_per_round"] = ratio(round_tok_sum, rounds_sum)
     rows.append(overall)
     return rows
 
@@ -240,14 +254,27 @@ def check_steps(st, dev_by, p):
         for name in DURATIONS:
             for i in np.nonzero(s[name] < 0)[0]:
                 p.add("duration", f"device {d} step {s['seq'][i]}: {name} = {s[name][i]:.9g} < 0")
-        end = s["pos0"][:-1].astype(np.int64) + s["n_tok"][:-1]
+        # a decode round commits its accepted drafts and the token it started from
+        kinds = s["kind"]
+        adv = np.where(kinds == STEP_PREFILL, s["n_tok"].astype(np.int64), s["accepted"].astype(np.int64) + 1)
+        end = s["pos0"][:-1].astype(np.int64) + adv[:-1]
         for i in np.nonzero(s["pos0"][1:] != end)[0]:
             p.add("positions", f"device {d} step {s['seq'][i + 1]}: pos0 {s['pos0'][i + 1]}, previous step "
                   f"ended at {end[i]}")
-        kinds = s["kind"]
-        if not np.isin(kinds, [STEP_PREFILL, STEP_DECODE]).all():
-            p.add("steps", f"device {d}: step kinds other than prefill (0) / decode (1)")
-        dec = np.nonzero(kinds == STEP_DECODE)[0]
+        if not np.isin(kinds, [STEP_PREFILL, STEP_DECODE, STEP_ROUND]).all():
+            p.add("steps", f"device {d}: step kinds other than prefill (0) / decode (1) / round (2)")
+        rnd = kinds != STEP_PREFILL
+        for i in np.nonzero(rnd & ((s["n_tok"] != s["gamma"] + 1) | (s["accepted"] > s["gamma"])
+                                   | (s["emitted"] != s["accepted"] + 1)))[0]:
+            p.add("rounds", f"device {d} step {s['seq'][i]}: n_tok {s['n_tok'][i]}, gamma {s['gamma'][i]}, "
+                  f"accepted {s['accepted'][i]}, emitted {s['emitted'][i]}")
+        for i in np.nonzero(rnd & (s["t_up_first"] > s["t_up_send"] + TIME_SLACK))[0]:
+            p.add("timeline", f"device {d} step {s['seq'][i]}: t_up_first after t_up_send")
+        for col, want in (("rounds", int(rnd.sum())), ("drafted", int(s["gamma"][rnd].astype(np.int64).sum())),
+                          ("accepted", int(s["accepted"][rnd].astype(np.int64).sum()))):
+            if int(dv[col]) != want:
+                p.add("rounds", f"device {d}: /devices {col} = {int(dv[col])}, steps say {want}")
+        dec = np.nonzero(rnd)[0]
         if len(dec) and (kinds[dec[0]:] == STEP_PREFILL).any():
             p.add("steps", f"device {d}: a prefill step follows decode step {s['seq'][dec[0]]}")
         for col in ("up_bytes", "down_bytes"):
@@ -275,7 +302,7 @@ def check_summary(t, n_devices, tol, p):
         tag = "overall" if exp["device"] < 0 else f"device {exp['device']}"
         for name in FIELDS["summary"]:
             g, e = got[name], exp[name]
-            if name in ("device", "n_tokens", "n_tbt"):
+            if name in ("device", "n_tokens", "n_tbt", "rounds"):
                 if int(g) != int(e):
                     p.add("summary", f"{tag}: {name} {int(g)}, recomputed {int(e)}")
             elif not close(float(g), float(e), tol):

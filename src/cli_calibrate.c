@@ -1,3 +1,760 @@
-/* cli_calibrate.c — placeholder */
+/* hat calibrate — fit the device's draft adapter (adapter.h) for one (model, split, form).
+ *
+ * Self-distillation: each calibration prompt is wrapped in the chat template and the full model
+ * generates up to --gen tokens from it (greedy by default), as a draft model trained for EAGLE or
+ * Kangaroo would see it; then every position of prompt + generation is run through layers [0,a)
+ * and [a,L-b) in batched prefill calls, and the pairs (h_a, h_{L-b}) go into the fit. Generation
+ * dominates the cost, so the token ids can be saved (--corpus-out) and reused for other splits and
+ * forms (--corpus): a reused corpus gives exactly the adapter a fresh run gives.
+ *
+ * Which positions are fitted (measured on SmolLM2-135M, see README "Calibration"):
+ *  - not position 0: the attention sink. Its residual stream entering layer 28 has norm ~24,700
+ *    (one channel at ~24,500) against ~600 at other positions; as one row of a least-squares fit it
+ *    weighs as much as ~1,500 ordinary tokens. The device never drafts at position 0 (the prompt's
+ *    states come from the cloud), so it is left out (--min-pos 1); --min-pos 0 keeps it.
+ *  - each distinct token prefix once: the hidden state at position p depends only on tokens [0,p],
+ *    and every chat rendering starts with the same system block (~30 tokens), which would otherwise
+ *    count once per prompt. Positions inside a prefix seen in an earlier sequence are skipped.
+ * The last --holdout sequences are held out (whole sequences, so no position of them is trained on)
+ * and give the held-out R^2.
+ *
+ * Corpus file (.tok), little-endian, version 1:
+ *     0   char[8]   magic "HATCORP\0"
+ *     8   u32       version (1)                12  u32  number of sequences n_seq
+ *    16   u64       model file size            24  u32  model CRC-32C         28  u32  chat template (0/1)
+ *    32   char[64]  model name (general.name)
+ *    96   u32       --gen (most tokens generated per prompt)  100  f32  --temp  104  u64  --seed
+ *   112   i64       creation time (Unix seconds)
+ *   120   u64       prompts file size          128  u32  prompts file CRC-32C  132  u32  0 (reserved)
+ *   136   char[128] prompts file name, as given on the command line (NUL padded)
+ *   264   char[16]  hat version                280  char[16] hat git hash
+ *   296   n_seq x (u32 prompt tokens, u32 total tokens)   (total = prompt + generated; generation stops
+ *                   at an end-of-generation token, which is not stored)
+ *         sum(total) x i32 token ids, sequence after sequence
+ *   end-4 u32       CRC-32C of every byte before it
+ */
+#include "adapter.h"
+#include "build_info.h"
+#include "common.h"
+#include "forward.h"
+#include "model.h"
+#include "sampler.h"
+#include "tokenizer.h"
+#include "wire.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
-int cli_calibrate(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "hat calibrate: not built yet\n"); return 2; }
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CORPUS_MAGIC "HATCORP"
+#define CORPUS_VERSION 1
+#define CORPUS_HDR 296
+
+typedef struct {
+    const char *model, *prompts, *corpus_in, *corpus_out, *out;
+    int a, b, form, rank, gen, chat, holdout, threads, min_pos, chunk;
+    double lambda;
+    float temp;
+    uint64_t seed;
+    int set_gen, set_temp, set_seed, set_chat;   /* given explicitly (they conflict with --corpus) */
+} cal_opts;
+
+typedef struct {
+    int n_seq;
+    uint32_t *n_prompt, *n_tok;   /* (n_seq) */
+    uint64_t *off;                /* (n_seq) start of each sequence in ids */
+    int32_t *ids;
+    uint64_t model_size, prompts_size, seed;
+    uint32_t model_crc, prompts_crc, gen, chat;
+    float temp;
+    int64_t created;
+    char model_name[64], prompts_name[128], hat_version[16], hat_git[16];
+} corpus;
+
+static void cal_usage(FILE *f) {
+    fprintf(f,
+            "usage: hat calibrate --model M.gguf (--prompts FILE | --corpus F.tok) [--corpus-out F.tok]\n"
+            "                     [--split A,B --out X.adapter] [options]\n"
+            "Fits the draft adapter that stands in for layers [A, L-B) on the device, from the model's own\n"
+            "hidden states on a self-generated corpus. Either input makes the corpus:\n"
+            "  --prompts FILE     one prompt per line (a literal \\n is a newline; empty lines skipped): the model\n"
+            "                     generates from each, prompt + generation are the corpus\n"
+            "  --corpus F.tok     reuse the token ids saved by --corpus-out (must come from this model file)\n"
+            "  --corpus-out F.tok save the generated corpus (with --prompts); alone (no --out) only generates\n"
+            "Fit:\n"
+            "  --split A,B        device layers: [0,A) and [L-B,L); needs A,B >= 1, A+B < L\n"
+            "  --out X.adapter    adapter file to write (written to X.adapter.tmp, then renamed)\n"
+            "  --form F           linear (default) | lowrank | identity (plain layer skipping: only measured)\n"
+            "  --rank R           rank of the lowrank form (default %d)\n"
+            "  --lambda X         ridge strength relative to trace(X^T X)/dim of the centred inputs (default %g)\n"
+            "  --holdout K        hold the last K sequences out for the held-out R^2 (default 10%%, at least 1)\n"
+            "  --min-pos P        fit positions >= P only (default 1: position 0 is the attention sink)\n"
+            "Generation (with --prompts):\n"
+            "  --gen N            tokens generated per prompt, stopping early at end of generation (default 128)\n"
+            "  --temp T           sampling temperature, 0 = greedy (default 0); no top-k/top-p cut\n"
+            "  --seed S           sampler seed; prompt i uses seed S+i (default 1)\n"
+            "  --chat on|off      wrap each prompt in the model's chat template (default on)\n"
+            "Machine:\n"
+            "  --threads N        CPU threads (default 2)\n"
+            "  --chunk N          tokens per prefill call (default 256)\n",
+            ADAPTER_DEFAULT_RANK, ADAPTER_DEFAULT_LAMBDA);
+}
+
+static int cal_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int cal_err(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("hat calibrate: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return -1;
+}
+
+static int parse_long(const char *s, const char *what, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || end == s || v < lo || v > hi)
+        return cal_err("%s must be an integer in [%ld, %ld], got '%s'", what, lo, hi, s);
+    *out = v;
+    return 0;
+}
+static int parse_double(const char *s, const char *what, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || end == s || !(v >= lo && v <= hi))
+        return cal_err("%s must be a number in [%g, %g], got '%s'", what, lo, hi, s);
+    *out = v;
+    return 0;
+}
+
+static int parse_opts(int argc, char **argv, cal_opts *o) {
+    enum { O_MODEL = 256, O_PROMPTS, O_CORPUS, O_CORPUS_OUT, O_OUT, O_SPLIT, O_FORM, O_RANK, O_LAMBDA, O_GEN,
+           O_TEMP, O_SEED, O_CHAT, O_HOLDOUT, O_THREADS, O_MINPOS, O_CHUNK, O_HELP };
+    static const struct option lo[] = {
+        {"model", 1, 0, O_MODEL}, {"prompts", 1, 0, O_PROMPTS}, {"corpus", 1, 0, O_CORPUS},
+        {"corpus-out", 1, 0, O_CORPUS_OUT}, {"out", 1, 0, O_OUT}, {"split", 1, 0, O_SPLIT}, {"form", 1, 0, O_FORM},
+        {"rank", 1, 0, O_RANK}, {"lambda", 1, 0, O_LAMBDA}, {"gen", 1, 0, O_GEN}, {"temp", 1, 0, O_TEMP},
+        {"seed", 1, 0, O_SEED}, {"chat", 1, 0, O_CHAT}, {"holdout", 1, 0, O_HOLDOUT}, {"threads", 1, 0, O_THREADS},
+        {"min-pos", 1, 0, O_MINPOS}, {"chunk", 1, 0, O_CHUNK}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+    *o = (cal_opts){.form = ADAPTER_LINEAR, .rank = ADAPTER_DEFAULT_RANK, .lambda = ADAPTER_DEFAULT_LAMBDA,
+                    .gen = 128, .chat = 1, .holdout = -1, .threads = 2, .min_pos = 1, .chunk = 256, .seed = 1};
+    int c;
+    long v;
+    double d;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (c) {
+        case O_MODEL: o->model = optarg; break;
+        case O_PROMPTS: o->prompts = optarg; break;
+        case O_CORPUS: o->corpus_in = optarg; break;
+        case O_CORPUS_OUT: o->corpus_out = optarg; break;
+        case O_OUT: o->out = optarg; break;
+        case O_SPLIT: {
+            char tail;
+            if (sscanf(optarg, "%d,%d%c", &o->a, &o->b, &tail) != 2 || o->a < 1 || o->b < 1)
+                return cal_err("--split must be A,B with A,B >= 1, got '%s'", optarg);
+            break;
+        }
+        case O_FORM:
+            if ((o->form = adapter_form_parse(optarg)) < 0)
+                return cal_err("--form must be linear, lowrank or identity, got '%s'", optarg);
+            break;
+        case O_RANK: if (parse_long(optarg, "--rank", 1, 1 << 16, &v)) return -1; o->rank = (int)v; break;
+        case O_LAMBDA: if (parse_double(optarg, "--lambda", 0, 1e6, &o->lambda)) return -1; break;
+        case O_GEN: if (parse_long(optarg, "--gen", 0, 1 << 20, &v)) return -1; o->gen = (int)v; o->set_gen = 1; break;
+        case O_TEMP: if (parse_double(optarg, "--temp", 0, 100, &d)) return -1; o->temp = (float)d; o->set_temp = 1; break;
+        case O_SEED: if (parse_long(optarg, "--seed", 0, 2147483647L, &v)) return -1; o->seed = (uint64_t)v; o->set_seed = 1; break;
+        case O_CHAT:
+            if (!strcmp(optarg, "on")) o->chat = 1;
+            else if (!strcmp(optarg, "off")) o->chat = 0;
+            else return cal_err("--chat must be on or off, got '%s'", optarg);
+            o->set_chat = 1;
+            break;
+        case O_HOLDOUT: if (parse_long(optarg, "--holdout", 0, 1 << 24, &v)) return -1; o->holdout = (int)v; break;
+        case O_THREADS: if (parse_long(optarg, "--threads", 1, 1024, &v)) return -1; o->threads = (int)v; break;
+        case O_MINPOS: if (parse_long(optarg, "--min-pos", 0, 1 << 20, &v)) return -1; o->min_pos = (int)v; break;
+        case O_CHUNK: if (parse_long(optarg, "--chunk", 1, 1 << 16, &v)) return -1; o->chunk = (int)v; break;
+        case O_HELP: cal_usage(stdout); return 1;
+        default:
+            cal_err("unknown or incomplete option '%s'", argv[optind - 1]);
+            cal_usage(stderr);
+            return -1;
+        }
+    }
+    if (optind < argc) return cal_err("unexpected argument '%s'", argv[optind]);
+    if (!o->model) return cal_err("--model is required");
+    if (!!o->prompts + !!o->corpus_in != 1) return cal_err("give exactly one of --prompts FILE and --corpus F.tok");
+    if (o->corpus_in && (o->set_gen || o->set_temp || o->set_seed || o->set_chat))
+        return cal_err("--gen, --temp, --seed and --chat describe generation; a --corpus fixes them (drop them)");
+    if (o->corpus_in && o->corpus_out) return cal_err("--corpus-out needs --prompts (the corpus is read with --corpus)");
+    if (!o->out && !o->corpus_out) return cal_err("nothing to do: give --out X.adapter (and --split A,B) or --corpus-out F.tok");
+    if (o->out && !o->a) return cal_err("--out needs --split A,B");
+    if (!o->out && o->a) return cal_err("--split needs --out X.adapter");
+    return 0;
+}
+
+/* ---------------------------------------------------------------- corpus */
+
+static void corpus_free(corpus *c) {
+    free(c->n_prompt);
+    free(c->n_tok);
+    free(c->off);
+    free(c->ids);
+    memset(c, 0, sizeof *c);
+}
+
+static void copy_str(char *dst, size_t n, const char *src) {
+    size_t k = strnlen(src, n - 1);
+    memcpy(dst, src, k);
+    dst[k] = 0;
+}
+
+static void model_name_of(const gguf_file *f, char *out, size_t len) {
+    gguf_str s;
+    out[0] = 0;
+    if (gguf_get_str(f, "general.name", &s, NULL, 0) == HAT_OK) {
+        size_t n = s.len < len - 1 ? (size_t)s.len : len - 1;
+        memcpy(out, s.ptr, n);
+        out[n] = 0;
+    }
+}
+
+static int read_all(const char *path, const char *what, uint8_t **out, size_t *size, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return hat_err(err, errlen, HAT_ERR_IO, "cannot open %s %s: %s", what, path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    uint8_t *buf = xmalloc(cap);
+    for (;;) {
+        n += fread(buf + n, 1, cap - n - 1, f);
+        if (n < cap - 1) break;
+        buf = realloc(buf, cap *= 2);
+        CHECK(buf, "out of memory reading %s", path);
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return hat_err(err, errlen, HAT_ERR_IO, "cannot read %s %s", what, path);
+    }
+    buf[n] = 0;
+    *out = buf;
+    *size = n;
+    return HAT_OK;
+}
+
+/* One prompt per non-empty line, trimmed; a literal \n stands for a newline (as `hat run`'s prompts files). */
+static int read_prompts(const char *path, char ***out, int *n_out, uint64_t *size, uint32_t *crc, char *err, size_t errlen) {
+    uint8_t *raw;
+    size_t n;
+    int rc = read_all(path, "prompts file", &raw, &n, err, errlen);
+    if (rc) return rc;
+    if (memchr(raw, 0, n)) {
+        free(raw);
+        return hat_err(err, errlen, HAT_ERR_FORMAT, "prompts file %s is not a text file (NUL byte)", path);
+    }
+    *size = n;
+    *crc = wire_crc32c(0, raw, n);
+    char **list = NULL;
+    int cnt = 0, cap = 0;
+    for (char *p = (char *)raw, *nl; p; p = nl ? nl + 1 : NULL) {
+        if ((nl = strchr(p, '\n'))) *nl = 0;
+        while (isspace((unsigned char)*p)) p++;
+        char *e = p + strlen(p), *w = p;
+        while (e > p && isspace((unsigned char)e[-1])) *--e = 0;
+        if (!*p) continue;
+        for (const char *r = p; *r; r++) {
+            if (r[0] == '\\' && r[1] == 'n') { *w++ = '\n'; r++; }
+            else *w++ = *r;
+        }
+        *w = 0;
+        if (cnt == cap) {
+            list = realloc(list, sizeof *list * (size_t)(cap = cap * 2 + 16));
+            CHECK(list, "out of memory");
+        }
+        list[cnt] = xmalloc(strlen(p) + 1);
+        strcpy(list[cnt++], p);
+    }
+    free(raw);
+    if (!cnt) {
+        free(list);
+        return hat_err(err, errlen, HAT_ERR_FORMAT, "prompts file %s has no prompts (every line is empty)", path);
+    }
+    *out = list;
+    *n_out = cnt;
+    return HAT_OK;
+}
+
+/* prompt text -> ids (chat template or raw, BOS as the tokenizer says); malloc'd */
+static int tokenize_prompt(const tokenizer *tok, const char *text, int chat, int32_t **ids, int *n, char *err, size_t errlen) {
+    size_t len = strlen(text), cap = len + 4096;
+    char *s = xmalloc(cap);
+    int rc = HAT_OK;
+    if (chat) rc = tokenizer_chat_format(tok, NULL, text, s, cap, &len, err, errlen);
+    else memcpy(s, text, len + 1);
+    if (rc) { free(s); return rc; }
+    const int add_bos = tokenizer_add_bos(tok), max = (int)len + 8;
+    *ids = xmalloc(sizeof(int32_t) * (size_t)max);
+    if (add_bos) (*ids)[0] = tokenizer_bos(tok);
+    /* special tokens are parsed in chat renderings (role markers), not in raw text, as hat generate does */
+    rc = tokenizer_encode(tok, s, len, chat, *ids + add_bos, max - add_bos, n, err, errlen);
+    free(s);
+    if (rc) { free(*ids); *ids = NULL; return rc; }
+    *n += add_bos;
+    return HAT_OK;
+}
+
+/* Runs tokens [pos0, pos0+n) of one sequence through layers [0, l1) (chunks of fs->max_tok), leaving the
+ * last chunk's logits when head. */
+static void prefill(const model *m, kvcache *kv, forward_state *fs, const int32_t *ids, int n, int pos0, int head) {
+    for (int p = 0; p < n; p += fs->max_tok) {
+        const int k = n - p < fs->max_tok ? n - p : fs->max_tok;
+        transformer_forward(m, kv, fs, &(forward_args){.tokens = ids + p, .n_tok = k, .pos0 = pos0 + p, .l0 = 0,
+                                                       .l1 = m->cfg.n_layer, .head = head && p + k == n});
+    }
+}
+
+static int corpus_generate(corpus *c, const cal_opts *o, const gguf_file *f, const model *m, const tokenizer *tok,
+                           char *err, size_t errlen) {
+    char **prompts = NULL;
+    int np = 0;
+    memset(c, 0, sizeof *c);
+    int rc = read_prompts(o->prompts, &prompts, &np, &c->prompts_size, &c->prompts_crc, err, errlen);
+    if (rc) return rc;
+    int32_t **pid = xcalloc((size_t)np, sizeof *pid);
+    int *pn = xcalloc((size_t)np, sizeof *pn), max_len = 0;
+    for (int i = 0; i < np && !rc; i++) {
+        rc = tokenize_prompt(tok, prompts[i], o->chat, &pid[i], &pn[i], err, errlen);
+        if (!rc && pn[i] == 0) rc = hat_err(err, errlen, HAT_ERR_ARG, "%s: prompt %d tokenizes to nothing", o->prompts, i + 1);
+        if (!rc && pn[i] + o->gen > max_len) max_len = pn[i] + o->gen;
+    }
+    if (!rc && max_len > m->cfg.n_ctx_train)
+        rc = hat_err(err, errlen, HAT_ERR_ARG, "%s: a prompt + --gen %d is %d tokens, over the model's context %d",
+                     o->prompts, o->gen, max_len, m->cfg.n_ctx_train);
+    kvcache kv = {0};
+    forward_state fs = {0};
+    if (!rc) rc = kvcache_init(&kv, 0, m->cfg.n_layer, max_len, m->cfg.kv_dim, err, errlen);
+    if (!rc) rc = forward_init(&fs, m, o->chunk, max_len, 1, o->threads, err, errlen);
+    if (rc) goto out;
+
+    uint64_t total_cap = 0;
+    for (int i = 0; i < np; i++) total_cap += (uint64_t)pn[i] + (uint64_t)o->gen;
+    c->n_seq = np;
+    c->n_prompt = xcalloc((size_t)np, sizeof(uint32_t));
+    c->n_tok = xcalloc((size_t)np, sizeof(uint32_t));
+    c->off = xcalloc((size_t)np, sizeof(uint64_t));
+    c->ids = xmalloc(sizeof(int32_t) * (total_cap ? total_cap : 1));
+    adapter_model_fingerprint(f, &c->model_size, &c->model_crc);
+    model_name_of(f, c->model_name, sizeof c->model_name);
+    copy_str(c->prompts_name, sizeof c->prompts_name, o->prompts);
+    c->gen = (uint32_t)o->gen;
+    c->temp = o->temp;
+    c->seed = o->seed;
+    c->chat = (uint32_t)o->chat;
+    c->created = (int64_t)time(NULL);
+    copy_str(c->hat_version, sizeof c->hat_version, HAT_VERSION);
+    copy_str(c->hat_git, sizeof c->hat_git, HAT_GIT_HASH);
+
+    uint64_t at = 0, n_gen_all = 0;
+    double t0 = hat_now();
+    for (int i = 0; i < np; i++) {
+        sampler *smp;
+        rc = sampler_init(&smp, &(sampler_params){.temp = o->temp, .top_k = 0, .top_p = 1.0f, .seed = o->seed + (uint64_t)i},
+                          m->cfg.n_vocab, err, errlen);
+        if (rc) goto out;
+        double ts = hat_now();
+        int32_t *seq = c->ids + at;
+        memcpy(seq, pid[i], sizeof(int32_t) * (size_t)pn[i]);
+        kvcache_truncate(&kv, 0);
+        prefill(m, &kv, &fs, seq, pn[i], 0, 1);
+        int n = pn[i];
+        while (n < pn[i] + o->gen) {
+            int32_t next = sampler_sample(smp, fs.logits);
+            if (tokenizer_is_eog(tok, next)) break;   /* never fed to the model, so never drafted from */
+            seq[n++] = next;
+            if (n == pn[i] + o->gen) break;
+            transformer_forward(m, &kv, &fs, &(forward_args){.tokens = &next, .n_tok = 1, .pos0 = n - 1, .l0 = 0,
+                                                            .l1 = m->cfg.n_layer, .head = 1});
+        }
+        sampler_free(smp);
+        c->off[i] = at;
+        c->n_prompt[i] = (uint32_t)pn[i];
+        c->n_tok[i] = (uint32_t)n;
+        at += (uint64_t)n;
+        n_gen_all += (uint64_t)(n - pn[i]);
+        double dt = hat_now() - ts;
+        fprintf(stderr, "corpus: prompt %d/%d: %d + %d tokens, %.1f s (%.1f tok/s generated)\n", i + 1, np, pn[i],
+                n - pn[i], dt, dt > 0 ? (n - pn[i]) / dt : 0.0);
+    }
+    double dt = hat_now() - t0;
+    fprintf(stderr, "corpus: %d sequences, %llu tokens (%llu generated) in %.1f s, %.1f generated tok/s\n", np,
+            (unsigned long long)at, (unsigned long long)n_gen_all, dt, dt > 0 ? n_gen_all / dt : 0.0);
+out:
+    forward_free(&fs);
+    kvcache_free(&kv);
+    for (int i = 0; i < np; i++) { free(prompts[i]); free(pid[i]); }
+    free(prompts);
+    free(pid);
+    free(pn);
+    if (rc) corpus_free(c);
+    return rc;
+}
+
+static void put_u32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static void put_u64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static uint32_t get_u32(const uint8_t *p) { uint32_t v = 0; for (int i = 3; i >= 0; i--) v = v << 8 | p[i]; return v; }
+static uint64_t get_u64(const uint8_t *p) { uint64_t v = 0; for (int i = 7; i >= 0; i--) v = v << 8 | p[i]; return v; }
+static void get_str(char *dst, size_t dlen, const uint8_t *p, size_t n) {
+    size_t k = 0;
+    while (k < n && k < dlen - 1 && p[k]) { dst[k] = (char)p[k]; k++; }
+    dst[k] = 0;
+}
+
+static int corpus_save(const corpus *c, const char *path, char *err, size_t errlen) {
+    uint64_t total = 0;
+    for (int i = 0; i < c->n_seq; i++) total += c->n_tok[i];
+    const size_t size = CORPUS_HDR + 8 * (size_t)c->n_seq + 4 * (size_t)total + 4;
+    uint8_t *buf = xcalloc(1, size);
+    memcpy(buf, CORPUS_MAGIC, 8);
+    put_u32(buf + 8, CORPUS_VERSION);
+    put_u32(buf + 12, (uint32_t)c->n_seq);
+    put_u64(buf + 16, c->model_size);
+    put_u32(buf + 24, c->model_crc);
+    put_u32(buf + 28, c->chat);
+    memcpy(buf + 32, c->model_name, strnlen(c->model_name, 63));
+    put_u32(buf + 96, c->gen);
+    uint32_t tb;
+    memcpy(&tb, &c->temp, 4);
+    put_u32(buf + 100, tb);
+    put_u64(buf + 104, c->seed);
+    put_u64(buf + 112, (uint64_t)c->created);
+    put_u64(buf + 120, c->prompts_size);
+    put_u32(buf + 128, c->prompts_crc);
+    memcpy(buf + 136, c->prompts_name, strnlen(c->prompts_name, 127));
+    memcpy(buf + 264, c->hat_version, strnlen(c->hat_version, 15));
+    memcpy(buf + 280, c->hat_git, strnlen(c->hat_git, 15));
+    uint8_t *p = buf + CORPUS_HDR;
+    for (int i = 0; i < c->n_seq; i++, p += 8) { put_u32(p, c->n_prompt[i]); put_u32(p + 4, c->n_tok[i]); }
+    for (int i = 0; i < c->n_seq; i++)
+        for (uint32_t k = 0; k < c->n_tok[i]; k++, p += 4) put_u32(p, (uint32_t)c->ids[c->off[i] + k]);
+    put_u32(p, wire_crc32c(0, buf, size - 4));
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) { free(buf); return hat_err(err, errlen, HAT_ERR_IO, "cannot write %s: %s", tmp, strerror(errno)); }
+    int ok = fwrite(buf, 1, size, f) == size;
+    ok = (fclose(f) == 0) && ok;
+    free(buf);
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        remove(tmp);
+        return hat_err(err, errlen, HAT_ERR_IO, "cannot write %s: %s", path, strerror(e));
+    }
+    return HAT_OK;
+}
+
+static int corpus_load(corpus *c, const char *path, const gguf_file *f, int n_vocab, char *err, size_t errlen) {
+    uint8_t *buf = NULL;
+    size_t size = 0;
+    memset(c, 0, sizeof *c);
+    int rc = read_all(path, "corpus", &buf, &size, err, errlen);
+    if (rc) return rc;
+#define FAIL(...) do { rc = hat_err(err, errlen, HAT_ERR_FORMAT, __VA_ARGS__); goto fail; } while (0)
+    if (size < 12 || memcmp(buf, CORPUS_MAGIC, 8)) FAIL("%s is not a HAT calibration corpus (bad magic)", path);
+    if (get_u32(buf + 8) != CORPUS_VERSION)
+        FAIL("corpus %s has format version %u, this build reads version %d", path, get_u32(buf + 8), CORPUS_VERSION);
+    if (size < CORPUS_HDR + 4) FAIL("corpus %s is truncated (%zu bytes)", path, size);
+    const uint32_t n_seq = get_u32(buf + 12);
+    if (n_seq == 0 || (uint64_t)n_seq * 8 > size - CORPUS_HDR - 4)
+        FAIL("corpus %s is truncated or corrupt (%u sequences in %zu bytes)", path, n_seq, size);
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < n_seq; i++) {
+        const uint32_t np = get_u32(buf + CORPUS_HDR + 8 * i), nt = get_u32(buf + CORPUS_HDR + 8 * i + 4);
+        if (np == 0 || np > nt) FAIL("corpus %s: sequence %u has %u prompt tokens of %u", path, i, np, nt);
+        total += nt;
+    }
+    const uint64_t expect = CORPUS_HDR + 8 * (uint64_t)n_seq + 4 * total + 4;
+    if ((uint64_t)size != expect)
+        FAIL("corpus %s is %s: %zu bytes, its header says %llu", path, (uint64_t)size < expect ? "truncated" : "too long",
+             size, (unsigned long long)expect);
+    const uint32_t crc = wire_crc32c(0, buf, size - 4);
+    if (crc != get_u32(buf + size - 4)) FAIL("corpus %s is corrupt: checksum 0x%08x, stored 0x%08x", path, crc, get_u32(buf + size - 4));
+    c->n_seq = (int)n_seq;
+    c->model_size = get_u64(buf + 16);
+    c->model_crc = get_u32(buf + 24);
+    c->chat = get_u32(buf + 28);
+    get_str(c->model_name, sizeof c->model_name, buf + 32, 64);
+    c->gen = get_u32(buf + 96);
+    uint32_t tb = get_u32(buf + 100);
+    memcpy(&c->temp, &tb, 4);
+    c->seed = get_u64(buf + 104);
+    c->created = (int64_t)get_u64(buf + 112);
+    c->prompts_size = get_u64(buf + 120);
+    c->prompts_crc = get_u32(buf + 128);
+    get_str(c->prompts_name, sizeof c->prompts_name, buf + 136, 128);
+    get_str(c->hat_version, sizeof c->hat_version, buf + 264, 16);
+    get_str(c->hat_git, sizeof c->hat_git, buf + 280, 16);
+    uint64_t msize;
+    uint32_t mcrc;
+    char mname[64];
+    adapter_model_fingerprint(f, &msize, &mcrc);
+    model_name_of(f, mname, sizeof mname);
+    if (msize != c->model_size || mcrc != c->model_crc) {
+        rc = hat_err(err, errlen, HAT_ERR_ARG,
+                     "corpus %s was generated by model %s (crc 0x%08x, %llu bytes), this model file is %s (crc 0x%08x, %llu bytes)",
+                     path, c->model_name[0] ? c->model_name : "?", c->model_crc, (unsigned long long)c->model_size,
+                     mname[0] ? mname : "?", mcrc, (unsigned long long)msize);
+        goto fail;
+    }
+    c->n_prompt = xmalloc(sizeof(uint32_t) * n_seq);
+    c->n_tok = xmalloc(sizeof(uint32_t) * n_seq);
+    c->off = xmalloc(sizeof(uint64_t) * n_seq);
+    c->ids = xmalloc(sizeof(int32_t) * (total ? total : 1));
+    const uint8_t *p = buf + CORPUS_HDR + 8 * (size_t)n_seq;
+    uint64_t at = 0;
+    for (uint32_t i = 0; i < n_seq; i++) {
+        c->n_prompt[i] = get_u32(buf + CORPUS_HDR + 8 * i);
+        c->n_tok[i] = get_u32(buf + CORPUS_HDR + 8 * i + 4);
+        c->off[i] = at;
+        for (uint32_t k = 0; k < c->n_tok[i]; k++, p += 4) {
+            const int32_t id = (int32_t)get_u32(p);
+            if (id < 0 || id >= n_vocab) FAIL("corpus %s: token id %d out of range (vocabulary %d)", path, id, n_vocab);
+            c->ids[at++] = id;
+        }
+    }
+    free(buf);
+    return HAT_OK;
+fail:
+    free(buf);
+    corpus_free(c);
+    return rc;
+#undef FAIL
+}
+
+/* ---------------------------------------------------------------- hidden states */
+
+typedef struct {
+    adapter_stats *train;
+    float *hx, *ht;            /* held-out pairs (n_held, dim) */
+    unsigned char *hgen;       /* held-out row is a generated token */
+    size_t n_held, cap_held;
+    uint64_t n_skip_pos, n_skip_prefix, n_train_gen;
+    float max_x, max_t;        /* largest |h| among the fitted rows */
+} collected;
+
+static void held_push(collected *cl, int dim, const float *x, const float *t, int gen) {
+    if (cl->n_held == cl->cap_held) {
+        cl->cap_held = cl->cap_held * 2 + 256;
+        cl->hx = realloc(cl->hx, sizeof(float) * cl->cap_held * dim);
+        cl->ht = realloc(cl->ht, sizeof(float) * cl->cap_held * dim);
+        cl->hgen = realloc(cl->hgen, cl->cap_held);
+        CHECK(cl->hx && cl->ht && cl->hgen, "out of memory");
+    }
+    memcpy(cl->hx + cl->n_held * dim, x, sizeof(float) * dim);
+    memcpy(cl->ht + cl->n_held * dim, t, sizeof(float) * dim);
+    cl->hgen[cl->n_held++] = (unsigned char)gen;
+}
+
+/* Batched prefill of every sequence through [0,a) and [a,L-b); pairs of sequences [0, n_train) feed the
+ * statistics, the rest are kept as held-out rows. */
+static int collect(collected *cl, const corpus *c, const model *m, const cal_opts *o, int n_train, char *err, size_t errlen) {
+    const int L = m->cfg.n_layer, d = m->cfg.dim, a = o->a, lb = L - o->b;
+    int max_len = 0;
+    for (int i = 0; i < c->n_seq; i++) if ((int)c->n_tok[i] > max_len) max_len = (int)c->n_tok[i];
+    if (max_len > m->cfg.n_ctx_train)
+        return hat_err(err, errlen, HAT_ERR_ARG, "a corpus sequence has %d tokens, over the model's context %d", max_len,
+                       m->cfg.n_ctx_train);
+    kvcache kv;
+    forward_state fs;
+    int rc = kvcache_init(&kv, 0, lb, max_len, m->cfg.kv_dim, err, errlen);
+    if (rc) return rc;
+    if ((rc = forward_init(&fs, m, o->chunk, max_len, 1, o->threads, err, errlen))) { kvcache_free(&kv); return rc; }
+    float *hx = xmalloc(sizeof(float) * (size_t)o->chunk * d);
+    memset(cl, 0, sizeof *cl);
+    cl->train = adapter_stats_new(d);
+    uint64_t n_tok = 0;
+    double t0 = hat_now(), next_report = t0 + 10;
+    for (int i = 0; i < c->n_seq; i++) {
+        const int32_t *ids = c->ids + c->off[i];
+        const int n = (int)c->n_tok[i];
+        /* positions < skip have the same token prefix as an earlier sequence: same hidden states */
+        int skip = 0;
+        for (int j = 0; j < i; j++) {
+            const int32_t *e = c->ids + c->off[j];
+            int k = 0, lim = n < (int)c->n_tok[j] ? n : (int)c->n_tok[j];
+            while (k < lim && e[k] == ids[k]) k++;
+            if (k > skip) skip = k;
+        }
+        kvcache_truncate(&kv, 0);
+        for (int p0 = 0; p0 < n; p0 += o->chunk) {
+            const int k = n - p0 < o->chunk ? n - p0 : o->chunk;
+            transformer_forward(m, &kv, &fs, &(forward_args){.tokens = ids + p0, .n_tok = k, .pos0 = p0, .l0 = 0, .l1 = a});
+            memcpy(hx, fs.x, sizeof(float) * (size_t)k * d);
+            transformer_forward(m, &kv, &fs, &(forward_args){.hidden_in = fs.x, .n_tok = k, .pos0 = p0, .l0 = a, .l1 = lb});
+            /* rows [r0, k) of this chunk are fitted */
+            int r0 = 0;
+            while (r0 < k && (p0 + r0 < o->min_pos || p0 + r0 < skip)) {
+                if (p0 + r0 < o->min_pos) cl->n_skip_pos++;
+                else cl->n_skip_prefix++;
+                r0++;
+            }
+            for (size_t q = (size_t)r0 * d; q < (size_t)k * d; q++) {
+                if (fabsf(hx[q]) > cl->max_x) cl->max_x = fabsf(hx[q]);
+                if (fabsf(fs.x[q]) > cl->max_t) cl->max_t = fabsf(fs.x[q]);
+            }
+            if (i < n_train) {
+                adapter_stats_add(cl->train, hx + (size_t)r0 * d, fs.x + (size_t)r0 * d, (size_t)(k - r0));
+                for (int r = r0; r < k; r++) cl->n_train_gen += p0 + r >= (int)c->n_prompt[i];
+            } else {
+                for (int r = r0; r < k; r++)
+                    held_push(cl, d, hx + (size_t)r * d, fs.x + (size_t)r * d, p0 + r >= (int)c->n_prompt[i]);
+            }
+        }
+        n_tok += (uint64_t)n;
+        if (hat_now() > next_report && i + 1 < c->n_seq) {
+            fprintf(stderr, "collect: %d/%d sequences, %.0f tok/s\n", i + 1, c->n_seq, n_tok / (hat_now() - t0));
+            next_report = hat_now() + 10;
+        }
+    }
+    double dt = hat_now() - t0;
+    fprintf(stderr, "collect: %llu positions through layers [0,%d) + [%d,%d) in %.1f s (%.0f tok/s)\n",
+            (unsigned long long)n_tok, a, a, lb, dt, dt > 0 ? n_tok / dt : 0.0);
+    free(hx);
+    forward_free(&fs);
+    kvcache_free(&kv);
+    return HAT_OK;
+}
+
+static void collected_free(collected *cl) {
+    adapter_stats_free(cl->train);
+    free(cl->hx);
+    free(cl->ht);
+    free(cl->hgen);
+}
+
+/* held-out rows of generated tokens only (what the device drafts from) */
+static void eval_generated(const adapter *ad, const collected *cl, int d, adapter_metrics *mg) {
+    size_t n = 0;
+    for (size_t r = 0; r < cl->n_held; r++) n += cl->hgen[r];
+    float *x = xmalloc(sizeof(float) * (n ? n : 1) * d), *t = xmalloc(sizeof(float) * (n ? n : 1) * d);
+    for (size_t r = 0, k = 0; r < cl->n_held; r++)
+        if (cl->hgen[r]) {
+            memcpy(x + k * d, cl->hx + r * d, sizeof(float) * d);
+            memcpy(t + k * d, cl->ht + r * d, sizeof(float) * d);
+            k++;
+        }
+    adapter_eval(ad, x, t, n, mg);
+    free(x);
+    free(t);
+}
+
+/* ---------------------------------------------------------------- command */
+
+int cli_calibrate(int argc, char **argv) {
+    cal_opts o;
+    char err[HAT_ERRLEN];
+    int prc = parse_opts(argc, argv, &o);
+    if (prc > 0) return 0;
+    if (prc < 0) return 2;
+
+    gguf_file *f = NULL;
+    model *m = NULL;
+    tokenizer *tok = NULL;
+    corpus c = {0};
+    collected cl = {0};
+    adapter *ad = NULL;
+    int rc = 1;
+    if (gguf_open(&f, o.model, err, sizeof err) ||
+        model_load_file(&m, f, &(model_part){.l0 = 0, .l1 = -1, .embed = 1, .head = 1}, err, sizeof err) ||
+        tokenizer_init(&tok, f, err, sizeof err)) {
+        fprintf(stderr, "hat calibrate: %s\n", err);
+        goto out;
+    }
+    const int L = m->cfg.n_layer, d = m->cfg.dim;
+    if (o.out && o.a + o.b >= L) {
+        fprintf(stderr, "hat calibrate: --split %d,%d: the model has %d layers, so A + B must be < %d\n", o.a, o.b, L, L);
+        goto out;
+    }
+    double t0 = hat_now();
+    if (o.prompts) {
+        if (corpus_generate(&c, &o, f, m, tok, err, sizeof err)) { fprintf(stderr, "hat calibrate: %s\n", err); goto out; }
+        if (o.corpus_out) {
+            if (corpus_save(&c, o.corpus_out, err, sizeof err)) { fprintf(stderr, "hat calibrate: %s\n", err); goto out; }
+            fprintf(stderr, "corpus: wrote %s\n", o.corpus_out);
+        }
+    } else if (corpus_load(&c, o.corpus_in, f, m->cfg.n_vocab, err, sizeof err)) {
+        fprintf(stderr, "hat calibrate: %s\n", err);
+        goto out;
+    }
+    const double t_corpus = hat_now() - t0;
+    if (!o.out) { rc = 0; goto out; }
+
+    int holdout = o.holdout >= 0 ? o.holdout : (c.n_seq >= 2 ? (c.n_seq + 5) / 10 > 0 ? (c.n_seq + 5) / 10 : 1 : 0);
+    if (holdout >= c.n_seq) {
+        fprintf(stderr, "hat calibrate: --holdout %d leaves nothing to fit (the corpus has %d sequences)\n", holdout, c.n_seq);
+        goto out;
+    }
+    double t1 = hat_now();
+    if (collect(&cl, &c, m, &o, c.n_seq - holdout, err, sizeof err)) { fprintf(stderr, "hat calibrate: %s\n", err); goto out; }
+    const double t_collect = hat_now() - t1;
+    t1 = hat_now();
+    if (adapter_fit_stats(&ad, cl.train, (adapter_form)o.form, o.rank, o.lambda, err, sizeof err)) {
+        fprintf(stderr, "hat calibrate: %s\n", err);
+        goto out;
+    }
+    const double t_fit = hat_now() - t1;
+    adapter_metrics mh, mg;
+    adapter_eval(ad, cl.hx, cl.ht, cl.n_held, &mh);
+    eval_generated(ad, &cl, d, &mg);
+
+    uint64_t n_all = 0;
+    for (int i = 0; i < c.n_seq; i++) n_all += c.n_tok[i];
+    char desc[1024], temp[48];
+    if (c.temp > 0) snprintf(temp, sizeof temp, "temp %g, seed %llu", c.temp, (unsigned long long)c.seed);
+    else snprintf(temp, sizeof temp, "greedy");
+    snprintf(desc, sizeof desc,
+             "%s: %d prompts of %s (%llu bytes, crc 0x%08x), chat %s, up to %u generated tokens each (%s), %llu tokens; "
+             "fitted positions >= %d, shared prefixes once, last %d sequences held out; hat %s (%s)",
+             o.corpus_in ? o.corpus_in : o.corpus_out ? o.corpus_out : "corpus generated in the same run", c.n_seq,
+             c.prompts_name, (unsigned long long)c.prompts_size, c.prompts_crc, c.chat ? "on" : "off", c.gen, temp,
+             (unsigned long long)n_all, o.min_pos, holdout, c.hat_version, c.hat_git);
+    adapter_set_provenance(ad, f, L, o.a, o.b, o.min_pos, desc, cl.n_held ? &mh : NULL);
+    if (adapter_save(ad, o.out, err, sizeof err)) { fprintf(stderr, "hat calibrate: %s\n", err); goto out; }
+
+    const adapter_info *in = adapter_get_info(ad);
+    char rank[32] = "";
+    if (o.form == ADAPTER_LOWRANK) snprintf(rank, sizeof rank, " rank %d", o.rank);
+    printf("calibrate: %s%s adapter for split a=%d b=%d (stands in for layers [%d,%d) of %d), lambda %g\n",
+           adapter_form_name((adapter_form)o.form), rank, o.a, o.b, o.a, L - o.b, L, o.lambda);
+    printf("  corpus: %s\n", desc);
+    printf("  tokens: %llu fitted (%llu generated) from %d sequences, %zu held out from %d; skipped %llu at position < %d "
+           "and %llu in shared prefixes; max |h_a| %.0f, max |h_{L-b}| %.0f\n",
+           (unsigned long long)adapter_stats_count(cl.train), (unsigned long long)cl.n_train_gen, c.n_seq - holdout,
+           cl.n_held, holdout, (unsigned long long)cl.n_skip_pos, o.min_pos, (unsigned long long)cl.n_skip_prefix,
+           cl.max_x, cl.max_t);
+    printf("  R^2 of h_{L-b} - h_a:  train %.4f  held-out %.4f  held-out generated %.4f\n", in->r2_train, mh.r2, mg.r2);
+    printf("  R^2 of h_{L-b}:        train %.4f  held-out %.4f  held-out generated %.4f  (identity adapter: held-out %.4f, "
+           "generated %.4f)\n", in->r2_target_train, mh.r2_target, mg.r2_target, mh.r2_identity, mg.r2_identity);
+    printf("  per-token error, held-out: rms %.2f, relative %.4f\n", mh.rms, mh.rel_err);
+    printf("  time: corpus %.1f s, hidden states %.1f s (%.0f tok/s), fit %.2f s\n", t_corpus, t_collect,
+           t_collect > 0 ? n_all / t_collect : 0.0, t_fit);
+    printf("wrote %s\n", o.out);
+    rc = 0;
+out:
+    adapter_free(ad);
+    collected_free(&cl);
+    corpus_free(&c);
+    tokenizer_free(tok);
+    model_free(m);
+    if (f) gguf_close(f);
+    return rc;
+}

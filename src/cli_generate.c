@@ -1,6 +1,7 @@
 /* hat generate — one prompt through the whole model on this machine.
  * Text goes to stdout as it is generated (UTF-8 safe); load information and one final
  * "stats:" line of key=value pairs go to stderr (the benchmark script parses it). */
+#include "hat_device.h"
 #include "common.h"
 #include "forward.h"
 #include "model.h"
@@ -20,6 +21,8 @@ typedef struct {
     model_weights_mode weights;
     sampler_params sp;
     int wire_sim, split_a, split_b;   /* --wire-sim: -1 off, else a wire_dtype */
+    const char *hat;                  /* --hat ADAPTER|identity: HAT rounds in one process */
+    int gamma, chunk;
 } gen_opts;
 
 static void gen_usage(FILE *f) {
@@ -39,7 +42,11 @@ static void gen_usage(FILE *f) {
             "  --quiet            do not print the text as it is generated\n"
             "  --wire-sim fp32|fp16|bf16 --split A,B\n"
             "                     round the hidden states after layers A-1 and L-B-1 to the wire dtype, as\n"
-            "                     `hat run` sends them (what the split run must reproduce, in one process)\n");
+            "                     `hat run` sends them (what the split run must reproduce, in one process)\n"
+            "  --hat ADAPTER|identity --split A,B [--gamma N] [--chunk N]\n"
+            "                     HAT in one process: the SLM ([0,A) + adapter + [L-B,L)) drafts N tokens\n"
+            "                     (default 4) per round, the whole model verifies; prints the acceptance\n"
+            "                     rate and tokens per round (the same device code as `hat run`)\n");
 }
 
 static int parse_int(const char *s, const char *what, int lo, int hi, int *out) {
@@ -67,7 +74,7 @@ static int parse_float(const char *s, const char *what, float lo, float hi, floa
 
 static int parse_opts(int argc, char **argv, gen_opts *o) {
     enum { O_MODEL = 256, O_PROMPT, O_IDS, O_CHAT, O_SYSTEM, O_MAX, O_TEMP, O_TOPK, O_TOPP, O_SEED,
-           O_THREADS, O_CTX, O_WEIGHTS, O_NOEOS, O_PRINTIDS, O_QUIET, O_HELP, O_WIRESIM, O_SPLIT };
+           O_THREADS, O_CTX, O_WEIGHTS, O_NOEOS, O_PRINTIDS, O_QUIET, O_HELP, O_WIRESIM, O_SPLIT, O_HAT, O_GAMMA, O_CHUNK };
     static const struct option lo[] = {
         {"model", 1, 0, O_MODEL}, {"prompt", 1, 0, O_PROMPT}, {"prompt-ids", 1, 0, O_IDS},
         {"chat", 1, 0, O_CHAT}, {"system", 1, 0, O_SYSTEM}, {"max-tokens", 1, 0, O_MAX},
@@ -75,9 +82,11 @@ static int parse_opts(int argc, char **argv, gen_opts *o) {
         {"seed", 1, 0, O_SEED}, {"threads", 1, 0, O_THREADS}, {"ctx", 1, 0, O_CTX},
         {"weights", 1, 0, O_WEIGHTS}, {"ignore-eos", 0, 0, O_NOEOS}, {"print-ids", 0, 0, O_PRINTIDS},
         {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP},
-        {"wire-sim", 1, 0, O_WIRESIM}, {"split", 1, 0, O_SPLIT}, {0, 0, 0, 0}};
+        {"wire-sim", 1, 0, O_WIRESIM}, {"split", 1, 0, O_SPLIT}, {"hat", 1, 0, O_HAT}, {"gamma", 1, 0, O_GAMMA},
+        {"chunk", 1, 0, O_CHUNK}, {0, 0, 0, 0}};
     *o = (gen_opts){.max_tokens = 64, .threads = 2, .n_ctx = 2048,
-                    .sp = {.temp = 0.0f, .top_k = 40, .top_p = 0.95f, .seed = 42}, .wire_sim = -1};
+                    .sp = {.temp = 0.0f, .top_k = 40, .top_p = 0.95f, .seed = 42}, .wire_sim = -1,
+                    .gamma = 4, .chunk = 64};
     int c, seed;
     optind = 1;
     opterr = 0;
@@ -103,6 +112,9 @@ static int parse_opts(int argc, char **argv, gen_opts *o) {
         case O_NOEOS: o->ignore_eos = 1; break;
         case O_PRINTIDS: o->print_ids = 1; break;
         case O_QUIET: o->quiet = 1; break;
+        case O_HAT: o->hat = optarg; break;
+        case O_GAMMA: if (parse_int(optarg, "--gamma", 0, HAT_GAMMA_LIMIT, &o->gamma)) return -1; break;
+        case O_CHUNK: if (parse_int(optarg, "--chunk", 2, 1 << 16, &o->chunk)) return -1; break;
         case O_WIRESIM:
             if (!strcmp(optarg, "fp32")) o->wire_sim = WIRE_F32;
             else if (!strcmp(optarg, "fp16")) o->wire_sim = WIRE_F16;
@@ -210,6 +222,55 @@ static void gen_forward(const model *m, kvcache *kv, forward_state *fs, const ge
     }
 }
 
+/* --hat: the device's rounds (hat_device.c) with the middle submodel in this process */
+static int generate_hat(const gen_opts *o, gguf_file *f, model *m, tokenizer *tok, int32_t *prompt, int n_prompt) {
+    char err[HAT_ERRLEN];
+    adapter *ad = NULL;
+    sampler *smp;
+    const model_config *c = &m->cfg;
+    int rc = !strcmp(o->hat, "identity") ? (ad = adapter_identity(c->dim, o->split_a, o->split_b), HAT_OK)
+                                         : adapter_load(&ad, o->hat, f, c->n_layer, c->dim, o->split_a, o->split_b, err, sizeof err);
+    if (!rc) rc = sampler_init(&smp, &o->sp, c->n_vocab, err, sizeof err);
+    if (rc) { fprintf(stderr, "hat generate: %s\n", err); adapter_free(ad); return 1; }
+    char desc[512];
+    adapter_describe(ad, desc, sizeof desc);
+    fprintf(stderr, "hat: split a=%d b=%d, gamma %d, adapter %s\n", o->split_a, o->split_b, o->gamma, desc);
+    int32_t *out = xmalloc((size_t)(o->max_tokens + 1) * sizeof(int32_t));
+    hat_local_stats st;
+    const hat_local_args args = {.gamma = o->gamma, .n_gen = o->max_tokens, .tok = o->ignore_eos ? NULL : tok, .chunk = o->chunk,
+                                 .seed = o->sp.seed, .rule = SPEC_RULE_LEVIATHAN, .greedy = !(o->sp.temp > 0)};
+    const int n = hat_generate_local(m, ad, smp, o->split_a, o->split_b, prompt, n_prompt, &args, out, &st);
+    if (!o->quiet) {
+        tokenizer_decoder dec;
+        tokenizer_decoder_init(&dec);
+        char piece[1024];
+        for (int i = 0; i < n; i++) {
+            int k = tokenizer_decoder_push(&dec, tok, out[i], piece, sizeof piece);
+            fwrite(piece, 1, (size_t)k, stdout);
+        }
+        int k = tokenizer_decoder_flush(&dec, piece, sizeof piece);
+        fwrite(piece, 1, (size_t)k, stdout);
+        fputc('\n', stdout);
+    }
+    if (o->print_ids) {
+        printf("ids:");
+        for (int i = 0; i < n; i++) printf(" %d", out[i]);
+        printf("\n");
+    }
+    fflush(stdout);
+    fprintf(stderr, "hat: gen_tokens=%d rounds=%d drafted=%d accepted=%d accept_rate=%.4f tokens_per_round=%.3f seconds=%.3f\n",
+            n, st.rounds, st.drafted, st.accepted, st.drafted ? (double)st.accepted / st.drafted : 0.0,
+            st.rounds ? (double)(n - 1) / st.rounds : 0.0, st.seconds);
+    free(out);
+    sampler_free(smp);
+    adapter_free(ad);
+    free(prompt);
+    tokenizer_free(tok);
+    model_free(m);
+    gguf_close(f);
+    return 0;
+}
+
 int cli_generate(int argc, char **argv) {
     gen_opts o;
     char err[HAT_ERRLEN];
@@ -231,10 +292,11 @@ int cli_generate(int argc, char **argv) {
     int n_prompt = build_prompt(&o, tok, c->n_vocab, &prompt);
     if (n_prompt < 0) return 1;
     if (n_prompt == 0) { fprintf(stderr, "hat generate: the prompt is empty\n"); return 1; }
-    if (o.wire_sim >= 0 && (o.split_a < 1 || o.split_b < 1 || o.split_a + o.split_b >= c->n_layer)) {
-        fprintf(stderr, "hat generate: --wire-sim needs --split A,B with A,B >= 1 and A + B < %d\n", c->n_layer);
+    if ((o.wire_sim >= 0 || o.hat) && (o.split_a < 1 || o.split_b < 1 || o.split_a + o.split_b >= c->n_layer)) {
+        fprintf(stderr, "hat generate: --wire-sim and --hat need --split A,B with A,B >= 1 and A + B < %d\n", c->n_layer);
         return 1;
     }
+    if (o.hat) return generate_hat(&o, f, m, tok, prompt, n_prompt);
     if (n_prompt + o.max_tokens > o.n_ctx) {
         fprintf(stderr, "hat generate: prompt (%d tokens) + --max-tokens %d exceed --ctx %d\n", n_prompt, o.max_tokens, o.n_ctx);
         return 1;

@@ -120,6 +120,8 @@ int report_build(report *r, int n_devices, const trace_token *tok, size_t n_tok,
     double *tbt_all = xmalloc((n_tok ? n_tok : 1) * sizeof *tbt_all);
     size_t n_ttft_all = 0, n_tbt_all = 0;
     double gen_sum = 0.0, up_sum = 0.0, down_sum = 0.0, t_req_min = INFINITY, t_done_max = -INFINITY;
+    double drafted_sum = 0.0, accepted_sum = 0.0, round_tok_sum = 0.0;
+    uint32_t rounds_sum = 0;
 
     size_t i = 0;
     for (uint32_t d = 0; d < nd; d++) {
@@ -145,8 +147,16 @@ int report_build(report *r, int n_devices, const trace_token *tok, size_t n_tok,
         n_tbt_all += row->n_tbt;
 
         row->tok_s = row->up_bytes_per_tok = row->down_bytes_per_tok = NAN;
+        row->accept_rate = row->tokens_per_round = NAN;
         if (row_of[d] >= 0) {
             const trace_device *dv = &dev[row_of[d]];
+            row->rounds = dv->rounds;
+            row->accept_rate = ratio((double)dv->accepted, (double)dv->drafted);
+            row->tokens_per_round = dv->gen_tokens ? ratio((double)dv->gen_tokens - 1, (double)dv->rounds) : NAN;
+            rounds_sum += dv->rounds;
+            drafted_sum += (double)dv->drafted;
+            accepted_sum += (double)dv->accepted;
+            round_tok_sum += dv->gen_tokens ? (double)dv->gen_tokens - 1 : 0;
             double gen = (double)dv->gen_tokens;
             row->tok_s = ratio(gen, dv->t_done - dv->t_request);
             row->up_bytes_per_tok = ratio((double)dv->up_bytes, gen);
@@ -168,6 +178,9 @@ int report_build(report *r, int n_devices, const trace_token *tok, size_t n_tok,
     all->tok_s = n_dev ? ratio(gen_sum, t_done_max - t_req_min) : NAN;
     all->up_bytes_per_tok = ratio(up_sum, gen_sum);
     all->down_bytes_per_tok = ratio(down_sum, gen_sum);
+    all->rounds = rounds_sum;
+    all->accept_rate = ratio(accepted_sum, drafted_sum);
+    all->tokens_per_round = ratio(round_tok_sum, (double)rounds_sum);
 
     /* batch-size histogram: runs of equal n_tok in a sorted copy */
     uint32_t *bs = xmalloc((n_bat ? n_bat : 1) * sizeof *bs);
@@ -201,9 +214,9 @@ static void put(FILE *f, int w, int prec, double v) {
 
 void report_print(const report *r, FILE *f) {
     if (!r || !r->rows) return;
-    fprintf(f, "%-7s %7s %9s %9s %9s %9s %7s %9s %9s %9s %9s %9s %10s %10s\n", "device", "tokens",
+    fprintf(f, "%-7s %7s %9s %9s %9s %9s %7s %9s %9s %9s %9s %9s %10s %10s %7s %7s %7s\n", "device", "tokens",
             "ttft_ms", "p50", "p90", "p99", "n_tbt", "tbt_ms", "p50", "p90", "p99", "tok/s",
-            "up_B/tok", "down_B/tok");
+            "up_B/tok", "down_B/tok", "rounds", "accept", "tok/rnd");
     for (int i = 0; i < r->n_rows; i++) {
         const report_row *row = &r->rows[i];
         if (row->device < 0) fprintf(f, "%-7s", "overall");
@@ -221,6 +234,9 @@ void report_print(const report *r, FILE *f) {
         put(f, 9, 2, row->tok_s);
         put(f, 10, 1, row->up_bytes_per_tok);
         put(f, 10, 1, row->down_bytes_per_tok);
+        fprintf(f, " %7u", row->rounds);
+        put(f, 7, 3, row->accept_rate);
+        put(f, 7, 2, row->tokens_per_round);
         fputc('\n', f);
     }
     fprintf(f, "cloud batch sizes (tokens per forward pass: passes):");

@@ -4,6 +4,10 @@
  * method on the sorted samples), tokens/s (generated tokens / (t_done - t_request)), bytes per
  * generated token on the uplink and the downlink, and the cloud's batch-size distribution
  * (tokens per forward pass). Overall TTFT/TBT pool the samples of every device.
+ * Decode rounds: acceptance rate = accepted / drafted tokens, and tokens per round = tokens
+ * emitted by decode rounds / rounds (the first token comes from the prefill, not a round).
+ * With drafting several tokens arrive at once: their TBT samples are ~0 and the mean TBT is
+ * the decode time per token.
  */
 #ifndef HAT_REPORT_H
 #define HAT_REPORT_H
@@ -21,6 +25,9 @@ typedef struct {
     double tbt_mean, tbt_p50, tbt_p90, tbt_p99;
     double tok_s;
     double up_bytes_per_tok, down_bytes_per_tok;
+    uint32_t rounds, pad;
+    double accept_rate;              /* accepted / drafted (NaN without drafting) */
+    double tokens_per_round;         /* (gen_tokens - 1) / rounds */
 } report_row;
 
 typedef struct {

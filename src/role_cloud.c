@@ -6,6 +6,12 @@
  * round-robin order starting one device further each pass, until max_batch_tokens; a device
  * whose request arrives mid-pass joins the next one. Every device with a ready request is first
  * in line at least once every n_served passes, so none starves.
+ *
+ * A request is one prefill chunk, or one decode round: the messages flagged DRAFT up to the one
+ * flagged ROUND_END (one message per hidden state, sent by the device as it drafts), run as one
+ * sequence with single-token numerics and answered with one reply of all their rows. A round
+ * that starts before the session's cache end rolls the cache back to its first position: those
+ * positions held the previous round's rejected drafts.
  */
 #include "run.h"
 
@@ -39,8 +45,10 @@ static void session_poll(session *s, int inflight, double *next) {
 void role_cloud_main(run_ctx *r) {
     const hat_config *cfg = &r->cfg;
     const int L = r->mc.n_layer, a = cfg->a, b = cfg->b, dim = r->mc.dim;
-    const int cidx = r->rank, n = partition_n_served(&r->part, cidx), K = cfg->inflight;
-    const int max_msg_tok = cfg->chunk_tokens + 1;
+    const int cidx = r->rank, n = partition_n_served(&r->part, cidx);
+    int K;
+    const int max_msg_tok = run_msg_max_tok(cfg);
+    K = run_msg_depth(cfg);
     const int max_batch = cfg->max_batch_tokens > max_msg_tok ? cfg->max_batch_tokens : max_msg_tok;
     char err[HAT_ERRLEN];
     model *m;
@@ -59,7 +67,7 @@ void role_cloud_main(run_ctx *r) {
         s->q = xcalloc((size_t)K, sizeof *s->q);
     }
     forward_seq *seqs = xcalloc((size_t)n, sizeof *seqs);
-    int *who = xcalloc((size_t)n, sizeof *who);
+    int *who = xcalloc((size_t)n, sizeof *who), *nmsg = xcalloc((size_t)n, sizeof *nmsg);
     int active = n, rr = 0;
     uint32_t batch_no = 0;
     while (active > 0) {
@@ -84,12 +92,37 @@ void role_cloud_main(run_ctx *r) {
             session *s = &S[(rr + k) % n];
             if (s->done || !s->qn) continue;
             const wire_header *h = &s->q[s->qh].h;
-            if (h->kind != WIRE_HIDDEN_UP || tok + (int)h->n_tok > max_batch) continue;
-            CHECK((int)h->pos0 == s->kv.n, "device %d sent positions from %u, its session holds %d", s->device, h->pos0, s->kv.n);
-            wire_decode(cfg->wire, s->q[s->qh].payload, fs.x + (size_t)tok * dim, (size_t)h->n_tok * dim);
-            seqs[ns] = (forward_seq){&s->kv, (int)h->pos0, (int)h->n_tok};
+            if (h->kind != WIRE_HIDDEN_UP) continue;
+            /* the request: one message, or a whole decode round */
+            int nm = 1, nt = (int)h->n_tok;
+            const int round = (h->flags & WIRE_F_DRAFT) != 0;
+            if (round) {
+                while (nm <= s->qn && !(s->q[(s->qh + nm - 1) % K].h.flags & WIRE_F_ROUND_END)) nm++;
+                if (nm > s->qn) {   /* the round is not complete yet; the ring holds a whole round */
+                    CHECK(s->qn < K, "device %d: a decode round longer than %d messages", s->device, K);
+                    continue;
+                }
+                nt = 0;
+                for (int j = 0; j < nm; j++) {
+                    const wire_header *hj = &s->q[(s->qh + j) % K].h;
+                    CHECK((hj->flags & WIRE_F_DRAFT) && hj->n_tok == 1 && hj->pos0 == h->pos0 + (uint32_t)j,
+                          "device %d: message %u breaks its decode round (positions %u+%u, flags %#x; round from %u)",
+                          s->device, hj->seq, hj->pos0, hj->n_tok, hj->flags, h->pos0);
+                    nt++;
+                }
+            }
+            if (tok + nt > max_batch) continue;
+            CHECK((int)h->pos0 <= s->kv.n && (round || (int)h->pos0 == s->kv.n),
+                  "device %d sent positions from %u, its session holds %d", s->device, h->pos0, s->kv.n);
+            if ((int)h->pos0 < s->kv.n) kvcache_truncate(&s->kv, (int)h->pos0);   /* rejected drafts */
+            for (int j = 0; j < nm; j++) {
+                const transport_msg *q = &s->q[(s->qh + j) % K];
+                wire_decode(cfg->wire, q->payload, fs.x + (size_t)tok * dim, (size_t)q->h.n_tok * dim);
+                tok += (int)q->h.n_tok;
+            }
+            seqs[ns] = (forward_seq){.kv = &s->kv, .pos0 = (int)h->pos0, .n_tok = nt, .decode = round};
+            nmsg[ns] = nm;
             who[ns++] = (rr + k) % n;
-            tok += (int)h->n_tok;
         }
         if (!ns) {
             if (active > 0) transport_idle(next);
@@ -105,16 +138,19 @@ void role_cloud_main(run_ctx *r) {
         int off = 0;
         for (int k = 0; k < ns; k++) {
             session *s = &S[who[k]];
-            const transport_msg *q = &s->q[s->qh];
-            wire_header h = {.kind = WIRE_HIDDEN_DOWN, .seq = q->h.seq, .pos0 = q->h.pos0, .n_tok = q->h.n_tok,
+            const transport_msg *q0 = &s->q[s->qh], *q = &s->q[(s->qh + nmsg[k] - 1) % K];   /* first, last */
+            /* the reply names the request's last message; ready = when that one was delivered */
+            wire_header h = {.kind = WIRE_HIDDEN_DOWN, .seq = q->h.seq, .pos0 = q0->h.pos0, .n_tok = (uint32_t)seqs[k].n_tok,
                              .flags = q->h.flags, .t_peer_ready = q->t_seen, .queue_s = (float)(t0 - q->t_seen),
                              .compute_s = (float)(t1 - t0), .batch_tokens = (uint32_t)tok, .batch_devices = (uint32_t)ns};
             double ts;
             endpoint_send(&s->ep, &h, fs.x + (size_t)off * dim, &ts);
-            off += (int)q->h.n_tok;
-            endpoint_release(&s->ep);
-            s->qh = (s->qh + 1) % K;
-            s->qn--;
+            off += seqs[k].n_tok;
+            for (int j = 0; j < nmsg[k]; j++) {
+                endpoint_release(&s->ep);
+                s->qh = (s->qh + 1) % K;
+                s->qn--;
+            }
         }
     }
     for (int i = 0; i < n; i++) {
@@ -122,7 +158,7 @@ void role_cloud_main(run_ctx *r) {
         kvcache_free(&S[i].kv);
         free(S[i].q);
     }
-    free(S); free(seqs); free(who);
+    free(S); free(seqs); free(who); free(nmsg);
     forward_free(&fs);
     model_free(m);
 }

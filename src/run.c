@@ -118,12 +118,23 @@ static void set_attrs(run_ctx *r, trace_file *tf, const char *trace_path) {
     strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
     trace_set_attr_str(tf, "created_utc", buf);
     trace_set_attr_str(tf, "trace_path", trace_path);
+    trace_set_attr_str(tf, "privacy", r->cfg.run_mode == RUN_CLOUD_ONLY
+                                          ? "NOT private: token ids are sent to the cloud (cloud-only baseline)"
+                                          : "private: only hidden states leave the device");
     trace_set_attr_int(tf, "n_ranks", r->size);
     trace_set_attr_int(tf, "n_devices", r->cfg.n_devices);
     trace_set_attr_int(tf, "n_cloud", r->cfg.n_cloud);
     trace_set_attr_int(tf, "split_a", r->cfg.a);
     trace_set_attr_int(tf, "split_b", r->cfg.b);
     trace_set_attr_int(tf, "n_layer", r->mc.n_layer);
+    trace_set_attr_str(tf, "mode", r->cfg.mode);
+    if (r->ad) {
+        char ad[512];
+        adapter_describe(r->ad, ad, sizeof ad);
+        trace_set_attr_str(tf, "adapter", ad);
+    } else {
+        trace_set_attr_str(tf, "adapter", "none");
+    }
 }
 
 /* rank 0, end of run: report from every record, printed and stored */
@@ -203,10 +214,19 @@ int cli_run(int argc, char **argv) {
     }
     comm_set_role(role);
 
-    /* devices tokenize their prompt; rank 0 holds a tokenizer to print the devices' texts */
-    if (r->role == ROLE_DEVICE || r->rank == 0) rc = tokenizer_init(&r->tok, r->gf, err, sizeof err);
+    /* devices tokenize their prompt; rank 0 holds a tokenizer to print the devices' texts; in the
+     * cloud-only baseline every cloud rank needs one too (it decides the end of a session at EOG) */
+    if (r->role == ROLE_DEVICE || r->rank == 0 || r->cfg.run_mode == RUN_CLOUD_ONLY)
+        rc = tokenizer_init(&r->tok, r->gf, err, sizeof err);
     if (!rc && r->role == ROLE_DEVICE) rc = build_prompt(r, &r->cfg.dev[r->device], err, sizeof err);
     if (stage(rc, err, "prompt")) goto fail;
+
+    /* HAT: the draft adapter must have been fitted for this model file and this split */
+    if (r->cfg.run_mode == RUN_HAT && (r->role == ROLE_DEVICE || r->rank == 0)) {
+        if (!strcmp(r->cfg.adapter_path, "identity")) r->ad = adapter_identity(r->mc.dim, r->cfg.a, r->cfg.b);
+        else rc = adapter_load(&r->ad, r->cfg.adapter_path, r->gf, r->mc.n_layer, r->mc.dim, r->cfg.a, r->cfg.b, err, sizeof err);
+    }
+    if (stage(rc, err, "adapter")) goto fail;
 
     trace_file *tf = NULL;
     if (r->rank == 0) {
@@ -221,16 +241,27 @@ int cli_run(int argc, char **argv) {
         comm_on_abort(on_abort);
         char part[1024];
         partition_describe(&r->part, part, sizeof part);
-        printf("hat run: %s, %d ranks, wire %s, chunk %d tokens, links %s\n%s\n", r->cfg.path, r->size,
-               wire_dtype_name(r->cfg.wire), r->cfg.chunk_tokens, r->cfg.emulate_links ? "emulated" : "not emulated", part);
+        printf("hat run: %s, mode %s, %d ranks, wire %s, chunk %d tokens, links %s\n%s\n", r->cfg.path, r->cfg.mode,
+               r->size, wire_dtype_name(r->cfg.wire), r->cfg.chunk_tokens,
+               r->cfg.emulate_links ? "emulated" : "not emulated", part);
+        if (r->ad) {
+            char ad[512];
+            adapter_describe(r->ad, ad, sizeof ad);
+            if (r->cfg.gamma_adaptive) printf("hat: adaptive draft length in [%d, %d], adapter %s\n", r->cfg.gamma_min, r->cfg.gamma_max, ad);
+            else printf("hat: draft length %d, adapter %s\n", r->cfg.gamma, ad);
+        }
         fflush(stdout);
     }
 
     comm_barrier();
     comm_sync_clock();
-    if (r->role == ROLE_DEVICE) role_device_main(r);
-    else {
-        role_cloud_main(r);
+    const int cloud_only = r->cfg.run_mode == RUN_CLOUD_ONLY;
+    if (r->role == ROLE_DEVICE) {
+        if (cloud_only) role_cloudonly_device_main(r);
+        else role_device_main(r);
+    } else {
+        if (cloud_only) role_cloudonly_cloud_main(r);
+        else role_cloud_main(r);
         collector_finish(&r->col);
         if (r->rank == 0) collector_wait_all(&r->col, r->size);
     }
@@ -249,6 +280,7 @@ fail:
     rc = 1;
 done:
     free(r->prompt);
+    adapter_free(r->ad);
     if (r->tok) tokenizer_free(r->tok);
     if (r->gf) gguf_close(r->gf);
     config_free(&r->cfg);

@@ -2,6 +2,7 @@
 #ifndef HAT_RUN_H
 #define HAT_RUN_H
 
+#include "adapter.h"
 #include "collect.h"
 #include "config.h"
 #include "gguf.h"
@@ -22,6 +23,7 @@ typedef struct {
     int32_t *prompt;
     int n_prompt;
     collector col;
+    adapter *ad;              /* HAT: the draft adapter (devices, and rank 0 for the trace) */
 } run_ctx;
 
 int cli_run(int argc, char **argv);
@@ -29,6 +31,9 @@ int cli_run(int argc, char **argv);
 /* role entry points: return after the role's work is done (errors are fatal) */
 void role_device_main(run_ctx *r);
 void role_cloud_main(run_ctx *r);
+/* [run] mode = cloud-only: the non-private baseline (token ids up, the whole model on the cloud) */
+void role_cloudonly_device_main(run_ctx *r);
+void role_cloudonly_cloud_main(run_ctx *r);
 
 /* Sizes shared by both ends of an endpoint: the most rows in one message (a prefill chunk, or a
  * decode round of up to gamma_max + 1 rows on the way down), and the ring depth (messages a

@@ -42,10 +42,10 @@ typedef struct {
 
 /* A changed struct must change its field list here and in analysis/check_trace.py. */
 _Static_assert(sizeof(trace_token) == 32, "trace_token changed: update token_fields and check_trace.py");
-_Static_assert(sizeof(trace_step) == 160, "trace_step changed: update step_fields and check_trace.py");
+_Static_assert(sizeof(trace_step) == 200, "trace_step changed: update step_fields and check_trace.py");
 _Static_assert(sizeof(trace_batch) == 32, "trace_batch changed: update batch_fields and check_trace.py");
-_Static_assert(sizeof(trace_device) == 72, "trace_device changed: update device_fields and check_trace.py");
-_Static_assert(sizeof(report_row) == 104, "report_row changed: update row_fields and check_trace.py");
+_Static_assert(sizeof(trace_device) == 88, "trace_device changed: update device_fields and check_trace.py");
+_Static_assert(sizeof(report_row) == 128, "report_row changed: update row_fields and check_trace.py");
 _Static_assert(sizeof(report_hist) == 16, "report_hist changed: update hist_fields and check_trace.py");
 
 static const field token_fields[] = {
@@ -65,6 +65,9 @@ static const field step_fields[] = {
     F(trace_step, t_down_send, F_F64),     F(trace_step, down_model_s, F_F64),
     F(trace_step, t_down_ready, F_F64),    F(trace_step, dev_out_s, F_F64),
     F(trace_step, dev_out_pred_s, F_F64),  F(trace_step, t_end, F_F64),
+    F(trace_step, gamma, F_U32),           F(trace_step, accepted, F_U32),
+    F(trace_step, emitted, F_U32),         F(trace_step, t_up_first, F_F64),
+    F(trace_step, draft_s, F_F64),         F(trace_step, draft_pred_s, F_F64),
 };
 static const field batch_fields[] = {
     F(trace_batch, cloud_rank, F_U32), F(trace_batch, batch, F_U32), F(trace_batch, n_tok, F_U32),
@@ -74,7 +77,8 @@ static const field device_fields[] = { /* pad is not stored */
     F(trace_device, device, F_U32),        F(trace_device, rank, F_U32),
     F(trace_device, cloud_rank, F_U32),    F(trace_device, prompt_tokens, F_U32),
     F(trace_device, gen_tokens, F_U32),    F(trace_device, n_steps, F_U32),
-    F(trace_device, profile_exceeded, F_U32),
+    F(trace_device, profile_exceeded, F_U32), F(trace_device, rounds, F_U32),
+    F(trace_device, drafted, F_U64),       F(trace_device, accepted, F_U64),
     F(trace_device, t_request, F_F64),     F(trace_device, t_first, F_F64),
     F(trace_device, t_done, F_F64),        F(trace_device, up_bytes, F_U64),
     F(trace_device, down_bytes, F_U64),
@@ -85,6 +89,7 @@ static const field row_fields[] = {
     F(report_row, ttft_p99, F_F64),   F(report_row, tbt_mean, F_F64),  F(report_row, tbt_p50, F_F64),
     F(report_row, tbt_p90, F_F64),    F(report_row, tbt_p99, F_F64),   F(report_row, tok_s, F_F64),
     F(report_row, up_bytes_per_tok, F_F64), F(report_row, down_bytes_per_tok, F_F64),
+    F(report_row, rounds, F_U32),     F(report_row, accept_rate, F_F64), F(report_row, tokens_per_round, F_F64),
 };
 static const field hist_fields[] = { /* pad is not stored */
     F(report_hist, batch_tokens, F_U32), F(report_hist, count, F_U64),

@@ -27,7 +27,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { TRACE_STEP_PREFILL = 0, TRACE_STEP_DECODE = 1 } trace_step_kind;
+/* DECODE: a U-shape round (one token up, one down); ROUND: a HAT round (gamma draft tokens
+ * and the last emitted one go up as they are made, gamma + 1 rows come down) */
+typedef enum { TRACE_STEP_PREFILL = 0, TRACE_STEP_DECODE = 1, TRACE_STEP_ROUND = 2 } trace_step_kind;
 
 typedef struct {
     uint32_t device;      /* device index (not the MPI rank) */
@@ -56,6 +58,11 @@ typedef struct {
     double t_down_ready;             /* device saw the reply delivered */
     double dev_out_s, dev_out_pred_s;/* output submodel (+ head) compute; prediction */
     double t_end;                    /* step done on the device */
+    /* decode rounds (0 for prefill): n_tok = gamma + 1 rows went up, one message each */
+    uint32_t gamma, accepted;        /* draft tokens; how many of them were accepted */
+    uint32_t emitted, pad;           /* tokens this round emitted (accepted + 1, fewer at the end) */
+    double t_up_first;               /* the round's first row handed to the transport */
+    double draft_s, draft_pred_s;    /* SLM compute (adapter + output submodel + head + draw), gamma tokens */
 } trace_step;
 
 typedef struct {
@@ -68,7 +75,8 @@ typedef struct {
     uint32_t device, rank, cloud_rank;
     uint32_t prompt_tokens, gen_tokens, n_steps;
     uint32_t profile_exceeded;       /* steps where real compute took longer than the profile */
-    uint32_t pad;
+    uint32_t rounds;                 /* decode rounds (HAT and U-shape) */
+    uint64_t drafted, accepted;      /* draft tokens over all rounds; accepted ones */
     double t_request, t_first, t_done;
     uint64_t up_bytes, down_bytes;
 } trace_device;

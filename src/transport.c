@@ -76,7 +76,8 @@ int endpoint_poll(endpoint *e, transport_msg *m, double *next_deliver) {
         int count = 0;
         MPI_Get_count(&st, MPI_BYTE, &count);
         e->rbytes[s] = (size_t)count;
-        const wire_expect ex = {e->peer_is_device, (uint32_t)e->device, (uint32_t)e->dim, (uint32_t)e->max_tok, (int)e->dtype};
+        const wire_expect ex = {e->peer_is_device, (uint32_t)e->device, (uint32_t)e->dim, (uint32_t)e->max_tok, (int)e->dtype,
+                                e->allow_tokens, e->n_vocab};
         char err[HAT_ERRLEN];
         if (wire_validate(msg, (size_t)count, &ex, err, sizeof err) != HAT_OK)
             fatal("bad message from rank %d (%s %d): %s", e->peer, e->peer_is_device ? "device" : "cloud for device",
@@ -152,7 +153,10 @@ static void start_send(endpoint *e, size_t n) {
 
 link_sched endpoint_send(endpoint *e, const wire_header *hin, const float *hidden, double *t_send) {
     const int from_device = !e->peer_is_device;
-    if (from_device)
+    if (e->allow_tokens)   /* a cloud-only session: its only other message is the device's bye */
+        CHECK(from_device && hin->kind == WIRE_BYE, "cloud-only run: %s tried to send a message of kind %s",
+              from_device ? "device" : "cloud", wire_kind_name(hin->kind));
+    else if (from_device)
         CHECK(hin->kind == WIRE_HIDDEN_UP || hin->kind == WIRE_BYE,
               "device %d tried to send a message of kind %s: devices send only hidden states, never token ids",
               e->device, wire_kind_name(hin->kind));
@@ -173,6 +177,43 @@ link_sched endpoint_send(endpoint *e, const wire_header *hin, const float *hidde
     h.reserved2 = 0;
     h.checksum = 0;
     if (n_tok) wire_encode(e->dtype, hidden, msg + WIRE_HEADER_BYTES, (size_t)n_tok * e->dim);
+    const size_t bytes = WIRE_HEADER_BYTES + (size_t)h.payload_bytes;
+    h.t_send = comm_now();
+    *t_send = h.t_send;
+    const link_sched ls = link_schedule(&e->link, h.t_send, bytes);
+    h.t_deliver = ls.deliver;
+    memcpy(msg, &h, sizeof h);
+    wire_seal(msg);
+    start_send(e, bytes);
+    return ls;
+}
+
+void endpoint_allow_tokens(endpoint *e, int n_vocab) {
+    CHECK(n_vocab > 0 && e->dtype == WIRE_F32 && e->dim == 1,
+          "transport: a token endpoint needs a vocabulary and slots sized for int32 ids (dim 1, fp32)");
+    e->allow_tokens = 1;
+    e->n_vocab = n_vocab;
+}
+
+link_sched endpoint_send_tokens(endpoint *e, const wire_header *hin, const int32_t *ids, double *t_send) {
+    CHECK(e->allow_tokens, "device %d: token ids may cross the network only in the cloud-only baseline", e->device);
+    const int n_tok = (int)hin->n_tok, lo = e->peer_is_device ? 0 : 1;
+    CHECK(n_tok >= lo && n_tok <= e->max_tok, "transport: %d token ids, allowed %d..%d", n_tok, lo, e->max_tok);
+    for (int i = 0; i < n_tok; i++)
+        CHECK(ids[i] >= 0 && ids[i] < e->n_vocab, "transport: token id %d out of the vocabulary [0, %d)", ids[i], e->n_vocab);
+    uint8_t *msg = next_send_slot(e);
+    wire_header h = *hin;
+    h.magic = WIRE_MAGIC;
+    h.version = WIRE_VERSION;
+    h.kind = WIRE_TOKENS;
+    h.device = (uint32_t)e->device;
+    h.dim = 0;
+    h.dtype = WIRE_TOKEN_I32;
+    h.payload_bytes = (uint64_t)n_tok * sizeof(int32_t);
+    h.reserved = 0;
+    h.reserved2 = 0;
+    h.checksum = 0;
+    if (n_tok) memcpy(msg + WIRE_HEADER_BYTES, ids, (size_t)h.payload_bytes);
     const size_t bytes = WIRE_HEADER_BYTES + (size_t)h.payload_bytes;
     h.t_send = comm_now();
     *t_send = h.t_send;

@@ -1,5 +1,5 @@
 /* transport.h — hidden states between a device and its cloud rank over MPI point-to-point
- * (with comm.c, the only code that includes mpi.h).
+ * (with comm.c, the only code that includes mpi.h); token ids only in the cloud-only baseline.
  *
  * One endpoint per peer: a ring of `depth` receive slots, each posted with MPI_Irecv at start-up
  * and re-posted when released (in the order they were consumed, which keeps MPI's in-order
@@ -16,6 +16,15 @@
  * Every received message is checked by wire_validate (size, magic, version, kind allowed for
  * the sender, device, dim, dtype, payload size, CRC-32C); a bad message is a fatal error that
  * names the peer and the problem and aborts the run on every rank.
+ *
+ * Token ids cross the network only in the cloud-only baseline (the non-private reference,
+ * flagged in the trace): both ends of each of its sessions call endpoint_allow_tokens right
+ * after endpoint_init; such an endpoint sends and accepts TOKENS (plus the device's BYE) and
+ * nothing else. Every other endpoint refuses token ids on both the sending and receiving side.
+ * Cloud-only endpoints are created with dim 1 and WIRE_F32, which sizes each slot for max_tok
+ * int32 ids. There the cloud streams tokens without waiting for the device, so the device's
+ * ring is deeper than the cloud's (role_cloudonly.c): the depths of the two ends need not be
+ * equal, as long as each receiver's depth bounds what its peer may have outstanding.
  */
 #ifndef HAT_TRANSPORT_H
 #define HAT_TRANSPORT_H
@@ -44,6 +53,8 @@ typedef struct {
     int shead;                    /* next send slot */
     int send_active;              /* sends started (to know which sreq are live) */
     link_state link;              /* our direction of the emulated link */
+    int allow_tokens;             /* cloud-only run: TOKENS in both directions (endpoint_allow_tokens) */
+    int32_t n_vocab;              /* allow_tokens: ids must be in [0, n_vocab) */
     uint64_t bytes_sent, bytes_recv, msgs_sent, msgs_recv;
 } endpoint;
 
@@ -77,6 +88,15 @@ void endpoint_wait(endpoint *e, transport_msg *m);
  * Refuses (fatal) any kind other than HIDDEN_UP / BYE on a device's endpoint: devices cannot
  * send token ids. Returns the link schedule of the message; *t_send gets its send time. */
 link_sched endpoint_send(endpoint *e, const wire_header *h, const float *hidden, double *t_send);
+
+/* Cloud-only baseline only: lets this endpoint carry token ids (TOKENS) and nothing but BYE
+ * besides; call it right after endpoint_init, on both ends. n_vocab bounds every id. */
+void endpoint_allow_tokens(endpoint *e, int n_vocab);
+
+/* Send n_tok int32 token ids (0 allowed from the cloud: a prompt chunk's acknowledgement) with
+ * the header fields of `h` as endpoint_send does. Fatal unless the endpoint allows tokens, or
+ * when an id is outside [0, n_vocab). Returns the link schedule; *t_send gets the send time. */
+link_sched endpoint_send_tokens(endpoint *e, const wire_header *h, const int32_t *ids, double *t_send);
 
 /* Test hook for the fault-injection runs: send raw bytes (already a full message) that the
  * sender-side checks do not see, exactly as a broken or foreign peer would. */

@@ -85,7 +85,12 @@ int wire_validate(const void *msg, size_t nbytes, const wire_expect *ex, char *e
     if (h.version != WIRE_VERSION)
         return hat_err(err, errlen, HAT_ERR_FORMAT, "wire header version %u, this build speaks version %d",
                        h.version, WIRE_VERSION);
-    if (ex->from_device ? (h.kind != WIRE_HIDDEN_UP && h.kind != WIRE_BYE) : h.kind != WIRE_HIDDEN_DOWN)
+    if (ex->allow_tokens) {   /* cloud-only run: token ids, and the device's bye; never hidden states */
+        if (h.kind != WIRE_TOKENS && !(ex->from_device && h.kind == WIRE_BYE))
+            return hat_err(err, errlen, HAT_ERR_FORMAT, "cloud-only run: %s %u sent a message of kind %u (%s), expected "
+                           "tokens%s", ex->from_device ? "device" : "cloud for device", h.device, h.kind,
+                           wire_kind_name(h.kind), ex->from_device ? " or bye" : "");
+    } else if (ex->from_device ? (h.kind != WIRE_HIDDEN_UP && h.kind != WIRE_BYE) : h.kind != WIRE_HIDDEN_DOWN)
         return hat_err(err, errlen, HAT_ERR_FORMAT,
                        ex->from_device ? "device %u sent a message of kind %u (%s): devices may send only hidden states "
                                          "(hidden_up) or bye, never token ids"
@@ -98,6 +103,20 @@ int wire_validate(const void *msg, size_t nbytes, const wire_expect *ex, char *e
         if (h.payload_bytes != 0 || body != 0)
             return hat_err(err, errlen, HAT_ERR_FORMAT, "bye from device %u carries %zu payload bytes (header says %llu)",
                            h.device, body, (unsigned long long)h.payload_bytes);
+    } else if (h.kind == WIRE_TOKENS) {
+        if (h.dtype != WIRE_TOKEN_I32 || h.dim != 0)
+            return hat_err(err, errlen, HAT_ERR_FORMAT, "token message with dtype %u and dim %u, expected %d (int32) and 0",
+                           h.dtype, h.dim, WIRE_TOKEN_I32);
+        const uint32_t lo = ex->from_device ? 1 : 0;   /* the cloud's acknowledgement of a prompt chunk has none */
+        if (h.n_tok < lo || h.n_tok > ex->max_tok)
+            return hat_err(err, errlen, HAT_ERR_FORMAT, "%u token ids, allowed %u..%u", h.n_tok, lo, ex->max_tok);
+        const size_t want = (size_t)h.n_tok * sizeof(int32_t);
+        if (h.payload_bytes != want)
+            return hat_err(err, errlen, HAT_ERR_FORMAT, "header says %llu payload bytes, %u token ids are %zu",
+                           (unsigned long long)h.payload_bytes, h.n_tok, want);
+        if (body != want)
+            return hat_err(err, errlen, HAT_ERR_FORMAT, "truncated message: %zu payload bytes received, header says %zu",
+                           body, want);
     } else {
         if (h.dtype != ex->dtype)
             return hat_err(err, errlen, HAT_ERR_FORMAT, "payload dtype %u (%s), expected %s", h.dtype,
@@ -119,6 +138,14 @@ int wire_validate(const void *msg, size_t nbytes, const wire_expect *ex, char *e
     if (c != h.checksum)
         return hat_err(err, errlen, HAT_ERR_FORMAT, "checksum mismatch (0x%08x computed, 0x%08x in header): corrupted message",
                        c, h.checksum);
+    if (h.kind == WIRE_TOKENS)   /* after the checksum: a corrupted id is reported as corruption */
+        for (uint32_t i = 0; i < h.n_tok; i++) {
+            int32_t id;
+            memcpy(&id, (const uint8_t *)msg + WIRE_HEADER_BYTES + (size_t)i * sizeof id, sizeof id);
+            if (id < 0 || id >= ex->n_vocab)
+                return hat_err(err, errlen, HAT_ERR_FORMAT, "token id %d (id %u of %u, message %u) out of the vocabulary "
+                               "[0, %d)", id, i, h.n_tok, h.seq, ex->n_vocab);
+        }
     return HAT_OK;
 }
 

@@ -11,9 +11,9 @@
  *   16   4  pos0            first sequence position of the hidden states
  *   20   4  n_tok           hidden-state rows
  *   24   4  dim             hidden size (must equal the model's)
- *   28   2  dtype           wire_dtype of the payload (fp32, fp16, bf16): floats only
- *   30   2  flags           WIRE_F_PREFILL | WIRE_F_LAST_CHUNK | WIRE_F_DRAFT | WIRE_F_ROUND_END
- *   32   8  payload_bytes   must equal n_tok * dim * sizeof(dtype) (0 for BYE)
+ *   28   2  dtype           wire_dtype of the payload (fp32, fp16, bf16); TOKENS: WIRE_TOKEN_I32
+ *   30   2  flags           WIRE_F_PREFILL | WIRE_F_LAST_CHUNK | WIRE_F_DRAFT | WIRE_F_ROUND_END | WIRE_F_END
+ *   32   8  payload_bytes   must equal n_tok * dim * sizeof(dtype) (0 for BYE); TOKENS: n_tok * 4
  *   40   8  t_send          run clock when handed to the transport (seconds)
  *   48   8  t_deliver       the link model's delivery time; the receiver holds it until then
  *   56   8  t_peer_ready    replies: when the cloud saw the request delivered
@@ -29,6 +29,11 @@
  * states: floating-point payload of exactly n_tok x dim) or BYE (no payload). There is no
  * message kind or dtype that can carry token ids from a device; wire_validate rejects any
  * other kind coming from a device, and the device-side send path refuses to build one.
+ * The one exception is the cloud-only baseline ([run] mode = cloud-only, the non-private
+ * reference, flagged "NOT private" in the trace): only there do token ids cross the network
+ * (TOKENS, int32 ids, in both directions), and only on endpoints that allow them explicitly
+ * (wire_expect.allow_tokens, set by endpoint_allow_tokens); such endpoints accept nothing else
+ * but BYE from the device.
  */
 #ifndef HAT_WIRE_H
 #define HAT_WIRE_H
@@ -46,13 +51,18 @@ typedef enum {
     WIRE_HIDDEN_UP = 1,     /* device -> cloud: input-submodel hidden states */
     WIRE_HIDDEN_DOWN = 2,   /* cloud -> device: middle-submodel hidden states */
     WIRE_BYE = 3,           /* device -> cloud: session over */
-    WIRE_TOKENS = 4,        /* never valid on the data plane: exists so a test can prove it is refused */
+    WIRE_TOKENS = 4,        /* token ids: valid only on the endpoints of a cloud-only run (allow_tokens) */
 } wire_kind;
+
+/* dtype field of a TOKENS message: the payload is n_tok int32 ids, little-endian; dim is 0 */
+#define WIRE_TOKEN_I32 0
 
 /* DRAFT: a hidden state of a decode round (HAT's draft tokens, or the U-shape's one token): the
  * cloud collects the round's messages up to the one with ROUND_END and runs them as one
  * sequence with single-token numerics (forward_seq.decode); the reply carries all the rows. */
 enum { WIRE_F_PREFILL = 1, WIRE_F_LAST_CHUNK = 2, WIRE_F_DRAFT = 4, WIRE_F_ROUND_END = 8 };
+/* cloud-only: the cloud's last message of the session (it decided the end: max_tokens, EOG, ctx) */
+enum { WIRE_F_END = 16 };
 
 typedef struct {
     uint32_t magic;
@@ -90,12 +100,16 @@ typedef struct {
     uint32_t dim;
     uint32_t max_tok;     /* largest n_tok the buffers were sized for */
     int dtype;            /* expected wire dtype */
+    int allow_tokens;     /* cloud-only run: TOKENS (and BYE from a device) only, no hidden states */
+    int32_t n_vocab;      /* allow_tokens: every id must be in [0, n_vocab) */
 } wire_expect;
 
 /* Checks a received message of `nbytes` bytes: size >= header, magic, version, kind allowed
  * for the sender, device, dim, dtype, n_tok range, payload size = n_tok*dim*dtype and
- * = nbytes - header, checksum. Returns HAT_OK or HAT_ERR_FORMAT with a message naming the
- * field, the value and what was expected. */
+ * = nbytes - header, checksum. TOKENS (allow_tokens only): dtype WIRE_TOKEN_I32, dim 0, n_tok
+ * 1..max_tok from a device (0..max_tok from the cloud: an acknowledgement carries none),
+ * payload n_tok * 4 bytes, every id in [0, n_vocab). Returns HAT_OK or HAT_ERR_FORMAT with a
+ * message naming the field, the value and what was expected. */
 int wire_validate(const void *msg, size_t nbytes, const wire_expect *ex, char *err, size_t errlen);
 
 /* Hidden states f32 <-> wire dtype (fp16: IEEE half, round to nearest even; bf16: top half of

@@ -16,6 +16,9 @@
    trace, and protocol faults (truncated message, wrong header version, token ids from a
    device, corrupted payload): each a non-zero exit with a clear message, within a timeout
    (no hang); an aborted run still leaves a readable trace; an existing trace is untouched.
+5. The cloud-only baseline (token ids up, the whole model on the cloud): tokens equal the
+   monolithic engine's (greedy) or `hat generate`'s with the device's sampler and seed, the
+   trace is flagged "NOT private", and an out-of-vocabulary id is refused.
 
 usage: test_mpi.py HAT MODEL SOURCE_DIR [--quick]
 """
@@ -92,12 +95,12 @@ def reference_ids(prompt, wire=None, a=0, b=0):
 
 
 def write_cfg(name, n_dev, n_cloud, a, b, wire="fp32", chunk=8, emulate="off", links=None, model=MODEL,
-              extra="", stagger=0.0, prompts=None, compute="none"):
+              extra="", stagger=0.0, prompts=None, compute="none", mode="ushape", hat=None):
     prompts = prompts or PROMPTS
     path = os.path.join(tmp, name + ".ini")
     with open(path, "w") as f:
         f.write(f"""[run]
-mode = ushape
+mode = {mode}
 seed = 7
 trace = {os.path.join(tmp, name + '.h5')}
 [model]
@@ -129,6 +132,8 @@ compute = {compute}
             f.write(f"[device.{i}]\nprompt = {prompts[i % len(prompts)]}\n")
             if links:
                 f.write(f"link = {links[i % len(links)]}\n")
+        if hat:
+            f.write("[hat]\n" + "".join(f"{k} = {v}\n" for k, v in hat.items()))
         f.write(extra)
     return path
 
@@ -175,8 +180,18 @@ def check_run(name, n_dev, n_cloud, a, b, **kw):
     if len(failures) == n_fail:
         what = ("tokens equal the monolithic engine" if wire == "fp32" else
                 f"tokens equal the monolithic engine with {wire} rounding at the cuts ({'; '.join(notes)})")
+        extra = ""
+        if kw.get("mode") == "hat":
+            dv = t["devices"]
+            acc = ratio = 0.0
+            if int(dv["drafted"].sum()):
+                acc = float(dv["accepted"].sum()) / float(dv["drafted"].sum())
+            ratio = float((dv["gen_tokens"].astype(float) - 1).sum()) / max(1.0, float(dv["rounds"].sum()))
+            extra = f", hat {kw.get('hat')}: acceptance {acc:.3f}, {ratio:.2f} tokens per round"
+            if not (dv["rounds"] > 0).all():
+                fail(f"{name}: a device made no decode round")
         print(f"ok   {name}: {n_dev} devices, {n_cloud} cloud, split a={a} b={b}, {wire}, "
-              f"chunk {kw.get('chunk', 8)}, links {kw.get('emulate', 'off')}: {what}")
+              f"chunk {kw.get('chunk', 8)}, links {kw.get('emulate', 'off')}{extra}: {what}")
     return t
 
 
@@ -248,6 +263,51 @@ if not QUICK:
     check_run("np5_2cloud_3dev", 3, 2, 10, 10, wire="fp16", chunk=32)
     check_run("np3_bf16", 2, 1, 2, 2, wire="bf16", chunk=8)
 
+# ---- HAT: drafting + verification is lossless at temperature 0 ---------------------------------
+# gamma in {1, 2, 4, 8}, 1-4 devices, several splits. The identity adapter (plain layer skipping)
+# drafts poorly, so most rounds reject and roll back; a quickly fitted linear adapter accepts
+# more, so whole rounds are accepted and the bonus token is used: both paths are exercised.
+fitted = os.path.join(tmp, "a2b2.adapter")
+cal = subprocess.run([HAT, "calibrate", "--model", MODEL, "--split", "2,2", "--form", "linear",
+                      "--prompts", os.path.join(SRC, "configs", "calibration_prompts.txt"), "--limit-prompts", "6",
+                      "--gen", "24", "--holdout", "1", "--threads", "2", "--out", fitted],
+                     env=ENV, capture_output=True, text=True, timeout=600)
+if cal.returncode != 0:
+    fail(f"hat calibrate failed: {cal.stdout[-1500:]}{cal.stderr[-1500:]}")
+    fitted = "identity"
+check_run("hat_g1", 1, 1, 2, 2, chunk=8, mode="hat", hat={"gamma": 1, "adapter": fitted})
+check_run("hat_g2_links", 2, 1, 2, 2, chunk=16, emulate="on", links=["wifi", "4g"], mode="hat",
+          hat={"gamma": 2, "adapter": fitted})
+check_run("hat_g4_4dev", 4, 1, 3, 2, chunk=5, mode="hat", hat={"gamma": 4, "adapter": "identity"}, stagger=0.03)
+check_run("hat_g8_2cloud", 3, 2, 2, 2, chunk=8, mode="hat", hat={"gamma": 8, "adapter": fitted})
+check_run("hat_adaptive", 2, 1, 1, 4, chunk=8, emulate="on", links=["ethernet", "4g"], mode="hat",
+          hat={"gamma": 2, "adaptive": "on", "gamma_min": 1, "gamma_max": 6, "adapter": "identity"})
+check_run("hat_fp16", 2, 1, 2, 2, wire="fp16", chunk=8, mode="hat", hat={"gamma": 4, "adapter": fitted})
+# temperature > 0: runs, and the trace is consistent (the distribution test is test_speculate)
+cfg = write_cfg("hat_temp", 2, 1, 2, 2, mode="hat", hat={"gamma": 3, "adapter": fitted},
+                extra="[device.0]\ntemp = 0.8\ntop_k = 40\n[device.1]\ntemp = 1.0\n")
+rc, out = mpirun(3, ["--config", cfg])
+if rc != 0:
+    fail(f"hat_temp: exit {rc}\n{out[-2000:]}")
+else:
+    probs = check_trace_cli(os.path.join(tmp, "hat_temp.h5"), expect_devices=2)
+    if probs:
+        fail("hat_temp: trace check: " + "; ".join(probs[:5]))
+    else:
+        print("ok   hat_temp: temperature 0.8 / 1.0 with drafting runs and its trace checks")
+# an adapter is refused for another split, and for another model file
+if fitted != "identity":
+    cfg = write_cfg("hat_bad_split", 1, 1, 3, 2, mode="hat", hat={"adapter": fitted})
+    expect_error("adapter for another split", 2, ["--config", cfg], "split")
+    other = os.path.join(tmp, "other_model.gguf")
+    with open(MODEL, "rb") as src, open(other, "wb") as dst:
+        data = bytearray(src.read())
+        data[-1] ^= 0x01   # last byte of the tensor data: still a loadable model, another file
+        dst.write(data)
+    cfg = write_cfg("hat_bad_model", 1, 1, 2, 2, mode="hat", hat={"adapter": fitted}, model=other)
+    expect_error("adapter for another model", 2, ["--config", cfg], "model")
+    os.remove(other)
+
 # ---- 4: bad input ------------------------------------------------------------------------------
 cfg = write_cfg("bad_np", 2, 1, 2, 2)
 expect_error("rank count", 2, ["--config", cfg], "ranks")
@@ -268,6 +328,94 @@ if os.path.exists(existing):
     expect_error("existing trace", 2, ["--config", os.path.join(tmp, "np2_fp32.ini")], "exists")
     if hashlib.sha256(open(existing, "rb").read()).hexdigest() != h:
         fail("existing trace: the file was modified")
+
+# ---- 5: the cloud-only baseline ---------------------------------------------------------------
+# mode = cloud-only: the device sends its prompt's token ids, the cloud runs the whole model and
+# streams every token back. No hidden state crosses the network, so whatever the wire dtype the
+# tokens equal the monolithic engine's (greedy), or `hat generate` with the device's sampler
+# settings and seed (seed + 1000003 * device); the trace says it is not private, a split run's
+# that it is; its token messages are validated (an id outside the vocabulary is refused), and
+# token ids stay refused in the split modes (the fault token_ids case above).
+def cloudonly_cfg(name, n_dev, n_cloud=1, sampled=None, **kw):
+    """write_cfg's config with [run] mode = cloud-only; sampled: {device: (temp, top_k)}"""
+    path = write_cfg(name, n_dev, n_cloud, 2, 2, **kw)
+    with open(path) as f:
+        text = f.read().replace("mode = ushape\n", "mode = cloud-only\n", 1)
+    for d, (temp, top_k) in (sampled or {}).items():   # into the device's own section (no duplicates)
+        text = text.replace(f"[device.{d}]\n", f"[device.{d}]\ntemp = {temp}\ntop_k = {top_k}\n", 1)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def sampled_ids(prompt, temp, top_k, seed):
+    """`hat generate` ids with a device's sampler settings (top_p 1, the config default) and seed"""
+    p = subprocess.run([HAT, "generate", "--model", MODEL, "--chat", prompt, "--max-tokens", str(MAX_TOKENS),
+                        "--print-ids", "--quiet", "--ctx", "512", "--threads", "1", "--temp", str(temp),
+                        "--top-k", str(top_k), "--top-p", "1", "--seed", str(seed)],
+                       env=ENV, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    line = [l for l in p.stdout.splitlines() if l.startswith("ids:")][0]
+    return [int(x) for x in line[4:].split()]
+
+
+def check_cloudonly(name, n_dev, n_cloud=1, sampled=None, **kw):
+    """sampled: {device: (temp, top_k)} for devices that sample; the others are greedy"""
+    n_fail = len(failures)
+    sampled = sampled or {}
+    cfg = cloudonly_cfg(name, n_dev, n_cloud, sampled, **kw)
+    trace = os.path.join(tmp, name + ".h5")
+    rc, out = mpirun(n_dev + n_cloud, ["--config", cfg])
+    if rc != 0:
+        fail(f"{name}: exit {rc}\n{out[-3000:]}")
+        return None
+    problems = check_trace_cli(trace, expect_devices=n_dev)
+    if problems:
+        fail(f"{name}: trace check: " + "; ".join(problems[:5]))
+    t = check_trace.load_trace(trace)
+    privacy = t["attrs"].get("privacy", "")
+    if not privacy.startswith("NOT private: token ids"):
+        fail(f"{name}: trace attribute privacy is {privacy!r}")
+    tok = t["tokens"]
+    for d in range(n_dev):
+        prompt = PROMPTS[d % len(PROMPTS)]
+        if d in sampled:
+            want, what = sampled_ids(prompt, *sampled[d], seed=7 + 1000003 * d), "hat generate with its sampler and seed"
+        else:
+            if prompt not in refs:
+                refs[prompt] = reference_ids(prompt)
+            want, what = refs[prompt], "the monolithic engine"
+        sel = tok[tok["device"] == d]
+        got = [int(x) for x in sel["token"][np.argsort(sel["index"])]]
+        if got != want:
+            fail(f"{name}: device {d} tokens {got} != {what} {want}")
+    st = t["steps"]   # only ids went up: a header + 4 bytes per prompt token, nothing while decoding
+    want_up = np.where(st["kind"] == 0, 96 + 4 * st["n_tok"].astype(np.int64), 0)
+    if not np.array_equal(st["up_bytes"].astype(np.int64), want_up):
+        fail(f"{name}: uplink bytes are not those of token ids only")
+    if len(failures) == n_fail:
+        print(f"ok   {name}: cloud-only, {n_dev} devices, {n_cloud} cloud, chunk {kw.get('chunk', 8)}, links "
+              f"{kw.get('emulate', 'off')}: tokens equal the monolithic engine"
+              + (f" (devices {sorted(sampled)} sampling: equal to hat generate with their seeds)" if sampled else "")
+              + f"; trace: {privacy!r}")
+    return t
+
+
+t = check_cloudonly("co_links", 2, wire="fp16", chunk=8, emulate="on", links=["wifi", "4g"])
+if t is not None:
+    check_links("co_links", t)
+check_cloudonly("co_off", 2, chunk=5, stagger=0.05, sampled={1: (0.8, 40)})
+if not QUICK:
+    check_cloudonly("co_2cloud_3dev", 3, n_cloud=2, chunk=16)
+if os.path.exists(os.path.join(tmp, "np2_fp32.h5")):
+    privacy = check_trace.load_trace(os.path.join(tmp, "np2_fp32.h5"))["attrs"].get("privacy", "")
+    if privacy != "private: only hidden states leave the device":
+        fail(f"np2_fp32: trace attribute privacy is {privacy!r}")
+    else:
+        print(f"ok   np2_fp32: trace attribute privacy {privacy!r}")
+cfg = cloudonly_cfg("co_fault_token_ids", 1, extra="[fault]\nkind = token_ids\ndevice = 0\nat_seq = 1\n")
+expect_error("cloud-only fault token_ids (an id outside the vocabulary)", 2, ["--config", cfg], "out of the vocabulary",
+             trace=os.path.join(tmp, "co_fault_token_ids.h5"))
 
 print(f"{'FAILED' if failures else 'all passed'}: {len(failures)} failure(s); files in {tmp}")
 sys.exit(1 if failures else 0)

@@ -1,6 +1,7 @@
 /* The wire format (no MPI): CRC-32C fast path vs the bitwise reference (and the standard check
  * value), fp16/bf16 encodings, and wire_validate refusing each kind of bad message — among them
- * any message from a device that is not hidden states (the no-token-ids property). */
+ * any message from a device that is not hidden states (the no-token-ids property), and token
+ * ids accepted only where a cloud-only run allows them, each id checked against the vocabulary. */
 #include "common.h"
 #include "quant.h"
 #include "testutil.h"
@@ -20,6 +21,16 @@ static size_t make_msg(uint8_t *buf, int kind, wire_dtype dt, int n_tok, const f
     memcpy(buf, &h, sizeof h);
     wire_seal(buf);
     return WIRE_HEADER_BYTES + (size_t)h.payload_bytes;
+}
+
+/* a TOKENS message (cloud-only baseline): n int32 ids, dtype WIRE_TOKEN_I32, dim 0 */
+static size_t make_tokens(uint8_t *buf, const int32_t *ids, int n) {
+    wire_header h = {.magic = WIRE_MAGIC, .version = WIRE_VERSION, .kind = WIRE_TOKENS, .device = 3, .seq = 2, .pos0 = 8,
+                     .n_tok = (uint32_t)n, .dim = 0, .dtype = WIRE_TOKEN_I32, .payload_bytes = (uint64_t)n * sizeof(int32_t)};
+    memcpy(buf, &h, sizeof h);
+    if (n) memcpy(buf + WIRE_HEADER_BYTES, ids, (size_t)n * sizeof(int32_t));
+    wire_seal(buf);
+    return WIRE_HEADER_BYTES + (size_t)n * sizeof(int32_t);
 }
 
 static int rejects(const uint8_t *buf, size_t n, const wire_expect *ex, const char *needle) {
@@ -66,7 +77,7 @@ int main(void) {
     EXPECT(y[0] == 1.0f, "bf16 tie rounding: %g", y[0]);
 
     /* validation */
-    const wire_expect up = {1, 3, DIM, 17, WIRE_F16}, down = {0, 3, DIM, 17, WIRE_F16};
+    const wire_expect up = {1, 3, DIM, 17, WIRE_F16, 0, 0}, down = {0, 3, DIM, 17, WIRE_F16, 0, 0};
     char err[HAT_ERRLEN];
     size_t n = make_msg(buf, WIRE_HIDDEN_UP, WIRE_F16, 4, x);
     EXPECT(wire_validate(buf, n, &up, err, sizeof err) == HAT_OK, "good message refused: %s", err);
@@ -112,6 +123,50 @@ int main(void) {
     EXPECT(rejects(buf, n + 8, &up, "bye"), "bye with payload");
     n = make_msg(buf, WIRE_HIDDEN_DOWN, WIRE_F16, 2, x);
     EXPECT(wire_validate(buf, n, &down, err, sizeof err) == HAT_OK, "down refused: %s", err);
+
+    /* token ids: valid only on the endpoints of a cloud-only run (allow_tokens), and there only
+     * well-formed ones with every id in the vocabulary; a split-mode endpoint refuses them */
+    const wire_expect co_up = {1, 3, 1, 17, WIRE_F32, 1, 1000}, co_down = {0, 3, 1, 17, WIRE_F32, 1, 1000};
+    int32_t tids[18] = {0, 999, 5, 17};
+    n = make_tokens(buf, tids, 4);
+    EXPECT(wire_validate(buf, n, &co_up, err, sizeof err) == HAT_OK, "token ids refused on a cloud-only cloud: %s", err);
+    EXPECT(wire_validate(buf, n, &co_down, err, sizeof err) == HAT_OK, "token ids refused on a cloud-only device: %s", err);
+    EXPECT(rejects(buf, n, &up, "never token ids"), "token ids accepted from a device in a split run");
+    EXPECT(rejects(buf, n, &down, "expected hidden_down"), "token ids accepted by a device in a split run");
+    n = make_tokens(buf, tids, 17);
+    EXPECT(wire_validate(buf, n, &co_up, err, sizeof err) == HAT_OK, "17 token ids refused: %s", err);
+    n = make_tokens(buf, tids, 18);
+    EXPECT(rejects(buf, n, &co_up, "18 token ids"), "18 token ids accepted (max 17)");
+    n = make_tokens(buf, tids, 0);   /* the cloud acknowledges a prompt chunk with no id; a device never sends none */
+    EXPECT(wire_validate(buf, n, &co_down, err, sizeof err) == HAT_OK, "empty acknowledgement refused: %s", err);
+    EXPECT(rejects(buf, n, &co_up, "0 token ids"), "empty token message accepted from a device");
+    tids[2] = 1000;
+    n = make_tokens(buf, tids, 4);
+    EXPECT(rejects(buf, n, &co_up, "out of the vocabulary"), "token id = n_vocab accepted");
+    tids[2] = -1;
+    n = make_tokens(buf, tids, 4);
+    EXPECT(rejects(buf, n, &co_down, "out of the vocabulary"), "negative token id accepted");
+    tids[2] = 5;
+    n = make_tokens(buf, tids, 4);
+    EXPECT(rejects(buf, n - 2, &co_up, "truncated"), "truncated token message accepted");
+    buf[WIRE_HEADER_BYTES + 9] ^= 0x40;   /* a corrupted id is reported as corruption, not as a bad id */
+    EXPECT(rejects(buf, n, &co_up, "checksum"), "corrupted token id accepted");
+    n = make_tokens(buf, tids, 4);
+    memcpy(&h, buf, sizeof h);
+    h.payload_bytes += 4; memcpy(buf, &h, sizeof h); wire_seal(buf);
+    EXPECT(rejects(buf, n, &co_up, "payload bytes"), "token payload size mismatch");
+    h.payload_bytes -= 4; h.dtype = WIRE_F16; memcpy(buf, &h, sizeof h); wire_seal(buf);
+    EXPECT(rejects(buf, n, &co_up, "dtype"), "token message with a float dtype accepted");
+    h.dtype = WIRE_TOKEN_I32; h.dim = 1; memcpy(buf, &h, sizeof h); wire_seal(buf);
+    EXPECT(rejects(buf, n, &co_up, "dim"), "token message with a hidden size accepted");
+    /* a cloud-only endpoint takes nothing but tokens (and the device's bye): no hidden states */
+    n = make_msg(buf, WIRE_HIDDEN_UP, WIRE_F16, 1, x);
+    EXPECT(rejects(buf, n, &co_up, "cloud-only run"), "hidden states accepted on a cloud-only cloud");
+    n = make_msg(buf, WIRE_HIDDEN_DOWN, WIRE_F16, 1, x);
+    EXPECT(rejects(buf, n, &co_down, "cloud-only run"), "hidden states accepted on a cloud-only device");
+    n = make_msg(buf, WIRE_BYE, WIRE_F16, 0, x);
+    EXPECT(wire_validate(buf, n, &co_up, err, sizeof err) == HAT_OK, "bye refused on a cloud-only cloud: %s", err);
+    EXPECT(rejects(buf, n, &co_down, "cloud-only run"), "bye accepted from the cloud");
     free(buf);
     free(rnd);
     return test_summary();
