@@ -403,7 +403,21 @@ def check_cloudonly(name, n_dev, n_cloud=1, sampled=None, **kw):
 
 t = check_cloudonly("co_links", 2, wire="fp16", chunk=8, emulate="on", links=["wifi", "4g"])
 if t is not None:
-    check_links("co_links", t)
+    # No message early. Lateness is bounded looser than check_links does: here the cloud computes
+    # without a pause (it streams tokens) while both devices poll, and on a loaded 2-core machine
+    # that alone makes deliveries a few ms late; under the wifi one-way latency (8 ms), so a
+    # message held for an extra link delay would still fail.
+    st = t["steps"]
+    up = st["t_cloud_ready"] - st["t_up_send"] - st["up_model_s"]
+    down = st["t_down_ready"] - st["t_down_send"] - st["down_model_s"]
+    med = float(np.median(down))
+    if up.min() < -TOL_EARLY or down.min() < -TOL_EARLY:
+        fail(f"co_links: a message was delivered before its modelled time (up {up.min():.6f}, down {down.min():.6f} s)")
+    elif med > 8e-3 or not (st["down_model_s"] > 0).all():
+        fail(f"co_links: downlink {med * 1e3:.3f} ms later than the model (median), or a message not delayed at all")
+    else:
+        print(f"ok   co_links: link emulation: {len(st)} messages down, none early; lateness median {med * 1e6:.0f} us, "
+              f"max {down.max() * 1e6:.0f} us")
 check_cloudonly("co_off", 2, chunk=5, stagger=0.05, sampled={1: (0.8, 40)})
 if not QUICK:
     check_cloudonly("co_2cloud_3dev", 3, n_cloud=2, chunk=16)
