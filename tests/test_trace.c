@@ -42,7 +42,9 @@ static const tfield step_f[] = {
     TF(trace_step, t_up_send), TF(trace_step, up_model_s), TF(trace_step, t_cloud_ready),
     TF(trace_step, cloud_queue_s), TF(trace_step, cloud_compute_s), TF(trace_step, t_down_send),
     TF(trace_step, down_model_s), TF(trace_step, t_down_ready), TF(trace_step, dev_out_s),
-    TF(trace_step, dev_out_pred_s), TF(trace_step, t_end),
+    TF(trace_step, dev_out_pred_s), TF(trace_step, t_end), TF(trace_step, gamma),
+    TF(trace_step, accepted), TF(trace_step, emitted), TF(trace_step, t_up_first),
+    TF(trace_step, draft_s), TF(trace_step, draft_pred_s),
 };
 static const tfield batch_f[] = {
     TF(trace_batch, cloud_rank), TF(trace_batch, batch), TF(trace_batch, n_tok),
@@ -51,7 +53,8 @@ static const tfield batch_f[] = {
 static const tfield device_f[] = {
     TF(trace_device, device), TF(trace_device, rank), TF(trace_device, cloud_rank),
     TF(trace_device, prompt_tokens), TF(trace_device, gen_tokens), TF(trace_device, n_steps),
-    TF(trace_device, profile_exceeded), TF(trace_device, t_request), TF(trace_device, t_first),
+    TF(trace_device, profile_exceeded), TF(trace_device, rounds), TF(trace_device, drafted),
+    TF(trace_device, accepted), TF(trace_device, t_request), TF(trace_device, t_first),
     TF(trace_device, t_done), TF(trace_device, up_bytes), TF(trace_device, down_bytes),
 };
 static const tfield row_f[] = {
@@ -59,7 +62,8 @@ static const tfield row_f[] = {
     TF(report_row, ttft_mean), TF(report_row, ttft_p50), TF(report_row, ttft_p90),
     TF(report_row, ttft_p99), TF(report_row, tbt_mean), TF(report_row, tbt_p50),
     TF(report_row, tbt_p90), TF(report_row, tbt_p99), TF(report_row, tok_s),
-    TF(report_row, up_bytes_per_tok), TF(report_row, down_bytes_per_tok),
+    TF(report_row, up_bytes_per_tok), TF(report_row, down_bytes_per_tok), TF(report_row, rounds),
+    TF(report_row, accept_rate), TF(report_row, tokens_per_round),
 };
 static const tfield hist_f[] = { TF(report_hist, batch_tokens), TF(report_hist, count) };
 
@@ -182,6 +186,11 @@ static void make_run(run_data *r) {
             *s = (trace_step){ .device = d, .seq = dv->n_steps++, .pos0 = pos, .n_tok = n, .cloud_rank = cloud,
                                .kind = prefill ? TRACE_STEP_PREFILL : TRACE_STEP_DECODE, .batch_tokens = n,
                                .batch_devices = 1, .up_bytes = 32 + 1152ull * n, .down_bytes = 32 + 1152ull * n };
+            if (!prefill) {   /* a U-shape round: one token, committed */
+                s->emitted = 1;
+                s->t_up_first = t + 0.001;
+                dv->rounds++;
+            }
             s->t_start = t;
             s->dev_in_s = 0.001 * n;
             s->dev_in_pred_s = 0.0009 * n;
