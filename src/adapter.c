@@ -20,7 +20,7 @@
  * links OpenBLAS before GSL's own CBLAS, so the loader binds cblas_* to OpenBLAS. */
 
 #define MAGIC "HATADPT"            /* 8 bytes with the NUL */
-#define HDR_FIXED 244              /* bytes before the corpus text */
+#define HDR_FIXED 268              /* bytes before the corpus text */
 #define APPLY_BLOCK 64             /* rows per product in adapter_apply (scratch = APPLY_BLOCK x dim) */
 #define STATS_BLOCK 256            /* rows converted to double per syrk/gemm in adapter_stats_add */
 #define MAX_DIM (1 << 16)
@@ -71,6 +71,7 @@ static adapter *adapter_alloc(adapter_form form, int dim, int rank) {
     ad->info.lambda = NAN;
     ad->info.r2_train = ad->info.r2_heldout = ad->info.r2_target_train = ad->info.r2_target_heldout = NAN;
     ad->info.r2_identity_heldout = ad->info.rms_heldout = ad->info.rel_err_heldout = NAN;
+    ad->info.agree_heldout = ad->info.agree_identity_heldout = NAN;
     snprintf(ad->info.hat_version, sizeof ad->info.hat_version, "%s", HAT_VERSION);
     snprintf(ad->info.hat_git, sizeof ad->info.hat_git, "%s", HAT_GIT_HASH);
     if (form == ADAPTER_LINEAR) ad->w = xcalloc((size_t)dim * dim, sizeof(float));
@@ -392,16 +393,24 @@ void adapter_set_provenance(adapter *ad, const gguf_file *model_file, int n_laye
     in->created = (int64_t)time(NULL);
 }
 
+void adapter_set_agreement(adapter *ad, double agree, double agree_identity, uint64_t n_positions) {
+    ad->info.agree_heldout = agree;
+    ad->info.agree_identity_heldout = agree_identity;
+    ad->info.n_agree = n_positions;
+}
+
 void adapter_describe(const adapter *ad, char *buf, size_t len) {
     const adapter_info *in = &ad->info;
     char rank[32] = "";
     if (in->form == ADAPTER_LOWRANK) snprintf(rank, sizeof rank, " rank %d", in->rank);
     snprintf(buf, len,
              "%s%s adapter (dim %d, lambda %g), split a=%d b=%d of %d layers, %llu calibration tokens, "
-             "held-out R^2 %.4f (of h_{L-b}: %.4f; identity %.4f) on %llu tokens; corpus: %s",
+             "held-out R^2 %.4f (of h_{L-b}: %.4f; identity %.4f) on %llu tokens, draft agreement %.1f%% "
+             "(identity %.1f%%) on %llu positions; corpus: %s",
              adapter_form_name(in->form), rank, in->dim, in->lambda, in->a, in->b, in->n_layer,
              (unsigned long long)in->n_train, in->r2_heldout, in->r2_target_heldout, in->r2_identity_heldout,
-             (unsigned long long)in->n_heldout, in->corpus[0] ? in->corpus : "none");
+             (unsigned long long)in->n_heldout, 100 * in->agree_heldout, 100 * in->agree_identity_heldout,
+             (unsigned long long)in->n_agree, in->corpus[0] ? in->corpus : "none");
 }
 
 /* ---------------------------------------------------------------- file */
@@ -457,10 +466,13 @@ int adapter_save(const adapter *ad, const char *path, char *err, size_t errlen) 
     put_f64(buf + 176, in->r2_identity_heldout);
     put_f64(buf + 184, in->rms_heldout);
     put_f64(buf + 192, in->rel_err_heldout);
-    put_u64(buf + 200, (uint64_t)in->created);
-    memcpy(buf + 208, in->hat_version, strnlen(in->hat_version, 15));
-    memcpy(buf + 224, in->hat_git, strnlen(in->hat_git, 15));
-    put_u32(buf + 240, (uint32_t)nc);
+    put_f64(buf + 200, in->agree_heldout);
+    put_f64(buf + 208, in->agree_identity_heldout);
+    put_u64(buf + 216, in->n_agree);
+    put_u64(buf + 224, (uint64_t)in->created);
+    memcpy(buf + 232, in->hat_version, strnlen(in->hat_version, 15));
+    memcpy(buf + 248, in->hat_git, strnlen(in->hat_git, 15));
+    put_u32(buf + 264, (uint32_t)nc);
     memcpy(buf + HDR_FIXED, in->corpus, nc);
     uint8_t *p = buf + HDR_FIXED + nc;
     const int d = in->dim, r = in->rank;
@@ -532,7 +544,7 @@ int adapter_load(adapter **out, const char *path, const gguf_file *model_file, i
         FAIL(HAT_ERR_UNSUPPORTED, "adapter %s has format version %u, this build reads version %d", path, version,
              ADAPTER_FORMAT_VERSION);
     if (size < HDR_FIXED + 4) FAIL(HAT_ERR_FORMAT, "adapter %s is truncated (%zu bytes)", path, size);
-    const uint32_t form = get_u32(buf + 12), fdim = get_u32(buf + 28), rank = get_u32(buf + 32), nc = get_u32(buf + 240);
+    const uint32_t form = get_u32(buf + 12), fdim = get_u32(buf + 28), rank = get_u32(buf + 32), nc = get_u32(buf + 264);
     if (form > ADAPTER_LOWRANK) FAIL(HAT_ERR_FORMAT, "adapter %s has an unknown form %u", path, form);
     if (fdim < 1 || fdim > MAX_DIM || (form == ADAPTER_LOWRANK && (rank < 1 || rank > fdim)))
         FAIL(HAT_ERR_FORMAT, "adapter %s has bad dimensions (dim %u, rank %u)", path, fdim, rank);
@@ -563,9 +575,12 @@ int adapter_load(adapter **out, const char *path, const gguf_file *model_file, i
     in->r2_identity_heldout = get_f64(buf + 176);
     in->rms_heldout = get_f64(buf + 184);
     in->rel_err_heldout = get_f64(buf + 192);
-    in->created = (int64_t)get_u64(buf + 200);
-    get_str(in->hat_version, sizeof in->hat_version, buf + 208, 16);
-    get_str(in->hat_git, sizeof in->hat_git, buf + 224, 16);
+    in->agree_heldout = get_f64(buf + 200);
+    in->agree_identity_heldout = get_f64(buf + 208);
+    in->n_agree = get_u64(buf + 216);
+    in->created = (int64_t)get_u64(buf + 224);
+    get_str(in->hat_version, sizeof in->hat_version, buf + 232, 16);
+    get_str(in->hat_git, sizeof in->hat_git, buf + 248, 16);
     get_str(in->corpus, sizeof in->corpus, buf + HDR_FIXED, nc);
     const uint8_t *p = buf + HDR_FIXED + nc;
     if (form == ADAPTER_LINEAR)

@@ -39,10 +39,15 @@
  *   176   f64      R^2 of h_{L-b} of the identity adapter (plain skipping), held-out
  *   184   f64      per-token fit error, held-out: sqrt(mean over tokens of |out - h_{L-b}|^2)
  *   192   f64      relative error, held-out: sqrt(sum |out - h_{L-b}|^2 / sum |h_{L-b}|^2)
- *   200   i64      creation time (Unix seconds, UTC)
- *   208   char[16] hat version          224  char[16] hat git hash (NUL padded)
- *   240   u32      corpus description length n, then n bytes of UTF-8 text (no NUL)
- *   244+n f32      weights: linear W (dim x dim, row-major: W[i*dim+j] weighs input j in output i), c;
+ *   200   f64      draft agreement, held-out: fraction of generated positions where input submodel + adapter +
+ *                  output submodel predict the full model's next token (greedy, true context), i.e. the
+ *                  acceptance rate of a first drafted token
+ *   208   f64      the same for the identity adapter (plain layer skipping)
+ *   216   u64      positions the agreement was measured on
+ *   224   i64      creation time (Unix seconds, UTC)
+ *   232   char[16] hat version          248  char[16] hat git hash (NUL padded)
+ *   264   u32      corpus description length n, then n bytes of UTF-8 text (no NUL)
+ *   268+n f32      weights: linear W (dim x dim, row-major: W[i*dim+j] weighs input j in output i), c;
  *                  lowrank Vt (rank x dim, row-major), U (dim x rank, row-major), c; identity none
  *   end-4 u32      CRC-32C of every byte before it
  * Held-out figures are NaN when nothing was held out. A file is written to PATH.tmp and renamed.
@@ -76,6 +81,8 @@ typedef struct {
     double r2_target_train, r2_target_heldout;   /* of h_{L-b} */
     double r2_identity_heldout;                  /* of h_{L-b}, by the identity adapter */
     double rms_heldout, rel_err_heldout;         /* per-token error, absolute and relative */
+    double agree_heldout, agree_identity_heldout; /* draft top-1 agreement with the full model, and identity's */
+    uint64_t n_agree;                            /* positions the agreement was measured on */
     int64_t created;
     char hat_version[16], hat_git[16];
     char corpus[1024];                           /* what the adapter was fitted on (UTF-8) */
@@ -144,5 +151,7 @@ void adapter_eval(const adapter *ad, const float *x, const float *t, size_t n, a
  * held-out figures (NULL: none held out), the creation time and this build's version. */
 void adapter_set_provenance(adapter *ad, const gguf_file *model_file, int n_layer, int a, int b, int min_pos,
                             const char *corpus, const adapter_metrics *heldout);
+/* Records the draft agreement measured by the caller (fractions in [0,1]) on n_positions positions. */
+void adapter_set_agreement(adapter *ad, double agree, double agree_identity, uint64_t n_positions);
 
 #endif

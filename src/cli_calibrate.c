@@ -59,7 +59,8 @@
 typedef struct {
     const char *model, *prompts, *corpus_in, *corpus_out, *out;
     int a, b, form, rank, gen, chat, holdout, threads, min_pos, chunk;
-    double lambda;
+    double lambda[16];   /* candidates; the best on the held-out set is kept */
+    int n_lambda;
     float temp;
     uint64_t seed;
     int set_gen, set_temp, set_seed, set_chat;   /* given explicitly (they conflict with --corpus) */
@@ -92,7 +93,8 @@ static void cal_usage(FILE *f) {
             "  --out X.adapter    adapter file to write (written to X.adapter.tmp, then renamed)\n"
             "  --form F           linear (default) | lowrank | identity (plain layer skipping: only measured)\n"
             "  --rank R           rank of the lowrank form (default %d)\n"
-            "  --lambda X         ridge strength relative to trace(X^T X)/dim of the centred inputs (default %g)\n"
+            "  --lambda X[,Y..]   ridge strength relative to trace(X^T X)/dim of the centred inputs (default %g);\n"
+            "                     with several values each is fitted and the best held-out R^2 is kept\n"
             "  --holdout K        hold the last K sequences out for the held-out R^2 (default 10%%, at least 1)\n"
             "  --min-pos P        fit positions >= P only (default 1: position 0 is the attention sink)\n"
             "Generation (with --prompts):\n"
@@ -145,7 +147,7 @@ static int parse_opts(int argc, char **argv, cal_opts *o) {
         {"rank", 1, 0, O_RANK}, {"lambda", 1, 0, O_LAMBDA}, {"gen", 1, 0, O_GEN}, {"temp", 1, 0, O_TEMP},
         {"seed", 1, 0, O_SEED}, {"chat", 1, 0, O_CHAT}, {"holdout", 1, 0, O_HOLDOUT}, {"threads", 1, 0, O_THREADS},
         {"min-pos", 1, 0, O_MINPOS}, {"chunk", 1, 0, O_CHUNK}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
-    *o = (cal_opts){.form = ADAPTER_LINEAR, .rank = ADAPTER_DEFAULT_RANK, .lambda = ADAPTER_DEFAULT_LAMBDA,
+    *o = (cal_opts){.form = ADAPTER_LINEAR, .rank = ADAPTER_DEFAULT_RANK, .lambda = {ADAPTER_DEFAULT_LAMBDA}, .n_lambda = 1,
                     .gen = 128, .chat = 1, .holdout = -1, .threads = 2, .min_pos = 1, .chunk = 256, .seed = 1};
     int c;
     long v;
@@ -170,7 +172,17 @@ static int parse_opts(int argc, char **argv, cal_opts *o) {
                 return cal_err("--form must be linear, lowrank or identity, got '%s'", optarg);
             break;
         case O_RANK: if (parse_long(optarg, "--rank", 1, 1 << 16, &v)) return -1; o->rank = (int)v; break;
-        case O_LAMBDA: if (parse_double(optarg, "--lambda", 0, 1e6, &o->lambda)) return -1; break;
+        case O_LAMBDA: {
+            char buf[512], *save = NULL;
+            snprintf(buf, sizeof buf, "%s", optarg);
+            o->n_lambda = 0;
+            for (char *tk = strtok_r(buf, ",", &save); tk; tk = strtok_r(NULL, ",", &save)) {
+                if (o->n_lambda == 16) return cal_err("--lambda takes at most 16 values");
+                if (parse_double(tk, "--lambda", 0, 1e6, &o->lambda[o->n_lambda++])) return -1;
+            }
+            if (!o->n_lambda) return cal_err("--lambda needs a value");
+            break;
+        }
         case O_GEN: if (parse_long(optarg, "--gen", 0, 1 << 20, &v)) return -1; o->gen = (int)v; o->set_gen = 1; break;
         case O_TEMP: if (parse_double(optarg, "--temp", 0, 100, &d)) return -1; o->temp = (float)d; o->set_temp = 1; break;
         case O_SEED: if (parse_long(optarg, "--seed", 0, 2147483647L, &v)) return -1; o->seed = (uint64_t)v; o->set_seed = 1; break;
@@ -657,6 +669,76 @@ static void eval_generated(const adapter *ad, const collected *cl, int d, adapte
     free(t);
 }
 
+/* Draft agreement on sequences [first, n_seq): at every generated position p (one whose input token was
+ * generated and which has a successor), the device's draft -- input submodel, adapter, output submodel + head,
+ * over the true context -- is compared with the full model's greedy next token. The output submodel's KV cache
+ * holds the true states of positions < p (as after a verification); each position costs three one-token calls of
+ * [L-b, L) + head: the adapter's state, the identity's (h_a itself), and the true one, which also refills the
+ * cache at p and gives the full model's prediction with decode numerics. */
+static int draft_agreement(const corpus *c, const model *m, const cal_opts *o, int first, const adapter *ad,
+                           double *agree, double *agree_id, uint64_t *n_pos, uint64_t *n_same_as_corpus, char *err,
+                           size_t errlen) {
+    const int L = m->cfg.n_layer, d = m->cfg.dim, a = o->a, lb = L - o->b, V = m->cfg.n_vocab;
+    int max_len = 0;
+    for (int i = first; i < c->n_seq; i++) if ((int)c->n_tok[i] > max_len) max_len = (int)c->n_tok[i];
+    kvcache kv;
+    forward_state fs;
+    int rc = kvcache_init(&kv, 0, L, max_len, m->cfg.kv_dim, err, errlen);
+    if (rc) return rc;
+    if ((rc = forward_init(&fs, m, o->chunk, max_len, 1, o->threads, err, errlen))) { kvcache_free(&kv); return rc; }
+    float *ha = xmalloc(sizeof(float) * (size_t)max_len * d), *ht = xmalloc(sizeof(float) * (size_t)max_len * d);
+    float *row = xmalloc(sizeof(float) * d);
+    uint64_t n = 0, hit = 0, hit_id = 0, same = 0;
+    for (int i = first; i < c->n_seq; i++) {
+        const int32_t *ids = c->ids + c->off[i];
+        const int nt = (int)c->n_tok[i], np = (int)c->n_prompt[i];
+        kvcache_truncate(&kv, 0);
+        for (int p0 = 0; p0 < nt; p0 += o->chunk) {   /* true states h_a, h_{L-b} of every position */
+            const int k = nt - p0 < o->chunk ? nt - p0 : o->chunk;
+            transformer_forward(m, &kv, &fs, &(forward_args){.tokens = ids + p0, .n_tok = k, .pos0 = p0, .l0 = 0, .l1 = a});
+            memcpy(ha + (size_t)p0 * d, fs.x, sizeof(float) * (size_t)k * d);
+            transformer_forward(m, &kv, &fs, &(forward_args){.hidden_in = fs.x, .n_tok = k, .pos0 = p0, .l0 = a, .l1 = lb});
+            memcpy(ht + (size_t)p0 * d, fs.x, sizeof(float) * (size_t)k * d);
+        }
+        /* output submodel over the prompt's true states, then position by position */
+        for (int p0 = 0; p0 < np; p0 += o->chunk) {
+            const int k = np - p0 < o->chunk ? np - p0 : o->chunk;
+            transformer_forward(m, &kv, &fs, &(forward_args){.hidden_in = ht + (size_t)p0 * d, .n_tok = k, .pos0 = p0,
+                                                            .l0 = lb, .l1 = L});
+        }
+        for (int p = np; p < nt; p++) {
+            int32_t draft = -1, draft_id = -1;
+            if (p + 1 < nt) {
+                adapter_apply(ad, ha + (size_t)p * d, row, 1);
+                transformer_forward(m, &kv, &fs, &(forward_args){.hidden_in = row, .n_tok = 1, .pos0 = p, .l0 = lb, .l1 = L, .head = 1});
+                draft = sampler_argmax(fs.logits, V);
+                transformer_forward(m, &kv, &fs, &(forward_args){.hidden_in = ha + (size_t)p * d, .n_tok = 1, .pos0 = p,
+                                                                .l0 = lb, .l1 = L, .head = 1});
+                draft_id = sampler_argmax(fs.logits, V);
+            }
+            transformer_forward(m, &kv, &fs, &(forward_args){.hidden_in = ht + (size_t)p * d, .n_tok = 1, .pos0 = p,
+                                                            .l0 = lb, .l1 = L, .head = p + 1 < nt});
+            if (p + 1 < nt) {
+                const int32_t full = sampler_argmax(fs.logits, V);
+                n++;
+                hit += draft == full;
+                hit_id += draft_id == full;
+                same += full == ids[p + 1];   /* a greedy corpus: the full model's own choice (a self-check) */
+            }
+        }
+    }
+    *agree = n ? (double)hit / (double)n : NAN;
+    *agree_id = n ? (double)hit_id / (double)n : NAN;
+    *n_pos = n;
+    *n_same_as_corpus = same;
+    free(ha);
+    free(ht);
+    free(row);
+    forward_free(&fs);
+    kvcache_free(&kv);
+    return HAT_OK;
+}
+
 /* ---------------------------------------------------------------- command */
 
 int cli_calibrate(int argc, char **argv) {
@@ -706,15 +788,46 @@ int cli_calibrate(int argc, char **argv) {
     double t1 = hat_now();
     if (collect(&cl, &c, m, &o, c.n_seq - holdout, err, sizeof err)) { fprintf(stderr, "hat calibrate: %s\n", err); goto out; }
     const double t_collect = hat_now() - t1;
-    t1 = hat_now();
-    if (adapter_fit_stats(&ad, cl.train, (adapter_form)o.form, o.rank, o.lambda, err, sizeof err)) {
-        fprintf(stderr, "hat calibrate: %s\n", err);
+    if (o.n_lambda > 1 && !holdout) {
+        fprintf(stderr, "hat calibrate: several --lambda values need held-out sequences to choose from (--holdout > 0)\n");
         goto out;
     }
+    t1 = hat_now();
+    adapter_metrics mh = {0}, mg = {0};
+    double best_lambda = o.lambda[0];
+    for (int k = 0; k < o.n_lambda; k++) {
+        adapter *cand = NULL;
+        adapter_metrics ch, cg;
+        if (adapter_fit_stats(&cand, cl.train, (adapter_form)o.form, o.rank, o.lambda[k], err, sizeof err)) {
+            fprintf(stderr, "hat calibrate: %s\n", err);
+            goto out;
+        }
+        adapter_eval(cand, cl.hx, cl.ht, cl.n_held, &ch);
+        eval_generated(cand, &cl, d, &cg);
+        if (o.n_lambda > 1)
+            fprintf(stderr, "fit: lambda %-8g R^2 of h_{L-b} - h_a: train %.4f held-out %.4f (generated %.4f)\n", o.lambda[k],
+                    adapter_get_info(cand)->r2_train, ch.r2, cg.r2);
+        if (!ad || ch.r2 > mh.r2) {
+            adapter_free(ad);
+            ad = cand;
+            mh = ch;
+            mg = cg;
+            best_lambda = o.lambda[k];
+        } else {
+            adapter_free(cand);
+        }
+    }
     const double t_fit = hat_now() - t1;
-    adapter_metrics mh, mg;
-    adapter_eval(ad, cl.hx, cl.ht, cl.n_held, &mh);
-    eval_generated(ad, &cl, d, &mg);
+    double agree = NAN, agree_id = NAN, t_agree = 0;
+    uint64_t n_agree = 0, n_same = 0;
+    if (holdout) {
+        t1 = hat_now();
+        if (draft_agreement(&c, m, &o, c.n_seq - holdout, ad, &agree, &agree_id, &n_agree, &n_same, err, sizeof err)) {
+            fprintf(stderr, "hat calibrate: %s\n", err);
+            goto out;
+        }
+        t_agree = hat_now() - t1;
+    }
 
     uint64_t n_all = 0;
     for (int i = 0; i < c.n_seq; i++) n_all += c.n_tok[i];
@@ -723,18 +836,21 @@ int cli_calibrate(int argc, char **argv) {
     else snprintf(temp, sizeof temp, "greedy");
     snprintf(desc, sizeof desc,
              "%s: %d prompts of %s (%llu bytes, crc 0x%08x), chat %s, up to %u generated tokens each (%s), %llu tokens; "
-             "fitted positions >= %d, shared prefixes once, last %d sequences held out; hat %s (%s)",
+             "fitted positions >= %d, shared prefixes once, last %d sequences held out%s; hat %s (%s)",
              o.corpus_in ? o.corpus_in : o.corpus_out ? o.corpus_out : "corpus generated in the same run", c.n_seq,
              c.prompts_name, (unsigned long long)c.prompts_size, c.prompts_crc, c.chat ? "on" : "off", c.gen, temp,
-             (unsigned long long)n_all, o.min_pos, holdout, c.hat_version, c.hat_git);
+             (unsigned long long)n_all, o.min_pos, holdout, o.n_lambda > 1 ? " (and used to choose lambda)" : "",
+             c.hat_version, c.hat_git);
     adapter_set_provenance(ad, f, L, o.a, o.b, o.min_pos, desc, cl.n_held ? &mh : NULL);
+    adapter_set_agreement(ad, agree, agree_id, n_agree);
     if (adapter_save(ad, o.out, err, sizeof err)) { fprintf(stderr, "hat calibrate: %s\n", err); goto out; }
 
     const adapter_info *in = adapter_get_info(ad);
     char rank[32] = "";
     if (o.form == ADAPTER_LOWRANK) snprintf(rank, sizeof rank, " rank %d", o.rank);
-    printf("calibrate: %s%s adapter for split a=%d b=%d (stands in for layers [%d,%d) of %d), lambda %g\n",
-           adapter_form_name((adapter_form)o.form), rank, o.a, o.b, o.a, L - o.b, L, o.lambda);
+    printf("calibrate: %s%s adapter for split a=%d b=%d (stands in for layers [%d,%d) of %d), lambda %g%s\n",
+           adapter_form_name((adapter_form)o.form), rank, o.a, o.b, o.a, L - o.b, L, best_lambda,
+           o.n_lambda > 1 ? " (best held-out R^2 of the candidates)" : "");
     printf("  corpus: %s\n", desc);
     printf("  tokens: %llu fitted (%llu generated) from %d sequences, %zu held out from %d; skipped %llu at position < %d "
            "and %llu in shared prefixes; max |h_a| %.0f, max |h_{L-b}| %.0f\n",
@@ -745,8 +861,13 @@ int cli_calibrate(int argc, char **argv) {
     printf("  R^2 of h_{L-b}:        train %.4f  held-out %.4f  held-out generated %.4f  (identity adapter: held-out %.4f, "
            "generated %.4f)\n", in->r2_target_train, mh.r2_target, mg.r2_target, mh.r2_identity, mg.r2_identity);
     printf("  per-token error, held-out: rms %.2f, relative %.4f\n", mh.rms, mh.rel_err);
-    printf("  time: corpus %.1f s, hidden states %.1f s (%.0f tok/s), fit %.2f s\n", t_corpus, t_collect,
-           t_collect > 0 ? n_all / t_collect : 0.0, t_fit);
+    printf("  draft agreement with the full model's next token, held-out: %.1f%% (identity adapter %.1f%%) at %llu "
+           "generated positions\n", 100 * agree, 100 * agree_id, (unsigned long long)n_agree);
+    if (c.temp <= 0 && n_agree)
+        printf("  (self-check: the full model's prediction equals the greedy corpus's next token at %llu of %llu)\n",
+               (unsigned long long)n_same, (unsigned long long)n_agree);
+    printf("  time: corpus %.1f s, hidden states %.1f s (%.0f tok/s), fit %.2f s, draft agreement %.1f s\n", t_corpus,
+           t_collect, t_collect > 0 ? n_all / t_collect : 0.0, t_fit, t_agree);
     printf("wrote %s\n", o.out);
     rc = 0;
 out:

@@ -103,7 +103,9 @@ static void test_fit(void) {
                "%s: R^2 from statistics %.12f / %.12f, direct %.12f / %.12f", adapter_form_name(in->form), in->r2_train,
                in->r2_target_train, mt.r2, mt.r2_target);
         EXPECT(in->n_train == n && in->dim == d, "info n_train %llu dim %d", (unsigned long long)in->n_train, in->dim);
-        EXPECT(m.rms < 0.05 && m.rel_err < 0.01, "per-token error rms %.4f rel %.5f", m.rms, m.rel_err);
+        /* the noise floor: per-dimension noise 0.01 (t_normalish has unit variance), so rms 0.01 sqrt(d) */
+        EXPECT(m.rms < 1.1 * 0.01 * sqrt(d) && m.rel_err < 0.01, "per-token error rms %.4f (noise %.4f) rel %.5f", m.rms,
+               0.01 * sqrt(d), m.rel_err);
     }
     EXPECT(adapter_get_info(low)->rank == r, "rank stored");
     adapter_metrics m2, m4, mi;
@@ -140,6 +142,8 @@ static void test_fit(void) {
 }
 
 /* ---------------------------------------------------------------- files */
+
+static int same(double a, double b) { return a == b || (isnan(a) && isnan(b)); }
 
 static gguf_file fake_model(const uint8_t *buf, size_t n) {
     gguf_file f;
@@ -218,8 +222,8 @@ static void test_files(void) {
         free(b2);
         const adapter_info *i0 = adapter_get_info(ads[k]), *i1 = adapter_get_info(ld);
         EXPECT(i1->form == i0->form && i1->a == 2 && i1->b == 2 && i1->n_layer == 30 && i1->dim == d && i1->rank == i0->rank &&
-               i1->min_pos == 1 && i1->n_heldout == 77 && i1->r2_heldout == 0.5 && i1->r2_train == i0->r2_train &&
-               i1->lambda == i0->lambda && i1->model_crc == i0->model_crc && i1->model_size == sizeof bufA &&
+               i1->min_pos == 1 && i1->n_heldout == 77 && i1->r2_heldout == 0.5 && same(i1->r2_train, i0->r2_train) &&
+               same(i1->r2_target_train, i0->r2_target_train) && same(i1->lambda, i0->lambda) && i1->rms_heldout == 3.0 && i1->model_crc == i0->model_crc && i1->model_size == sizeof bufA &&
                !strcmp(i1->corpus, i0->corpus) && i1->created == i0->created && !strcmp(i1->hat_git, i0->hat_git),
                "%s: info survives the round trip", names[k]);
         char desc[2048];
@@ -271,7 +275,7 @@ static void test_files(void) {
         case 0: nb = n0 - 1; break;
         case 1: nb = 100; break;
         case 2: b[n0 - 40] ^= 0x10; break;
-        case 3: b[250] ^= 0x01; break;
+        case 3: b[270] ^= 0x01; break;
         case 4: b[0] = 'X'; break;
         case 5: b[8] = 2; break;
         case 6: b[12] = 7; break;
