@@ -71,6 +71,21 @@ static int build_prompt(run_ctx *r, const device_cfg *dc, char *err, size_t errl
     return HAT_OK;
 }
 
+/* the plan for the log and the trace: the split, or in the cloud-only baseline the whole model
+ * on the cloud (the configured a/b are not used there) */
+static void describe_plan(const run_ctx *r, char *buf, size_t len) {
+    partition_describe(&r->part, buf, len);
+    if (r->cfg.run_mode != RUN_CLOUD_ONLY) return;
+    const char *ranks = strstr(buf, "ranks:");
+    char tail[512];
+    snprintf(tail, sizeof tail, "%s", ranks ? ranks : "");
+    snprintf(buf, len,
+             "layers %d, cloud-only (split a=%d b=%d not used)\n"
+             "device: no layers: sends its prompt's token ids, receives the generated ones\n"
+             "cloud:  embedding + layers [0,%d) + final norm + LM head, sampling; scheme replica\n%s",
+             r->mc.n_layer, r->cfg.a, r->cfg.b, r->mc.n_layer, tail);
+}
+
 static int stage(int rc, char *err, const char *what) {
     int failing;
     rc = comm_agree(rc, err, HAT_ERRLEN, &failing);
@@ -101,7 +116,7 @@ static void set_attrs(run_ctx *r, trace_file *tf, const char *trace_path) {
     trace_set_attr_str(tf, "config", r->cfg.resolved ? r->cfg.resolved : "");
     trace_set_attr_str(tf, "config_path", r->cfg.path);
     char part[1024];
-    partition_describe(&r->part, part, sizeof part);
+    describe_plan(r, part, sizeof part);
     trace_set_attr_str(tf, "partition", part);
     trace_set_attr_str(tf, "model_path", r->cfg.model_path);
     gguf_str gs = {0};
@@ -240,7 +255,7 @@ int cli_run(int argc, char **argv) {
         g_col = &r->col;
         comm_on_abort(on_abort);
         char part[1024];
-        partition_describe(&r->part, part, sizeof part);
+        describe_plan(r, part, sizeof part);
         printf("hat run: %s, mode %s, %d ranks, wire %s, chunk %d tokens, links %s\n%s\n", r->cfg.path, r->cfg.mode,
                r->size, wire_dtype_name(r->cfg.wire), r->cfg.chunk_tokens,
                r->cfg.emulate_links ? "emulated" : "not emulated", part);
