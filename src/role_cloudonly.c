@@ -82,8 +82,8 @@ static int co_inject_fault(run_ctx *r, endpoint *ep, uint8_t *msg, const wire_he
     size_t bytes = WIRE_HEADER_BYTES + (size_t)h.payload_bytes;
     if (cfg->fault == FAULT_TRUNCATED) bytes -= (size_t)h.payload_bytes / 2;
     if (cfg->fault == FAULT_BAD_CHECKSUM) msg[WIRE_HEADER_BYTES + 1] ^= 0x10;
-    fprintf(stderr, "[rank %d device %d] injecting fault '%s' at message %u (configured in [fault])\n", r->rank, r->device,
-            fault_kind_name(cfg->fault), h.seq);
+    fprintf(stderr, "[rank %d device %d] injecting fault '%s' at message %u (configured in [fault])\n", r->rank,
+            r->device, fault_kind_name(cfg->fault), h.seq);
     endpoint_send_raw(ep, msg, bytes);
     return 1;
 }
@@ -98,10 +98,12 @@ void role_cloudonly_device_main(run_ctx *r) {
     endpoint ep;
     /* dim 1 and fp32 size the slots for max_tok int32 ids; the ring holds everything the cloud
      * may have sent and we not yet released (see the flow-control note above) */
-    endpoint_init(&ep, cloud, r->device, 0, K + dc->max_tokens, 1, max_tok, WIRE_F32, &up, cfg->emulate_links, cfg->seed);
+    endpoint_init(&ep, cloud, r->device, 0, K + dc->max_tokens, 1, max_tok, WIRE_F32, &up, cfg->emulate_links,
+                  cfg->seed);
     endpoint_allow_tokens(&ep, r->mc.n_vocab);
     trace_step *pend = xcalloc((size_t)K, sizeof *pend);   /* chunks awaiting their reply, by seq % K */
-    uint8_t *fault_msg = cfg->fault != FAULT_NONE ? xmalloc(WIRE_HEADER_BYTES + (size_t)max_tok * sizeof(int32_t)) : NULL;
+    const size_t fault_bytes = WIRE_HEADER_BYTES + (size_t)max_tok * sizeof(int32_t);
+    uint8_t *fault_msg = cfg->fault != FAULT_NONE ? xmalloc(fault_bytes) : NULL;
     trace_device td = {.device = (uint32_t)r->device, .rank = (uint32_t)r->rank, .cloud_rank = (uint32_t)cloud,
                        .prompt_tokens = (uint32_t)r->n_prompt};
 
@@ -116,8 +118,9 @@ void role_cloudonly_device_main(run_ctx *r) {
         if (pos_sent < r->n_prompt && outstanding < K) {
             const int n = chunk_next(r->n_prompt - pos_sent, cfg->chunk_tokens), last = pos_sent + n == r->n_prompt;
             trace_step *st = &pend[seq % (uint32_t)K];
-            *st = (trace_step){.device = (uint32_t)r->device, .seq = seq, .kind = TRACE_STEP_PREFILL, .pos0 = (uint32_t)pos_sent,
-                               .n_tok = (uint32_t)n, .cloud_rank = (uint32_t)cloud, .t_start = comm_now()};
+            *st = (trace_step){.device = (uint32_t)r->device, .seq = seq, .kind = TRACE_STEP_PREFILL,
+                               .pos0 = (uint32_t)pos_sent, .n_tok = (uint32_t)n, .cloud_rank = (uint32_t)cloud,
+                               .t_start = comm_now()};
             const wire_header h = {.seq = seq, .pos0 = (uint32_t)pos_sent, .n_tok = (uint32_t)n,
                                    .flags = (uint16_t)(WIRE_F_PREFILL | (last ? WIRE_F_LAST_CHUNK : 0))};
             if (co_inject_fault(r, &ep, fault_msg, &h, r->prompt + pos_sent)) {
@@ -142,13 +145,13 @@ void role_cloudonly_device_main(run_ctx *r) {
             const int last = (h->flags & WIRE_F_LAST_CHUNK) != 0;
             CHECK(outstanding > 0 && st->seq == h->seq && st->pos0 == h->pos0 && (int)h->n_tok == last &&
                   last == (int)(st->pos0 + st->n_tok == (uint32_t)r->n_prompt),
-                  "device %d: reply to message %u (pos0 %u, %u ids, flags %u) does not match prompt chunk %u (pos0 %u+%u)",
-                  r->device, h->seq, h->pos0, h->n_tok, h->flags, st->seq, st->pos0, st->n_tok);
+                  "device %d: reply to message %u (pos0 %u, %u ids, flags %u) does not match prompt chunk %u "
+                  "(pos0 %u+%u)", r->device, h->seq, h->pos0, h->n_tok, h->flags, st->seq, st->pos0, st->n_tok);
             outstanding--;
         } else {   /* a decode step: its input was the cloud's previous token, nothing went up */
-            CHECK(gen > 0 && h->seq == seq + (uint32_t)gen - 1 && (int)h->pos0 == r->n_prompt + gen - 1 && h->n_tok == 1,
-                  "device %d: unexpected token message %u (pos0 %u, %u ids) after %d tokens", r->device, h->seq, h->pos0,
-                  h->n_tok, gen);
+            CHECK(gen > 0 && h->seq == seq + (uint32_t)gen - 1 && (int)h->pos0 == r->n_prompt + gen - 1 &&
+                  h->n_tok == 1, "device %d: unexpected token message %u (pos0 %u, %u ids) after %d tokens", r->device,
+                  h->seq, h->pos0, h->n_tok, gen);
             st = &dec;
             *st = (trace_step){.device = (uint32_t)r->device, .seq = h->seq, .kind = TRACE_STEP_DECODE, .pos0 = h->pos0,
                                .n_tok = 1, .cloud_rank = (uint32_t)cloud, .t_start = h->t_peer_ready,
@@ -179,10 +182,11 @@ void role_cloudonly_device_main(run_ctx *r) {
             t_prev = t;
             gen++;
             /* the cloud decides the end; the device holds it to the same rules */
-            const int want_end = gen >= dc->max_tokens || tokenizer_is_eog(r->tok, tok) || r->n_prompt + gen - 1 >= cfg->ctx;
+            const int want_end =
+                gen >= dc->max_tokens || tokenizer_is_eog(r->tok, tok) || r->n_prompt + gen - 1 >= cfg->ctx;
             end = (h->flags & WIRE_F_END) != 0;
-            CHECK(end == want_end, "device %d: the cloud %s the session after token %d (id %d), expected it to %s", r->device,
-                  end ? "ended" : "went on with", gen, tok, want_end ? "end" : "go on");
+            CHECK(end == want_end, "device %d: the cloud %s the session after token %d (id %d), expected it to %s",
+                  r->device, end ? "ended" : "went on with", gen, tok, want_end ? "end" : "go on");
         } else {
             CHECK(!(h->flags & WIRE_F_END), "device %d: the cloud ended the session before the first token", r->device);
         }
@@ -245,8 +249,9 @@ void role_cloudonly_cloud_main(run_ctx *r) {
     CHECK(model_load_file(&m, r->gf, &(model_part){.l0 = 0, .l1 = L, .embed = 1, .head = 1}, err, sizeof err) == HAT_OK,
           "%s", err);
     forward_state fs;   /* one logits row per sequence of a pass: at most min(sessions, max_batch) */
-    CHECK(forward_init(&fs, m, max_batch, cfg->ctx, n < max_batch ? n : max_batch, cfg->cloud_threads, err, sizeof err) == HAT_OK,
-          "%s", err);
+    const int logit_rows = n < max_batch ? n : max_batch;
+    CHECK(forward_init(&fs, m, max_batch, cfg->ctx, logit_rows, cfg->cloud_threads, err, sizeof err) == HAT_OK, "%s",
+          err);
     co_session *S = xcalloc((size_t)n, sizeof *S);
     for (int i = 0; i < n; i++) {
         co_session *s = &S[i];
@@ -256,8 +261,8 @@ void role_cloudonly_cloud_main(run_ctx *r) {
         CHECK(kvcache_init(&s->kv, 0, L, cfg->ctx, r->mc.kv_dim, err, sizeof err) == HAT_OK, "%s", err);
         link_params down;
         link_params_from_profile(&down, &dc->link, 1);
-        endpoint_init(&s->ep, partition_rank_of_device(&r->part, s->device), s->device, 1, K, 1, max_msg_tok, WIRE_F32, &down,
-                      cfg->emulate_links, cfg->seed);
+        endpoint_init(&s->ep, partition_rank_of_device(&r->part, s->device), s->device, 1, K, 1, max_msg_tok, WIRE_F32,
+                      &down, cfg->emulate_links, cfg->seed);
         endpoint_allow_tokens(&s->ep, n_vocab);
         s->q = xcalloc((size_t)K, sizeof *s->q);
         /* the device's sampler settings and seed, exactly as the device would sample */
@@ -302,7 +307,8 @@ void role_cloudonly_cloud_main(run_ctx *r) {
                 nt = (int)q->h.n_tok;
                 pos0 = (int)q->h.pos0;
                 if (tok + nt > max_batch) continue;
-                CHECK(pos0 == s->kv.n, "device %d sent prompt positions from %d, its session holds %d", s->device, pos0, s->kv.n);
+                CHECK(pos0 == s->kv.n, "device %d sent prompt positions from %d, its session holds %d", s->device, pos0,
+                      s->kv.n);
                 memcpy(ids + tok, q->payload, (size_t)nt * sizeof *ids);
             } else {
                 nt = 1;
@@ -320,8 +326,8 @@ void role_cloudonly_cloud_main(run_ctx *r) {
         }
         rr = (rr + 1) % n;
         const double t0 = comm_now();
-        transformer_forward_batch(m, &fs, &(forward_batch_args){.tokens = ids, .seqs = seqs, .n_seq = ns, .l0 = 0, .l1 = L,
-                                                                .head = 1});
+        transformer_forward_batch(m, &fs, &(forward_batch_args){.tokens = ids, .seqs = seqs, .n_seq = ns, .l0 = 0,
+                                                                .l1 = L, .head = 1});
         const double t1 = comm_now();
         const trace_batch tb = {.cloud_rank = (uint32_t)r->rank, .batch = batch_no++, .n_tok = (uint32_t)tok,
                                 .n_dev = (uint32_t)ns, .t_start = t0, .t_end = t1};
@@ -329,8 +335,8 @@ void role_cloudonly_cloud_main(run_ctx *r) {
         for (int k = 0; k < ns; k++) {
             co_session *s = &S[who[k]];
             const float *logits = fs.logits + (size_t)k * n_vocab;
-            wire_header h = {.pos0 = (uint32_t)seqs[k].pos0, .compute_s = (float)(t1 - t0), .batch_tokens = (uint32_t)tok,
-                             .batch_devices = (uint32_t)ns};
+            wire_header h = {.pos0 = (uint32_t)seqs[k].pos0, .compute_s = (float)(t1 - t0),
+                             .batch_tokens = (uint32_t)tok, .batch_devices = (uint32_t)ns};
             if (!s->prefilled) {
                 const transport_msg *q = &s->q[s->qh];
                 h.seq = q->h.seq;

@@ -76,8 +76,8 @@ int endpoint_poll(endpoint *e, transport_msg *m, double *next_deliver) {
         int count = 0;
         MPI_Get_count(&st, MPI_BYTE, &count);
         e->rbytes[s] = (size_t)count;
-        const wire_expect ex = {e->peer_is_device, (uint32_t)e->device, (uint32_t)e->dim, (uint32_t)e->max_tok, (int)e->dtype,
-                                e->allow_tokens, e->n_vocab};
+        const wire_expect ex = {e->peer_is_device, (uint32_t)e->device, (uint32_t)e->dim, (uint32_t)e->max_tok,
+                                (int)e->dtype, e->allow_tokens, e->n_vocab};
         char err[HAT_ERRLEN];
         if (wire_validate(msg, (size_t)count, &ex, err, sizeof err) != HAT_OK)
             fatal("bad message from rank %d (%s %d): %s", e->peer, e->peer_is_device ? "device" : "cloud for device",
@@ -200,7 +200,8 @@ link_sched endpoint_send_tokens(endpoint *e, const wire_header *hin, const int32
     const int n_tok = (int)hin->n_tok, lo = e->peer_is_device ? 0 : 1;
     CHECK(n_tok >= lo && n_tok <= e->max_tok, "transport: %d token ids, allowed %d..%d", n_tok, lo, e->max_tok);
     for (int i = 0; i < n_tok; i++)
-        CHECK(ids[i] >= 0 && ids[i] < e->n_vocab, "transport: token id %d out of the vocabulary [0, %d)", ids[i], e->n_vocab);
+        CHECK(ids[i] >= 0 && ids[i] < e->n_vocab, "transport: token id %d out of the vocabulary [0, %d)", ids[i],
+              e->n_vocab);
     uint8_t *msg = next_send_slot(e);
     wire_header h = *hin;
     h.magic = WIRE_MAGIC;

@@ -87,9 +87,10 @@ int wire_validate(const void *msg, size_t nbytes, const wire_expect *ex, char *e
                        h.version, WIRE_VERSION);
     if (ex->allow_tokens) {   /* cloud-only run: token ids, and the device's bye; never hidden states */
         if (h.kind != WIRE_TOKENS && !(ex->from_device && h.kind == WIRE_BYE))
-            return hat_err(err, errlen, HAT_ERR_FORMAT, "cloud-only run: %s %u sent a message of kind %u (%s), expected "
-                           "tokens%s", ex->from_device ? "device" : "cloud for device", h.device, h.kind,
-                           wire_kind_name(h.kind), ex->from_device ? " or bye" : "");
+            return hat_err(err, errlen, HAT_ERR_FORMAT,
+                           "cloud-only run: %s %u sent a message of kind %u (%s), expected tokens%s",
+                           ex->from_device ? "device" : "cloud for device", h.device, h.kind, wire_kind_name(h.kind),
+                           ex->from_device ? " or bye" : "");
     } else if (ex->from_device ? (h.kind != WIRE_HIDDEN_UP && h.kind != WIRE_BYE) : h.kind != WIRE_HIDDEN_DOWN)
         return hat_err(err, errlen, HAT_ERR_FORMAT,
                        ex->from_device ? "device %u sent a message of kind %u (%s): devices may send only hidden states "
@@ -105,8 +106,9 @@ int wire_validate(const void *msg, size_t nbytes, const wire_expect *ex, char *e
                            h.device, body, (unsigned long long)h.payload_bytes);
     } else if (h.kind == WIRE_TOKENS) {
         if (h.dtype != WIRE_TOKEN_I32 || h.dim != 0)
-            return hat_err(err, errlen, HAT_ERR_FORMAT, "token message with dtype %u and dim %u, expected %d (int32) and 0",
-                           h.dtype, h.dim, WIRE_TOKEN_I32);
+            return hat_err(err, errlen, HAT_ERR_FORMAT,
+                           "token message with dtype %u and dim %u, expected %d (int32) and 0", h.dtype, h.dim,
+                           WIRE_TOKEN_I32);
         const uint32_t lo = ex->from_device ? 1 : 0;   /* the cloud's acknowledgement of a prompt chunk has none */
         if (h.n_tok < lo || h.n_tok > ex->max_tok)
             return hat_err(err, errlen, HAT_ERR_FORMAT, "%u token ids, allowed %u..%u", h.n_tok, lo, ex->max_tok);
@@ -115,8 +117,8 @@ int wire_validate(const void *msg, size_t nbytes, const wire_expect *ex, char *e
             return hat_err(err, errlen, HAT_ERR_FORMAT, "header says %llu payload bytes, %u token ids are %zu",
                            (unsigned long long)h.payload_bytes, h.n_tok, want);
         if (body != want)
-            return hat_err(err, errlen, HAT_ERR_FORMAT, "truncated message: %zu payload bytes received, header says %zu",
-                           body, want);
+            return hat_err(err, errlen, HAT_ERR_FORMAT,
+                           "truncated message: %zu payload bytes received, header says %zu", body, want);
     } else {
         if (h.dtype != ex->dtype)
             return hat_err(err, errlen, HAT_ERR_FORMAT, "payload dtype %u (%s), expected %s", h.dtype,
@@ -143,8 +145,9 @@ int wire_validate(const void *msg, size_t nbytes, const wire_expect *ex, char *e
             int32_t id;
             memcpy(&id, (const uint8_t *)msg + WIRE_HEADER_BYTES + (size_t)i * sizeof id, sizeof id);
             if (id < 0 || id >= ex->n_vocab)
-                return hat_err(err, errlen, HAT_ERR_FORMAT, "token id %d (id %u of %u, message %u) out of the vocabulary "
-                               "[0, %d)", id, i, h.n_tok, h.seq, ex->n_vocab);
+                return hat_err(err, errlen, HAT_ERR_FORMAT,
+                               "token id %d (id %u of %u, message %u) out of the vocabulary [0, %d)", id, i, h.n_tok,
+                               h.seq, ex->n_vocab);
         }
     return HAT_OK;
 }

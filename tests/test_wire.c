@@ -25,8 +25,9 @@ static size_t make_msg(uint8_t *buf, int kind, wire_dtype dt, int n_tok, const f
 
 /* a TOKENS message (cloud-only baseline): n int32 ids, dtype WIRE_TOKEN_I32, dim 0 */
 static size_t make_tokens(uint8_t *buf, const int32_t *ids, int n) {
-    wire_header h = {.magic = WIRE_MAGIC, .version = WIRE_VERSION, .kind = WIRE_TOKENS, .device = 3, .seq = 2, .pos0 = 8,
-                     .n_tok = (uint32_t)n, .dim = 0, .dtype = WIRE_TOKEN_I32, .payload_bytes = (uint64_t)n * sizeof(int32_t)};
+    wire_header h = {.magic = WIRE_MAGIC, .version = WIRE_VERSION, .kind = WIRE_TOKENS, .device = 3, .seq = 2,
+                     .pos0 = 8, .n_tok = (uint32_t)n, .dim = 0, .dtype = WIRE_TOKEN_I32,
+                     .payload_bytes = (uint64_t)n * sizeof(int32_t)};
     memcpy(buf, &h, sizeof h);
     if (n) memcpy(buf + WIRE_HEADER_BYTES, ids, (size_t)n * sizeof(int32_t));
     wire_seal(buf);
@@ -129,8 +130,10 @@ int main(void) {
     const wire_expect co_up = {1, 3, 1, 17, WIRE_F32, 1, 1000}, co_down = {0, 3, 1, 17, WIRE_F32, 1, 1000};
     int32_t tids[18] = {0, 999, 5, 17};
     n = make_tokens(buf, tids, 4);
-    EXPECT(wire_validate(buf, n, &co_up, err, sizeof err) == HAT_OK, "token ids refused on a cloud-only cloud: %s", err);
-    EXPECT(wire_validate(buf, n, &co_down, err, sizeof err) == HAT_OK, "token ids refused on a cloud-only device: %s", err);
+    EXPECT(wire_validate(buf, n, &co_up, err, sizeof err) == HAT_OK, "token ids refused on a cloud-only cloud: %s",
+           err);
+    EXPECT(wire_validate(buf, n, &co_down, err, sizeof err) == HAT_OK, "token ids refused on a cloud-only device: %s",
+           err);
     EXPECT(rejects(buf, n, &up, "never token ids"), "token ids accepted from a device in a split run");
     EXPECT(rejects(buf, n, &down, "expected hidden_down"), "token ids accepted by a device in a split run");
     n = make_tokens(buf, tids, 17);
