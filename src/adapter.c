@@ -194,7 +194,11 @@ static void train_metrics(adapter *ad, const adapter_stats *s, const double *C, 
     const int d = s->dim;
     const double n = (double)s->n;
     double tr_c = 0, tr_cxy = 0, my2 = 0;
-    for (int i = 0; i < d; i++) { tr_c += C[(size_t)i * d + i]; tr_cxy += Cxy[(size_t)i * d + i]; my2 += my[i] * my[i]; }
+    for (int i = 0; i < d; i++) {
+        tr_c += C[(size_t)i * d + i];
+        tr_cxy += Cxy[(size_t)i * d + i];
+        my2 += my[i] * my[i];
+    }
     const double tr_cyy = s->syy - n * my2;
     double sse;
     if (ad->info.form == ADAPTER_IDENTITY) {
@@ -225,11 +229,14 @@ int adapter_fit_stats(adapter **out, const adapter_stats *s, adapter_form form, 
     const int d = s->dim;
     const double n = (double)s->n;
     *out = NULL;
-    if (form < ADAPTER_IDENTITY || form > ADAPTER_LOWRANK) return hat_err(err, errlen, HAT_ERR_ARG, "unknown adapter form %d", form);
+    if (form < ADAPTER_IDENTITY || form > ADAPTER_LOWRANK)
+        return hat_err(err, errlen, HAT_ERR_ARG, "unknown adapter form %d", form);
     if (form == ADAPTER_LOWRANK && (rank < 1 || rank > d))
         return hat_err(err, errlen, HAT_ERR_ARG, "lowrank adapter: rank must be in [1, %d], got %d", d, rank);
-    if (!(lambda >= 0) || !isfinite(lambda)) return hat_err(err, errlen, HAT_ERR_ARG, "lambda must be >= 0, got %g", lambda);
-    if (s->n < 2) return hat_err(err, errlen, HAT_ERR_ARG, "cannot fit an adapter on %llu token(s)", (unsigned long long)s->n);
+    if (!(lambda >= 0) || !isfinite(lambda))
+        return hat_err(err, errlen, HAT_ERR_ARG, "lambda must be >= 0, got %g", lambda);
+    if (s->n < 2)
+        return hat_err(err, errlen, HAT_ERR_ARG, "cannot fit an adapter on %llu token(s)", (unsigned long long)s->n);
 
     /* centred sums: C = Sxx - n mx mx^T (made symmetric), Cxy = Sxy - n mx my^T */
     double *mx = xmalloc(sizeof(double) * d), *my = xmalloc(sizeof(double) * d);
@@ -237,7 +244,8 @@ int adapter_fit_stats(adapter **out, const adapter_stats *s, adapter_form form, 
     for (int i = 0; i < d; i++) { mx[i] = s->sx[i] / n; my[i] = s->sy[i] / n; }
     double tr = 0;
     for (int i = 0; i < d; i++) {
-        for (int j = i; j < d; j++) C[(size_t)i * d + j] = C[(size_t)j * d + i] = s->sxx[(size_t)i * d + j] - n * mx[i] * mx[j];
+        for (int j = i; j < d; j++)
+            C[(size_t)i * d + j] = C[(size_t)j * d + i] = s->sxx[(size_t)i * d + j] - n * mx[i] * mx[j];
         for (int j = 0; j < d; j++) Cxy[(size_t)i * d + j] = s->sxy[(size_t)i * d + j] - n * mx[i] * my[j];
         tr += C[(size_t)i * d + i];
     }
@@ -249,7 +257,10 @@ int adapter_fit_stats(adapter **out, const adapter_stats *s, adapter_form form, 
         train_metrics(ad, s, C, Cxy, mx, my, NULL);
         goto done;
     }
-    if (!(tr > 0)) { rc = hat_err(err, errlen, HAT_ERR_ARG, "the inputs have no variance (%llu tokens)", (unsigned long long)s->n); goto done; }
+    if (!(tr > 0)) {
+        rc = hat_err(err, errlen, HAT_ERR_ARG, "the inputs have no variance (%llu tokens)", (unsigned long long)s->n);
+        goto done;
+    }
 
     /* ridge: (C + lam I) B = Cxy, B = W^T, by Cholesky A = L L^T then two triangular solves */
     const double lam = lambda * tr / d;
@@ -264,7 +275,8 @@ int adapter_fit_stats(adapter **out, const adapter_stats *s, adapter_form form, 
     gsl_set_error_handler(old);
     if (st) {
         rc = hat_err(err, errlen, HAT_ERR_ARG,
-                     "X^T X + lambda I is not positive definite (%llu tokens, dim %d, lambda %g): use more data or a larger lambda",
+                     "X^T X + lambda I is not positive definite (%llu tokens, dim %d, lambda %g): "
+                     "use more data or a larger lambda",
                      (unsigned long long)s->n, d, lambda);
         goto done;
     }
@@ -292,7 +304,8 @@ int adapter_fit_stats(adapter **out, const adapter_stats *s, adapter_form form, 
         gsl_eigen_symmv_sort(eval, evec, GSL_EIGEN_SORT_VAL_DESC);
         /* U = V_r (d, r); Vt = V_r^T W = (B V_r)^T (r, d) */
         for (int i = 0; i < d; i++)
-            for (int k = 0; k < rank; k++) ad->u[(size_t)i * rank + k] = (float)gsl_matrix_get(evec, (size_t)i, (size_t)k);
+            for (int k = 0; k < rank; k++)
+                ad->u[(size_t)i * rank + k] = (float)gsl_matrix_get(evec, (size_t)i, (size_t)k);
         for (int k = 0; k < rank; k++)
             for (int j = 0; j < d; j++) {
                 double acc = 0;
@@ -544,7 +557,8 @@ int adapter_load(adapter **out, const char *path, const gguf_file *model_file, i
         FAIL(HAT_ERR_UNSUPPORTED, "adapter %s has format version %u, this build reads version %d", path, version,
              ADAPTER_FORMAT_VERSION);
     if (size < HDR_FIXED + 4) FAIL(HAT_ERR_FORMAT, "adapter %s is truncated (%zu bytes)", path, size);
-    const uint32_t form = get_u32(buf + 12), fdim = get_u32(buf + 28), rank = get_u32(buf + 32), nc = get_u32(buf + 264);
+    const uint32_t form = get_u32(buf + 12), fdim = get_u32(buf + 28), rank = get_u32(buf + 32);
+    const uint32_t nc = get_u32(buf + 264);
     if (form > ADAPTER_LOWRANK) FAIL(HAT_ERR_FORMAT, "adapter %s has an unknown form %u", path, form);
     if (fdim < 1 || fdim > MAX_DIM || (form == ADAPTER_LOWRANK && (rank < 1 || rank > fdim)))
         FAIL(HAT_ERR_FORMAT, "adapter %s has bad dimensions (dim %u, rank %u)", path, fdim, rank);
@@ -612,11 +626,11 @@ int adapter_load(adapter **out, const char *path, const gguf_file *model_file, i
     }
     if (in->n_layer != n_layer || in->dim != dim)
         rc = hat_err(err, errlen, HAT_ERR_ARG,
-                     "adapter %s was fitted for a model with %d layers of dim %d, the run uses %d layers of dim %d", path,
-                     in->n_layer, in->dim, n_layer, dim);
+                     "adapter %s was fitted for a model with %d layers of dim %d, the run uses %d layers of dim %d",
+                     path, in->n_layer, in->dim, n_layer, dim);
     else if (in->a != a || in->b != b)
-        rc = hat_err(err, errlen, HAT_ERR_ARG, "adapter %s was fitted for split a=%d b=%d, the run uses a=%d b=%d", path,
-                     in->a, in->b, a, b);
+        rc = hat_err(err, errlen, HAT_ERR_ARG, "adapter %s was fitted for split a=%d b=%d, the run uses a=%d b=%d",
+                     path, in->a, in->b, a, b);
     if (rc) {
         adapter_free(ad);
         return rc;

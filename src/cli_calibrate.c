@@ -147,8 +147,9 @@ static int parse_opts(int argc, char **argv, cal_opts *o) {
         {"rank", 1, 0, O_RANK}, {"lambda", 1, 0, O_LAMBDA}, {"gen", 1, 0, O_GEN}, {"temp", 1, 0, O_TEMP},
         {"seed", 1, 0, O_SEED}, {"chat", 1, 0, O_CHAT}, {"holdout", 1, 0, O_HOLDOUT}, {"threads", 1, 0, O_THREADS},
         {"min-pos", 1, 0, O_MINPOS}, {"chunk", 1, 0, O_CHUNK}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
-    *o = (cal_opts){.form = ADAPTER_LINEAR, .rank = ADAPTER_DEFAULT_RANK, .lambda = {ADAPTER_DEFAULT_LAMBDA}, .n_lambda = 1,
-                    .gen = 128, .chat = 1, .holdout = -1, .threads = 2, .min_pos = 1, .chunk = 256, .seed = 1};
+    *o = (cal_opts){.form = ADAPTER_LINEAR, .rank = ADAPTER_DEFAULT_RANK, .lambda = {ADAPTER_DEFAULT_LAMBDA},
+                    .n_lambda = 1, .gen = 128, .chat = 1, .holdout = -1, .threads = 2, .min_pos = 1, .chunk = 256,
+                    .seed = 1};
     int c;
     long v;
     double d;
@@ -184,8 +185,16 @@ static int parse_opts(int argc, char **argv, cal_opts *o) {
             break;
         }
         case O_GEN: if (parse_long(optarg, "--gen", 0, 1 << 20, &v)) return -1; o->gen = (int)v; o->set_gen = 1; break;
-        case O_TEMP: if (parse_double(optarg, "--temp", 0, 100, &d)) return -1; o->temp = (float)d; o->set_temp = 1; break;
-        case O_SEED: if (parse_long(optarg, "--seed", 0, 2147483647L, &v)) return -1; o->seed = (uint64_t)v; o->set_seed = 1; break;
+        case O_TEMP:
+            if (parse_double(optarg, "--temp", 0, 100, &d)) return -1;
+            o->temp = (float)d;
+            o->set_temp = 1;
+            break;
+        case O_SEED:
+            if (parse_long(optarg, "--seed", 0, 2147483647L, &v)) return -1;
+            o->seed = (uint64_t)v;
+            o->set_seed = 1;
+            break;
         case O_CHAT:
             if (!strcmp(optarg, "on")) o->chat = 1;
             else if (!strcmp(optarg, "off")) o->chat = 0;
@@ -208,8 +217,10 @@ static int parse_opts(int argc, char **argv, cal_opts *o) {
     if (!!o->prompts + !!o->corpus_in != 1) return cal_err("give exactly one of --prompts FILE and --corpus F.tok");
     if (o->corpus_in && (o->set_gen || o->set_temp || o->set_seed || o->set_chat))
         return cal_err("--gen, --temp, --seed and --chat describe generation; a --corpus fixes them (drop them)");
-    if (o->corpus_in && o->corpus_out) return cal_err("--corpus-out needs --prompts (the corpus is read with --corpus)");
-    if (!o->out && !o->corpus_out) return cal_err("nothing to do: give --out X.adapter (and --split A,B) or --corpus-out F.tok");
+    if (o->corpus_in && o->corpus_out)
+        return cal_err("--corpus-out needs --prompts (the corpus is read with --corpus)");
+    if (!o->out && !o->corpus_out)
+        return cal_err("nothing to do: give --out X.adapter (and --split A,B) or --corpus-out F.tok");
     if (o->out && !o->a) return cal_err("--out needs --split A,B");
     if (!o->out && o->a) return cal_err("--split needs --out X.adapter");
     return 0;
@@ -265,7 +276,8 @@ static int read_all(const char *path, const char *what, uint8_t **out, size_t *s
 }
 
 /* One prompt per non-empty line, trimmed; a literal \n stands for a newline (as `hat run`'s prompts files). */
-static int read_prompts(const char *path, char ***out, int *n_out, uint64_t *size, uint32_t *crc, char *err, size_t errlen) {
+static int read_prompts(const char *path, char ***out, int *n_out, uint64_t *size, uint32_t *crc, char *err,
+                        size_t errlen) {
     uint8_t *raw;
     size_t n;
     int rc = read_all(path, "prompts file", &raw, &n, err, errlen);
@@ -307,7 +319,8 @@ static int read_prompts(const char *path, char ***out, int *n_out, uint64_t *siz
 }
 
 /* prompt text -> ids (chat template or raw, BOS as the tokenizer says); malloc'd */
-static int tokenize_prompt(const tokenizer *tok, const char *text, int chat, int32_t **ids, int *n, char *err, size_t errlen) {
+static int tokenize_prompt(const tokenizer *tok, const char *text, int chat, int32_t **ids, int *n, char *err,
+                           size_t errlen) {
     size_t len = strlen(text), cap = len + 4096;
     char *s = xmalloc(cap);
     int rc = HAT_OK;
@@ -346,7 +359,8 @@ static int corpus_generate(corpus *c, const cal_opts *o, const gguf_file *f, con
     int *pn = xcalloc((size_t)np, sizeof *pn), max_len = 0;
     for (int i = 0; i < np && !rc; i++) {
         rc = tokenize_prompt(tok, prompts[i], o->chat, &pid[i], &pn[i], err, errlen);
-        if (!rc && pn[i] == 0) rc = hat_err(err, errlen, HAT_ERR_ARG, "%s: prompt %d tokenizes to nothing", o->prompts, i + 1);
+        if (!rc && pn[i] == 0)
+            rc = hat_err(err, errlen, HAT_ERR_ARG, "%s: prompt %d tokenizes to nothing", o->prompts, i + 1);
         if (!rc && pn[i] + o->gen > max_len) max_len = pn[i] + o->gen;
     }
     if (!rc && max_len > m->cfg.n_ctx_train)
@@ -380,8 +394,8 @@ static int corpus_generate(corpus *c, const cal_opts *o, const gguf_file *f, con
     double t0 = hat_now();
     for (int i = 0; i < np; i++) {
         sampler *smp;
-        rc = sampler_init(&smp, &(sampler_params){.temp = o->temp, .top_k = 0, .top_p = 1.0f, .seed = o->seed + (uint64_t)i},
-                          m->cfg.n_vocab, err, errlen);
+        const sampler_params sp = {.temp = o->temp, .top_k = 0, .top_p = 1.0f, .seed = o->seed + (uint64_t)i};
+        rc = sampler_init(&smp, &sp, m->cfg.n_vocab, err, errlen);
         if (rc) goto out;
         double ts = hat_now();
         int32_t *seq = c->ids + at;
@@ -496,10 +510,11 @@ static int corpus_load(corpus *c, const char *path, const gguf_file *f, int n_vo
     }
     const uint64_t expect = CORPUS_HDR + 8 * (uint64_t)n_seq + 4 * total + 4;
     if ((uint64_t)size != expect)
-        FAIL("corpus %s is %s: %zu bytes, its header says %llu", path, (uint64_t)size < expect ? "truncated" : "too long",
-             size, (unsigned long long)expect);
+        FAIL("corpus %s is %s: %zu bytes, its header says %llu", path,
+             (uint64_t)size < expect ? "truncated" : "too long", size, (unsigned long long)expect);
     const uint32_t crc = wire_crc32c(0, buf, size - 4);
-    if (crc != get_u32(buf + size - 4)) FAIL("corpus %s is corrupt: checksum 0x%08x, stored 0x%08x", path, crc, get_u32(buf + size - 4));
+    if (crc != get_u32(buf + size - 4))
+        FAIL("corpus %s is corrupt: checksum 0x%08x, stored 0x%08x", path, crc, get_u32(buf + size - 4));
     c->n_seq = (int)n_seq;
     c->model_size = get_u64(buf + 16);
     c->model_crc = get_u32(buf + 24);
@@ -522,7 +537,8 @@ static int corpus_load(corpus *c, const char *path, const gguf_file *f, int n_vo
     model_name_of(f, mname, sizeof mname);
     if (msize != c->model_size || mcrc != c->model_crc) {
         rc = hat_err(err, errlen, HAT_ERR_ARG,
-                     "corpus %s was generated by model %s (crc 0x%08x, %llu bytes), this model file is %s (crc 0x%08x, %llu bytes)",
+                     "corpus %s was generated by model %s (crc 0x%08x, %llu bytes), "
+                     "this model file is %s (crc 0x%08x, %llu bytes)",
                      path, c->model_name[0] ? c->model_name : "?", c->model_crc, (unsigned long long)c->model_size,
                      mname[0] ? mname : "?", mcrc, (unsigned long long)msize);
         goto fail;
@@ -563,6 +579,15 @@ typedef struct {
     float max_x, max_t;        /* largest |h| among the fitted rows */
 } collected;
 
+/* Size of the prefill call at p0: chunks never straddle the end of the prompt, so prompt positions get the
+ * numerics of the chunked prefill that generated the corpus, and generated positions those of single-token
+ * decoding (forward_args.decode): the hidden states are bit-identical to those of generation and drafting. */
+static int chunk_at(int p0, int n_prompt, int n, int chunk, int *decode) {
+    const int end = p0 < n_prompt ? n_prompt : n;
+    *decode = p0 >= n_prompt;
+    return end - p0 < chunk ? end - p0 : chunk;
+}
+
 static void held_push(collected *cl, int dim, const float *x, const float *t, int gen) {
     if (cl->n_held == cl->cap_held) {
         cl->cap_held = cl->cap_held * 2 + 256;
@@ -578,13 +603,14 @@ static void held_push(collected *cl, int dim, const float *x, const float *t, in
 
 /* Batched prefill of every sequence through [0,a) and [a,L-b); pairs of sequences [0, n_train) feed the
  * statistics, the rest are kept as held-out rows. */
-static int collect(collected *cl, const corpus *c, const model *m, const cal_opts *o, int n_train, char *err, size_t errlen) {
+static int collect(collected *cl, const corpus *c, const model *m, const cal_opts *o, int n_train, char *err,
+                   size_t errlen) {
     const int L = m->cfg.n_layer, d = m->cfg.dim, a = o->a, lb = L - o->b;
     int max_len = 0;
     for (int i = 0; i < c->n_seq; i++) if ((int)c->n_tok[i] > max_len) max_len = (int)c->n_tok[i];
     if (max_len > m->cfg.n_ctx_train)
-        return hat_err(err, errlen, HAT_ERR_ARG, "a corpus sequence has %d tokens, over the model's context %d", max_len,
-                       m->cfg.n_ctx_train);
+        return hat_err(err, errlen, HAT_ERR_ARG, "a corpus sequence has %d tokens, over the model's context %d",
+                       max_len, m->cfg.n_ctx_train);
     kvcache kv;
     forward_state fs;
     int rc = kvcache_init(&kv, 0, lb, max_len, m->cfg.kv_dim, err, errlen);
@@ -607,11 +633,13 @@ static int collect(collected *cl, const corpus *c, const model *m, const cal_opt
             if (k > skip) skip = k;
         }
         kvcache_truncate(&kv, 0);
-        for (int p0 = 0; p0 < n; p0 += o->chunk) {
-            const int k = n - p0 < o->chunk ? n - p0 : o->chunk;
-            transformer_forward(m, &kv, &fs, &(forward_args){.tokens = ids + p0, .n_tok = k, .pos0 = p0, .l0 = 0, .l1 = a});
+        for (int p0 = 0, k, dec; p0 < n; p0 += k) {
+            k = chunk_at(p0, (int)c->n_prompt[i], n, o->chunk, &dec);
+            transformer_forward(m, &kv, &fs, &(forward_args){.tokens = ids + p0, .n_tok = k, .pos0 = p0, .l0 = 0,
+                                                            .l1 = a, .decode = dec});
             memcpy(hx, fs.x, sizeof(float) * (size_t)k * d);
-            transformer_forward(m, &kv, &fs, &(forward_args){.hidden_in = fs.x, .n_tok = k, .pos0 = p0, .l0 = a, .l1 = lb});
+            transformer_forward(m, &kv, &fs, &(forward_args){.hidden_in = fs.x, .n_tok = k, .pos0 = p0, .l0 = a,
+                                                            .l1 = lb, .decode = dec});
             /* rows [r0, k) of this chunk are fitted */
             int r0 = 0;
             while (r0 < k && (p0 + r0 < o->min_pos || p0 + r0 < skip)) {
@@ -693,11 +721,13 @@ static int draft_agreement(const corpus *c, const model *m, const cal_opts *o, i
         const int32_t *ids = c->ids + c->off[i];
         const int nt = (int)c->n_tok[i], np = (int)c->n_prompt[i];
         kvcache_truncate(&kv, 0);
-        for (int p0 = 0; p0 < nt; p0 += o->chunk) {   /* true states h_a, h_{L-b} of every position */
-            const int k = nt - p0 < o->chunk ? nt - p0 : o->chunk;
-            transformer_forward(m, &kv, &fs, &(forward_args){.tokens = ids + p0, .n_tok = k, .pos0 = p0, .l0 = 0, .l1 = a});
+        for (int p0 = 0, k, dec; p0 < nt; p0 += k) {   /* true states h_a, h_{L-b} of every position */
+            k = chunk_at(p0, np, nt, o->chunk, &dec);
+            transformer_forward(m, &kv, &fs, &(forward_args){.tokens = ids + p0, .n_tok = k, .pos0 = p0, .l0 = 0,
+                                                            .l1 = a, .decode = dec});
             memcpy(ha + (size_t)p0 * d, fs.x, sizeof(float) * (size_t)k * d);
-            transformer_forward(m, &kv, &fs, &(forward_args){.hidden_in = fs.x, .n_tok = k, .pos0 = p0, .l0 = a, .l1 = lb});
+            transformer_forward(m, &kv, &fs, &(forward_args){.hidden_in = fs.x, .n_tok = k, .pos0 = p0, .l0 = a,
+                                                            .l1 = lb, .decode = dec});
             memcpy(ht + (size_t)p0 * d, fs.x, sizeof(float) * (size_t)k * d);
         }
         /* output submodel over the prompt's true states, then position by position */
@@ -710,7 +740,8 @@ static int draft_agreement(const corpus *c, const model *m, const cal_opts *o, i
             int32_t draft = -1, draft_id = -1;
             if (p + 1 < nt) {
                 adapter_apply(ad, ha + (size_t)p * d, row, 1);
-                transformer_forward(m, &kv, &fs, &(forward_args){.hidden_in = row, .n_tok = 1, .pos0 = p, .l0 = lb, .l1 = L, .head = 1});
+                transformer_forward(m, &kv, &fs, &(forward_args){.hidden_in = row, .n_tok = 1, .pos0 = p, .l0 = lb,
+                                                                .l1 = L, .head = 1});
                 draft = sampler_argmax(fs.logits, V);
                 transformer_forward(m, &kv, &fs, &(forward_args){.hidden_in = ha + (size_t)p * d, .n_tok = 1, .pos0 = p,
                                                                 .l0 = lb, .l1 = L, .head = 1});
@@ -742,6 +773,7 @@ static int draft_agreement(const corpus *c, const model *m, const cal_opts *o, i
 /* ---------------------------------------------------------------- command */
 
 int cli_calibrate(int argc, char **argv) {
+#define FAIL_MSG() do { fprintf(stderr, "hat calibrate: %s\n", err); goto out; } while (0)
     cal_opts o;
     char err[HAT_ERRLEN];
     int prc = parse_opts(argc, argv, &o);
@@ -757,39 +789,39 @@ int cli_calibrate(int argc, char **argv) {
     int rc = 1;
     if (gguf_open(&f, o.model, err, sizeof err) ||
         model_load_file(&m, f, &(model_part){.l0 = 0, .l1 = -1, .embed = 1, .head = 1}, err, sizeof err) ||
-        tokenizer_init(&tok, f, err, sizeof err)) {
-        fprintf(stderr, "hat calibrate: %s\n", err);
-        goto out;
-    }
+        tokenizer_init(&tok, f, err, sizeof err))
+        FAIL_MSG();
     const int L = m->cfg.n_layer, d = m->cfg.dim;
     if (o.out && o.a + o.b >= L) {
-        fprintf(stderr, "hat calibrate: --split %d,%d: the model has %d layers, so A + B must be < %d\n", o.a, o.b, L, L);
+        fprintf(stderr, "hat calibrate: --split %d,%d: the model has %d layers, so A + B must be < %d\n", o.a, o.b,
+                L, L);
         goto out;
     }
     double t0 = hat_now();
     if (o.prompts) {
-        if (corpus_generate(&c, &o, f, m, tok, err, sizeof err)) { fprintf(stderr, "hat calibrate: %s\n", err); goto out; }
+        if (corpus_generate(&c, &o, f, m, tok, err, sizeof err)) FAIL_MSG();
         if (o.corpus_out) {
-            if (corpus_save(&c, o.corpus_out, err, sizeof err)) { fprintf(stderr, "hat calibrate: %s\n", err); goto out; }
+            if (corpus_save(&c, o.corpus_out, err, sizeof err)) FAIL_MSG();
             fprintf(stderr, "corpus: wrote %s\n", o.corpus_out);
         }
     } else if (corpus_load(&c, o.corpus_in, f, m->cfg.n_vocab, err, sizeof err)) {
-        fprintf(stderr, "hat calibrate: %s\n", err);
-        goto out;
+        FAIL_MSG();
     }
     const double t_corpus = hat_now() - t0;
     if (!o.out) { rc = 0; goto out; }
 
     int holdout = o.holdout >= 0 ? o.holdout : (c.n_seq >= 2 ? (c.n_seq + 5) / 10 > 0 ? (c.n_seq + 5) / 10 : 1 : 0);
     if (holdout >= c.n_seq) {
-        fprintf(stderr, "hat calibrate: --holdout %d leaves nothing to fit (the corpus has %d sequences)\n", holdout, c.n_seq);
+        fprintf(stderr, "hat calibrate: --holdout %d leaves nothing to fit (the corpus has %d sequences)\n", holdout,
+                c.n_seq);
         goto out;
     }
     double t1 = hat_now();
-    if (collect(&cl, &c, m, &o, c.n_seq - holdout, err, sizeof err)) { fprintf(stderr, "hat calibrate: %s\n", err); goto out; }
+    if (collect(&cl, &c, m, &o, c.n_seq - holdout, err, sizeof err)) FAIL_MSG();
     const double t_collect = hat_now() - t1;
     if (o.n_lambda > 1 && !holdout) {
-        fprintf(stderr, "hat calibrate: several --lambda values need held-out sequences to choose from (--holdout > 0)\n");
+        fprintf(stderr, "hat calibrate: several --lambda values need held-out sequences to choose from "
+                        "(--holdout > 0)\n");
         goto out;
     }
     t1 = hat_now();
@@ -798,15 +830,12 @@ int cli_calibrate(int argc, char **argv) {
     for (int k = 0; k < o.n_lambda; k++) {
         adapter *cand = NULL;
         adapter_metrics ch, cg;
-        if (adapter_fit_stats(&cand, cl.train, (adapter_form)o.form, o.rank, o.lambda[k], err, sizeof err)) {
-            fprintf(stderr, "hat calibrate: %s\n", err);
-            goto out;
-        }
+        if (adapter_fit_stats(&cand, cl.train, (adapter_form)o.form, o.rank, o.lambda[k], err, sizeof err)) FAIL_MSG();
         adapter_eval(cand, cl.hx, cl.ht, cl.n_held, &ch);
         eval_generated(cand, &cl, d, &cg);
         if (o.n_lambda > 1)
-            fprintf(stderr, "fit: lambda %-8g R^2 of h_{L-b} - h_a: train %.4f held-out %.4f (generated %.4f)\n", o.lambda[k],
-                    adapter_get_info(cand)->r2_train, ch.r2, cg.r2);
+            fprintf(stderr, "fit: lambda %-8g R^2 of h_{L-b} - h_a: train %.4f held-out %.4f (generated %.4f)\n",
+                    o.lambda[k], adapter_get_info(cand)->r2_train, ch.r2, cg.r2);
         if (!ad || ch.r2 > mh.r2) {
             adapter_free(ad);
             ad = cand;
@@ -822,10 +851,8 @@ int cli_calibrate(int argc, char **argv) {
     uint64_t n_agree = 0, n_same = 0;
     if (holdout) {
         t1 = hat_now();
-        if (draft_agreement(&c, m, &o, c.n_seq - holdout, ad, &agree, &agree_id, &n_agree, &n_same, err, sizeof err)) {
-            fprintf(stderr, "hat calibrate: %s\n", err);
-            goto out;
-        }
+        if (draft_agreement(&c, m, &o, c.n_seq - holdout, ad, &agree, &agree_id, &n_agree, &n_same, err, sizeof err))
+            FAIL_MSG();
         t_agree = hat_now() - t1;
     }
 
@@ -835,7 +862,8 @@ int cli_calibrate(int argc, char **argv) {
     if (c.temp > 0) snprintf(temp, sizeof temp, "temp %g, seed %llu", c.temp, (unsigned long long)c.seed);
     else snprintf(temp, sizeof temp, "greedy");
     snprintf(desc, sizeof desc,
-             "%s: %d prompts of %s (%llu bytes, crc 0x%08x), chat %s, up to %u generated tokens each (%s), %llu tokens; "
+             "%s: %d prompts of %s (%llu bytes, crc 0x%08x), chat %s, up to %u generated tokens each (%s), "
+             "%llu tokens; "
              "fitted positions >= %d, shared prefixes once, last %d sequences held out%s; hat %s (%s)",
              o.corpus_in ? o.corpus_in : o.corpus_out ? o.corpus_out : "corpus generated in the same run", c.n_seq,
              c.prompts_name, (unsigned long long)c.prompts_size, c.prompts_crc, c.chat ? "on" : "off", c.gen, temp,
@@ -843,7 +871,7 @@ int cli_calibrate(int argc, char **argv) {
              c.hat_version, c.hat_git);
     adapter_set_provenance(ad, f, L, o.a, o.b, o.min_pos, desc, cl.n_held ? &mh : NULL);
     adapter_set_agreement(ad, agree, agree_id, n_agree);
-    if (adapter_save(ad, o.out, err, sizeof err)) { fprintf(stderr, "hat calibrate: %s\n", err); goto out; }
+    if (adapter_save(ad, o.out, err, sizeof err)) FAIL_MSG();
 
     const adapter_info *in = adapter_get_info(ad);
     char rank[32] = "";
@@ -852,14 +880,15 @@ int cli_calibrate(int argc, char **argv) {
            adapter_form_name((adapter_form)o.form), rank, o.a, o.b, o.a, L - o.b, L, best_lambda,
            o.n_lambda > 1 ? " (best held-out R^2 of the candidates)" : "");
     printf("  corpus: %s\n", desc);
-    printf("  tokens: %llu fitted (%llu generated) from %d sequences, %zu held out from %d; skipped %llu at position < %d "
-           "and %llu in shared prefixes; max |h_a| %.0f, max |h_{L-b}| %.0f\n",
+    printf("  tokens: %llu fitted (%llu generated) from %d sequences, %zu held out from %d; skipped %llu at "
+           "position < %d and %llu in shared prefixes; max |h_a| %.0f, max |h_{L-b}| %.0f\n",
            (unsigned long long)adapter_stats_count(cl.train), (unsigned long long)cl.n_train_gen, c.n_seq - holdout,
            cl.n_held, holdout, (unsigned long long)cl.n_skip_pos, o.min_pos, (unsigned long long)cl.n_skip_prefix,
            cl.max_x, cl.max_t);
     printf("  R^2 of h_{L-b} - h_a:  train %.4f  held-out %.4f  held-out generated %.4f\n", in->r2_train, mh.r2, mg.r2);
-    printf("  R^2 of h_{L-b}:        train %.4f  held-out %.4f  held-out generated %.4f  (identity adapter: held-out %.4f, "
-           "generated %.4f)\n", in->r2_target_train, mh.r2_target, mg.r2_target, mh.r2_identity, mg.r2_identity);
+    printf("  R^2 of h_{L-b}:        train %.4f  held-out %.4f  held-out generated %.4f  "
+           "(identity adapter: held-out %.4f, generated %.4f)\n", in->r2_target_train, mh.r2_target, mg.r2_target,
+           mh.r2_identity, mg.r2_identity);
     printf("  per-token error, held-out: rms %.2f, relative %.4f\n", mh.rms, mh.rel_err);
     printf("  draft agreement with the full model's next token, held-out: %.1f%% (identity adapter %.1f%%) at %llu "
            "generated positions\n", 100 * agree, 100 * agree_id, (unsigned long long)n_agree);
@@ -878,4 +907,5 @@ out:
     model_free(m);
     if (f) gguf_close(f);
     return rc;
+#undef FAIL_MSG
 }

@@ -73,8 +73,8 @@ void hat_dev_draft(hat_dev *d, int32_t t0, int pos, int gamma, hat_send_fn send,
     for (int j = 0; j <= gamma; j++) {
         double t = hat_now();
         transformer_forward(p->m_in, p->kv_in, fs, &(forward_args){.tokens = &x, .n_tok = 1, .pos0 = pos + j, .l0 = 0, .l1 = p->a});
-        if (p->pad) p->pad(p->pad_ctx, HAT_PIECE_INPUT, 1, hat_now() - t);
         st->in_s += hat_now() - t;
+        if (p->pad) p->pad(p->pad_ctx, HAT_PIECE_INPUT, 1, hat_now() - t);
         send(ctx, fs->x, pos + j, j, j == gamma);
         if (j == gamma) break;
         t = hat_now();
@@ -89,8 +89,8 @@ void hat_dev_draft(hat_dev *d, int32_t t0, int pos, int gamma, hat_send_fn send,
             x = spec_draw(q, d->V, rng_uniform(d->r));
         }
         d->draft[j] = x;
-        if (p->pad) p->pad(p->pad_ctx, HAT_PIECE_DRAFT, 1, hat_now() - t);
         st->draft_s += hat_now() - t;
+        if (p->pad) p->pad(p->pad_ctx, HAT_PIECE_DRAFT, 1, hat_now() - t);
     }
 }
 
@@ -112,10 +112,10 @@ int hat_dev_verify(hat_dev *d, const float *hidden, int32_t *out, hat_round *st)
     /* committed: x_0 .. x_{n-1} at pos .. pos+n-1 (x_0 = t0, then the accepted drafts) */
     kvcache_truncate(p->kv_in, pos + n);
     kvcache_truncate(p->kv_out, pos + n);
-    if (p->pad) p->pad(p->pad_ctx, HAT_PIECE_VERIFY, g + 1, hat_now() - t);
     st->accepted = n - 1;
     st->emitted = n;
     st->verify_s = hat_now() - t;
+    if (p->pad) p->pad(p->pad_ctx, HAT_PIECE_VERIFY, g + 1, st->verify_s);
     return n;
 }
 

@@ -55,6 +55,7 @@ typedef struct {
 
 typedef struct hat_dev hat_dev;
 
+/* measured compute, before any padding to a device profile */
 typedef struct {
     int gamma, accepted, emitted;
     double in_s;       /* input submodel, all gamma + 1 tokens */

@@ -41,6 +41,7 @@ typedef struct {
     trace_step rs;
     uint32_t seq;              /* next message number */
     int32_t round_tok;         /* the token the round starts from (fault injection only) */
+    int in_round;              /* charge() per piece of a round; profile_exceeded counted per round */
     double adapter_bytes;      /* weight bytes the adapter streams per token (compute profile) */
 } device_ctx;
 
@@ -48,7 +49,7 @@ typedef struct {
 static double charge(device_ctx *d, double measured, size_t bytes, double params, int n_tok, double *pred_out) {
     const double pred = compute_predict(&d->cp, bytes, 2.0 * params * n_tok);
     *pred_out = pred;
-    if (d->cp.enabled && measured > pred) d->td.profile_exceeded++;
+    if (d->cp.enabled && measured > pred && !d->in_round) d->td.profile_exceeded++;
     return emul_compute(measured, pred);
 }
 
@@ -214,7 +215,7 @@ void role_device_main(run_ctx *r) {
     hat_dev *hd;
     const hat_dev_parts hp = {.m_in = d.m_in, .m_out = d.m_out, .kv_in = &d.kv_in, .kv_out = &d.kv_out, .fs = &d.fs,
                               .ad = hat ? r->ad : NULL, .smp = smp, .a = d.a, .b = d.b, .rule = SPEC_RULE_LEVIATHAN,
-                              .greedy = !(d.dc->temp > 0), .pad = cfg->emulate_links || d.cp.enabled ? round_pad : NULL,
+                              .greedy = !(d.dc->temp > 0), .pad = round_pad,
                               .pad_ctx = &d};
     CHECK(hat_dev_init(&hd, &hp, gamma_max, cfg->seed * 7919u + 1000003u * (uint64_t)r->device + 17u, err, sizeof err) == HAT_OK,
           "%s", err);
@@ -287,6 +288,7 @@ void role_device_main(run_ctx *r) {
         st->t_start = comm_now();
         hat_round hr;
         d.round_tok = tok;
+        d.in_round = 1;
         hat_dev_draft(hd, tok, pos, g, round_send, &d, &hr);
         endpoint_wait(&d.ep, &m);
         const wire_header *h = &m.h;
@@ -309,6 +311,8 @@ void role_device_main(run_ctx *r) {
         st->dev_in_s = hr.in_s;
         st->draft_s = hr.draft_s;
         st->dev_out_s = hr.verify_s;
+        d.in_round = 0;
+        if (d.cp.enabled) d.td.profile_exceeded += (st->dev_in_s > st->dev_in_pred_s) + (st->dev_out_s > st->dev_out_pred_s);
         st->gamma = (uint32_t)g;
         st->accepted = (uint32_t)hr.accepted;
         st->emitted = (uint32_t)n_emit;

@@ -79,7 +79,7 @@ static void test_fit(void) {
     adapter *lin = NULL, *low = NULL, *low2 = NULL, *id = NULL, *big = NULL;
     EXPECT(adapter_fit(&lin, x, t, n, d, ADAPTER_LINEAR, 0, 1e-9, err, sizeof err) == HAT_OK, "linear fit: %s", err);
     EXPECT(adapter_fit(&low, x, t, n, d, ADAPTER_LOWRANK, r, 1e-9, err, sizeof err) == HAT_OK, "lowrank fit: %s", err);
-    EXPECT(adapter_fit(&low2, x, t, n, d, ADAPTER_LOWRANK, 2, 1e-9, err, sizeof err) == HAT_OK, "lowrank-2 fit: %s", err);
+    EXPECT(adapter_fit(&low2, x, t, n, d, ADAPTER_LOWRANK, 2, 1e-9, err, sizeof err) == HAT_OK, "rank-2 fit: %s", err);
     EXPECT(adapter_fit(&id, x, t, n, d, ADAPTER_IDENTITY, 0, 0, err, sizeof err) == HAT_OK, "identity fit: %s", err);
     EXPECT(adapter_fit(&big, x, t, n, d, ADAPTER_LINEAR, 0, 10.0, err, sizeof err) == HAT_OK, "ridge fit: %s", err);
     if (!lin || !low || !low2 || !id || !big) return;
@@ -104,8 +104,8 @@ static void test_fit(void) {
                in->r2_target_train, mt.r2, mt.r2_target);
         EXPECT(in->n_train == n && in->dim == d, "info n_train %llu dim %d", (unsigned long long)in->n_train, in->dim);
         /* the noise floor: per-dimension noise 0.01 (t_normalish has unit variance), so rms 0.01 sqrt(d) */
-        EXPECT(m.rms < 1.1 * 0.01 * sqrt(d) && m.rel_err < 0.01, "per-token error rms %.4f (noise %.4f) rel %.5f", m.rms,
-               0.01 * sqrt(d), m.rel_err);
+        EXPECT(m.rms < 1.1 * 0.01 * sqrt(d) && m.rel_err < 0.01, "per-token error rms %.4f (noise %.4f) rel %.5f",
+               m.rms, 0.01 * sqrt(d), m.rel_err);
     }
     EXPECT(adapter_get_info(low)->rank == r, "rank stored");
     adapter_metrics m2, m4, mi;
@@ -113,7 +113,8 @@ static void test_fit(void) {
     adapter_eval(low, xv, tv, n, &m4);
     adapter_eval(id, xv, tv, n, &mi);
     EXPECT(m2.r2 < m4.r2 - 0.05, "rank 2 (R^2 %.4f) is worse than the true rank 4 (%.4f)", m2.r2, m4.r2);
-    EXPECT(fabs(mi.r2_target - m4.r2_identity) < 1e-12 && fabs(adapter_get_info(id)->r2_target_train - mi.r2_identity) < 0.01,
+    EXPECT(fabs(mi.r2_target - m4.r2_identity) < 1e-12 &&
+           fabs(adapter_get_info(id)->r2_target_train - mi.r2_identity) < 0.01,
            "identity: R^2 %.6f vs %.6f", mi.r2_target, m4.r2_identity);
     double nl = 0, nb = 0, *Wb = malloc(sizeof(double) * d * d);
     dense_of(lin, d, W, c);
@@ -126,14 +127,17 @@ static void test_fit(void) {
     adapter *bad = NULL;
     EXPECT(adapter_fit(&bad, x, t, 1, d, ADAPTER_LINEAR, 0, 1e-3, err, sizeof err) != HAT_OK && strstr(err, "1 token"),
            "one token: %s", err);
-    EXPECT(adapter_fit(&bad, x, t, n, d, ADAPTER_LOWRANK, 0, 1e-3, err, sizeof err) == HAT_ERR_ARG && strstr(err, "rank"),
-           "rank 0: %s", err);
-    EXPECT(adapter_fit(&bad, x, t, n, d, ADAPTER_LOWRANK, d + 1, 1e-3, err, sizeof err) == HAT_ERR_ARG, "rank > dim: %s", err);
-    EXPECT(adapter_fit(&bad, x, t, n, d, ADAPTER_LINEAR, 0, -1, err, sizeof err) == HAT_ERR_ARG, "negative lambda: %s", err);
-    EXPECT(adapter_fit(&bad, x, t, 10, d, ADAPTER_LINEAR, 0, 0, err, sizeof err) != HAT_OK && strstr(err, "positive definite"),
-           "10 tokens in dim 48 without ridge is singular: %s", err);
+    int rc = adapter_fit(&bad, x, t, n, d, ADAPTER_LOWRANK, 0, 1e-3, err, sizeof err);
+    EXPECT(rc == HAT_ERR_ARG && strstr(err, "rank"), "rank 0: %s", err);
+    rc = adapter_fit(&bad, x, t, n, d, ADAPTER_LOWRANK, d + 1, 1e-3, err, sizeof err);
+    EXPECT(rc == HAT_ERR_ARG, "rank > dim: %s", err);
+    rc = adapter_fit(&bad, x, t, n, d, ADAPTER_LINEAR, 0, -1, err, sizeof err);
+    EXPECT(rc == HAT_ERR_ARG, "negative lambda: %s", err);
+    rc = adapter_fit(&bad, x, t, 10, d, ADAPTER_LINEAR, 0, 0, err, sizeof err);
+    EXPECT(rc != HAT_OK && strstr(err, "positive definite"), "10 tokens in dim 48 without ridge is singular: %s", err);
     EXPECT(bad == NULL, "no adapter on error");
-    EXPECT(adapter_fit(&bad, x, t, 10, d, ADAPTER_LINEAR, 0, 1e-3, err, sizeof err) == HAT_OK, "ridge makes it solvable: %s", err);
+    rc = adapter_fit(&bad, x, t, 10, d, ADAPTER_LINEAR, 0, 1e-3, err, sizeof err);
+    EXPECT(rc == HAT_OK, "ridge makes it solvable: %s", err);
     adapter_free(bad);
     EXPECT(adapter_form_parse("lowrank") == ADAPTER_LOWRANK && adapter_form_parse("Linear") < 0, "form names");
 
@@ -187,7 +191,8 @@ static void test_files(void) {
     float *x = malloc(sizeof(float) * n * d), *t = malloc(sizeof(float) * n * d);
     for (int i = 0; i < n * d; i++) x[i] = 10.0f * t_normalish();
     for (int r = 0; r < n; r++)
-        for (int i = 0; i < d; i++) t[r * d + i] = 2.0f * x[r * d + i] - 0.5f * x[r * d + (i + 1) % d] + 1.0f + t_normalish();
+        for (int i = 0; i < d; i++)
+            t[r * d + i] = 2.0f * x[r * d + i] - 0.5f * x[r * d + (i + 1) % d] + 1.0f + t_normalish();
     uint8_t bufA[4096], bufB[4096];
     for (int i = 0; i < 4096; i++) bufA[i] = bufB[i] = (uint8_t)(i * 7);
     bufB[100] ^= 1;
@@ -200,10 +205,13 @@ static void test_files(void) {
     if (!ads[0] || !ads[1]) return;
     adapter_metrics held = {.n = 77, .r2 = 0.5, .r2_target = 0.9, .r2_identity = 0.7, .rms = 3.0, .rel_err = 0.1};
     const char *names[3] = {"lin.adapter", "low.adapter", "id.adapter"};
-    float *o1 = malloc(sizeof(float) * 150 * d), *o2 = malloc(sizeof(float) * 150 * d), *xc = malloc(sizeof(float) * 150 * d);
-    double *ref = malloc(sizeof(double) * 150 * d), *W = malloc(sizeof(double) * d * d), *c = malloc(sizeof(double) * d);
+    float *o1 = malloc(sizeof(float) * 150 * d), *o2 = malloc(sizeof(float) * 150 * d);
+    float *xc = malloc(sizeof(float) * 150 * d);
+    double *ref = malloc(sizeof(double) * 150 * d), *W = malloc(sizeof(double) * d * d);
+    double *c = malloc(sizeof(double) * d);
     for (int k = 0; k < 3; k++) {
         adapter_set_provenance(ads[k], &fa, 30, 2, 2, 1, "corpus: test \xc3\xa9t\xc3\xa9 (UTF-8)", &held);
+        adapter_set_agreement(ads[k], 0.25, 0.01, 500);
         const char *p = tmp_path(names[k]);
         EXPECT(adapter_save(ads[k], p, err, sizeof err) == HAT_OK, "save %s: %s", p, err);
         char tmpname[600];
@@ -221,14 +229,18 @@ static void test_files(void) {
         free(b1);
         free(b2);
         const adapter_info *i0 = adapter_get_info(ads[k]), *i1 = adapter_get_info(ld);
-        EXPECT(i1->form == i0->form && i1->a == 2 && i1->b == 2 && i1->n_layer == 30 && i1->dim == d && i1->rank == i0->rank &&
-               i1->min_pos == 1 && i1->n_heldout == 77 && i1->r2_heldout == 0.5 && same(i1->r2_train, i0->r2_train) &&
-               same(i1->r2_target_train, i0->r2_target_train) && same(i1->lambda, i0->lambda) && i1->rms_heldout == 3.0 && i1->model_crc == i0->model_crc && i1->model_size == sizeof bufA &&
-               !strcmp(i1->corpus, i0->corpus) && i1->created == i0->created && !strcmp(i1->hat_git, i0->hat_git),
+        EXPECT(i1->form == i0->form && i1->a == 2 && i1->b == 2 && i1->n_layer == 30 && i1->dim == d &&
+               i1->rank == i0->rank && i1->min_pos == 1 && i1->n_heldout == 77 && i1->r2_heldout == 0.5 &&
+               same(i1->r2_train, i0->r2_train) && same(i1->r2_target_train, i0->r2_target_train) &&
+               same(i1->lambda, i0->lambda) && i1->rms_heldout == 3.0 && i1->agree_heldout == 0.25 &&
+               i1->agree_identity_heldout == 0.01 && i1->n_agree == 500 && i1->model_crc == i0->model_crc &&
+               i1->model_size == sizeof bufA && !strcmp(i1->corpus, i0->corpus) && i1->created == i0->created &&
+               !strcmp(i1->hat_git, i0->hat_git),
                "%s: info survives the round trip", names[k]);
         char desc[2048];
         adapter_describe(ld, desc, sizeof desc);
         EXPECT(strstr(desc, adapter_form_name(i0->form)) && strstr(desc, "a=2 b=2") && strstr(desc, "0.5000") &&
+               strstr(desc, "25.0%") &&
                strstr(desc, "test \xc3\xa9t\xc3\xa9"), "describe: %s", desc);
         /* apply: loaded == original bits, both == naive reference; 1..150 rows cross the internal block size */
         if (k < 2) dense_of(ads[k], d, W, c);
@@ -238,14 +250,19 @@ static void test_files(void) {
             const int m = counts[q];
             adapter_apply(ads[k], x, o1, m);
             adapter_apply(ld, x, o2, m);
-            EXPECT(!memcmp(o1, o2, sizeof(float) * m * d), "%s: loaded adapter gives the same bits (%d rows)", names[k], m);
+            EXPECT(!memcmp(o1, o2, sizeof(float) * m * d), "%s: loaded adapter gives the same bits (%d rows)",
+                   names[k], m);
             memcpy(xc, x, sizeof(float) * m * d);
             adapter_apply(ld, xc, xc, m);   /* in place */
             EXPECT(!memcmp(o1, xc, sizeof(float) * m * d), "%s: in place == out of place (%d rows)", names[k], m);
             naive(ld, W, c, x, ref, m, d);
             double emax = 0, vmax = 0;
-            for (int i = 0; i < m * d; i++) { emax = fmax(emax, fabs(o1[i] - ref[i])); vmax = fmax(vmax, fabs(ref[i])); }
-            EXPECT(emax <= 1e-5 * vmax, "%s: apply vs naive loop, %d rows: max err %.3g of %.3g", names[k], m, emax, vmax);
+            for (int i = 0; i < m * d; i++) {
+                emax = fmax(emax, fabs(o1[i] - ref[i]));
+                vmax = fmax(vmax, fabs(ref[i]));
+            }
+            EXPECT(emax <= 1e-5 * vmax, "%s: apply vs naive loop, %d rows: max err %.3g of %.3g", names[k], m, emax,
+                   vmax);
         }
         adapter_free(ld);
     }
@@ -290,7 +307,8 @@ static void test_files(void) {
     free(b);
     free(b0);
     int rc = adapter_load(&ld, good, &fa, 30, d, 3, 2, err, sizeof err);
-    EXPECT(rc == HAT_ERR_ARG && strstr(err, good) && strstr(err, "fitted for split a=2 b=2, the run uses a=3 b=2"), "other a: %s", err);
+    EXPECT(rc == HAT_ERR_ARG && strstr(err, good) && strstr(err, "fitted for split a=2 b=2, the run uses a=3 b=2"),
+           "other a: %s", err);
     rc = adapter_load(&ld, good, &fa, 30, d, 2, 5, err, sizeof err);
     EXPECT(rc == HAT_ERR_ARG && strstr(err, "fitted for split a=2 b=2, the run uses a=2 b=5"), "other b: %s", err);
     rc = adapter_load(&ld, good, &fb, 30, d, 2, 2, err, sizeof err);
@@ -298,16 +316,16 @@ static void test_files(void) {
     char ca[32], cb[32];
     snprintf(ca, sizeof ca, "crc 0x%08x, 4096 bytes", crc_a);
     snprintf(cb, sizeof cb, "crc 0x%08x, 4096 bytes", crc_b);
-    EXPECT(rc == HAT_ERR_ARG && strstr(err, "was fitted for model") && strstr(err, ca) && strstr(err, "this model file is") &&
-           strstr(err, cb), "other model: %s", err);
+    EXPECT(rc == HAT_ERR_ARG && strstr(err, "was fitted for model") && strstr(err, ca) &&
+           strstr(err, "this model file is") && strstr(err, cb), "other model: %s", err);
     rc = adapter_load(&ld, good, &fa, 30, 576, 2, 2, err, sizeof err);
     EXPECT(rc == HAT_ERR_ARG && strstr(err, "dim 64, the run uses 30 layers of dim 576"), "other dim: %s", err);
     rc = adapter_load(&ld, good, &fa, 24, d, 2, 2, err, sizeof err);
     EXPECT(rc == HAT_ERR_ARG && strstr(err, "30 layers") && strstr(err, "24 layers"), "other n_layer: %s", err);
     rc = adapter_load(&ld, tmp_path("missing.adapter"), &fa, 30, d, 2, 2, err, sizeof err);
     EXPECT(rc == HAT_ERR_IO && strstr(err, "missing.adapter"), "missing file: %s", err);
-    EXPECT(adapter_save(ads[0], tmp_path("no/such/dir.adapter"), err, sizeof err) == HAT_ERR_IO && strstr(err, "cannot write"),
-           "unwritable: %s", err);
+    rc = adapter_save(ads[0], tmp_path("no/such/dir.adapter"), err, sizeof err);
+    EXPECT(rc == HAT_ERR_IO && strstr(err, "cannot write"), "unwritable: %s", err);
     EXPECT(ld == NULL, "nothing loaded on errors");
     for (int k = 0; k < 3; k++) adapter_free(ads[k]);
     free(x);
@@ -340,11 +358,12 @@ static void test_model(const char *model_path) {
     snprintf(out1, sizeof out1, "%s", tmp_path("m1.adapter"));
     snprintf(out2, sizeof out2, "%s", tmp_path("m2.adapter"));
     double t0 = hat_now();
-    int rc = run_cli((const char *[]){"--model", model_path, "--prompts", prompts, "--gen", "8", "--split", "2,2", "--out", out1,
-                                      "--corpus-out", corpus, "--holdout", "1", NULL});
+    int rc = run_cli((const char *[]){"--model", model_path, "--prompts", prompts, "--gen", "8", "--split", "2,2",
+                                      "--out", out1, "--corpus-out", corpus, "--holdout", "1", NULL});
     EXPECT(rc == 0, "hat calibrate (fresh corpus) exits 0, got %d", rc);
     fprintf(stderr, "tiny calibration: %.1f s\n", hat_now() - t0);
-    rc = run_cli((const char *[]){"--model", model_path, "--corpus", corpus, "--split", "2,2", "--out", out2, "--holdout", "1", NULL});
+    rc = run_cli((const char *[]){"--model", model_path, "--corpus", corpus, "--split", "2,2", "--out", out2,
+                                  "--holdout", "1", NULL});
     EXPECT(rc == 0, "hat calibrate (saved corpus) exits 0, got %d", rc);
 
     gguf_file *gf = NULL;
@@ -360,12 +379,14 @@ static void test_model(const char *model_path) {
         /* measured: training R^2 ~0.99 (fewer tokens than dims: ridge interpolates); W = 0 would give 0 */
         EXPECT(in->r2_train > 0.9 && in->r2_target_train > 0.9, "training R^2 %.4f (of h_{L-b}: %.4f)", in->r2_train,
                in->r2_target_train);
-        EXPECT(in->n_train > 50 && in->n_heldout > 10 && isfinite(in->r2_heldout), "tokens %llu + %llu held out, R^2 %.4f",
-               (unsigned long long)in->n_train, (unsigned long long)in->n_heldout, in->r2_heldout);
+        EXPECT(in->n_train > 50 && in->n_heldout > 10 && isfinite(in->r2_heldout),
+               "tokens %llu + %llu held out, R^2 %.4f", (unsigned long long)in->n_train,
+               (unsigned long long)in->n_heldout, in->r2_heldout);
         EXPECT(strstr(in->corpus, "4 prompts") && strstr(in->corpus, "greedy") && strstr(in->corpus, "prompts.txt"),
                "corpus recorded: %s", in->corpus);
         /* the reused corpus gives the same weights */
-        float *x = malloc(sizeof(float) * 4 * 576), *o1 = malloc(sizeof(float) * 4 * 576), *o2 = malloc(sizeof(float) * 4 * 576);
+        float *x = malloc(sizeof(float) * 4 * 576), *o1 = malloc(sizeof(float) * 4 * 576);
+        float *o2 = malloc(sizeof(float) * 4 * 576);
         for (int i = 0; i < 4 * 576; i++) x[i] = 30.0f * t_normalish();
         adapter_apply(a1, x, o1, 4);
         adapter_apply(a2, x, o2, 4);
@@ -393,7 +414,8 @@ static void test_model(const char *model_path) {
         fprintf(stderr, "(the next error messages are expected)\n");
         rc = run_cli((const char *[]){"--model", model_path, "--corpus", other, "--split", "2,2", "--out", out2, NULL});
         EXPECT(rc == 1, "corpus of another model: exit %d", rc);
-        rc = run_cli((const char *[]){"--model", model_path, "--corpus", broken, "--split", "2,2", "--out", out2, NULL});
+        rc = run_cli((const char *[]){"--model", model_path, "--corpus", broken, "--split", "2,2", "--out", out2,
+                                      NULL});
         EXPECT(rc == 1, "corrupt corpus: exit %d", rc);
     }
     const char *bad[][12] = {

@@ -95,7 +95,7 @@ def reference_ids(prompt, wire=None, a=0, b=0):
 
 
 def write_cfg(name, n_dev, n_cloud, a, b, wire="fp32", chunk=8, emulate="off", links=None, model=MODEL,
-              extra="", stagger=0.0, prompts=None, compute="none", mode="ushape", hat=None):
+              extra="", stagger=0.0, prompts=None, compute="none", mode="ushape", hat=None, dev_keys=None):
     prompts = prompts or PROMPTS
     path = os.path.join(tmp, name + ".ini")
     with open(path, "w") as f:
@@ -132,6 +132,8 @@ compute = {compute}
             f.write(f"[device.{i}]\nprompt = {prompts[i % len(prompts)]}\n")
             if links:
                 f.write(f"link = {links[i % len(links)]}\n")
+            if dev_keys and i in dev_keys:
+                f.write(dev_keys[i])
         if hat:
             f.write("[hat]\n" + "".join(f"{k} = {v}\n" for k, v in hat.items()))
         f.write(extra)
@@ -268,9 +270,11 @@ if not QUICK:
 # drafts poorly, so most rounds reject and roll back; a quickly fitted linear adapter accepts
 # more, so whole rounds are accepted and the bonus token is used: both paths are exercised.
 fitted = os.path.join(tmp, "a2b2.adapter")
+cal_prompts = os.path.join(tmp, "calibration_prompts.txt")
+with open(os.path.join(SRC, "configs", "calibration_prompts.txt")) as src, open(cal_prompts, "w") as dst:
+    dst.writelines([l for l in src if l.strip()][:6])
 cal = subprocess.run([HAT, "calibrate", "--model", MODEL, "--split", "2,2", "--form", "linear",
-                      "--prompts", os.path.join(SRC, "configs", "calibration_prompts.txt"), "--limit-prompts", "6",
-                      "--gen", "24", "--holdout", "1", "--threads", "2", "--out", fitted],
+                      "--prompts", cal_prompts, "--gen", "24", "--holdout", "1", "--threads", "2", "--out", fitted],
                      env=ENV, capture_output=True, text=True, timeout=600)
 if cal.returncode != 0:
     fail(f"hat calibrate failed: {cal.stdout[-1500:]}{cal.stderr[-1500:]}")
@@ -285,7 +289,7 @@ check_run("hat_adaptive", 2, 1, 1, 4, chunk=8, emulate="on", links=["ethernet", 
 check_run("hat_fp16", 2, 1, 2, 2, wire="fp16", chunk=8, mode="hat", hat={"gamma": 4, "adapter": fitted})
 # temperature > 0: runs, and the trace is consistent (the distribution test is test_speculate)
 cfg = write_cfg("hat_temp", 2, 1, 2, 2, mode="hat", hat={"gamma": 3, "adapter": fitted},
-                extra="[device.0]\ntemp = 0.8\ntop_k = 40\n[device.1]\ntemp = 1.0\n")
+                dev_keys={0: "temp = 0.8\ntop_k = 40\n", 1: "temp = 1.0\n"})
 rc, out = mpirun(3, ["--config", cfg])
 if rc != 0:
     fail(f"hat_temp: exit {rc}\n{out[-2000:]}")
