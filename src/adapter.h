@@ -64,7 +64,7 @@ typedef enum { ADAPTER_IDENTITY = 0, ADAPTER_LINEAR = 1, ADAPTER_LOWRANK = 2 } a
 
 #define ADAPTER_FORMAT_VERSION 1
 #define ADAPTER_DEFAULT_RANK 64
-#define ADAPTER_DEFAULT_LAMBDA 1e-3
+#define ADAPTER_DEFAULT_LAMBDA 0.3
 
 typedef struct adapter adapter;
 

@@ -376,8 +376,9 @@ static void test_model(const char *model_path) {
            strstr(err, "a=2 b=3"), "other split refused: %s", err);
     if (a1 && a2) {
         const adapter_info *in = adapter_get_info(a1);
-        /* measured: training R^2 ~0.99 (fewer tokens than dims: ridge interpolates); W = 0 would give 0 */
-        EXPECT(in->r2_train > 0.9 && in->r2_target_train > 0.9, "training R^2 %.4f (of h_{L-b}: %.4f)", in->r2_train,
+        /* measured 0.92 with the default lambda (fewer tokens than dims: the fit nearly interpolates); a broken fit
+         * (W = 0, c = mean) gives 0 */
+        EXPECT(in->r2_train > 0.5 && in->r2_target_train > 0.5, "training R^2 %.4f (of h_{L-b}: %.4f)", in->r2_train,
                in->r2_target_train);
         EXPECT(in->n_train > 50 && in->n_heldout > 10 && isfinite(in->r2_heldout),
                "tokens %llu + %llu held out, R^2 %.4f", (unsigned long long)in->n_train,

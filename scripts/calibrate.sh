@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Fits the device's draft adapters (README "Calibration") into models/, for the quickstart split
+# (configs/quickstart.ini [split] a, b) by default:
+#   models/calibration.tok                         the self-generated corpus (token ids), made once
+#   models/smollm2-a{A}b{B}.{linear,lowrank}.adapter
+# Idempotent: the corpus is regenerated only when the prompts file or the model is newer than it, an
+# adapter only when the corpus is newer than it (--force redoes everything).
+#   scripts/calibrate.sh [--splits 2,2:4,4:8,8] [--forms linear,lowrank] [--build DIR] [--threads N] [--force]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=build forms=linear,lowrank threads=2 force=0 splits=
+while [ $# -gt 0 ]; do
+  case $1 in
+    --splits) splits=$2; shift 2 ;;
+    --forms) forms=$2; shift 2 ;;
+    --build) build=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    --force) force=1; shift ;;
+    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "calibrate.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+model=models/SmolLM2-135M-Instruct.Q4_1.gguf
+prompts=configs/calibration_prompts.txt
+corpus=models/calibration.tok
+# ridge candidates (relative to the mean eigenvalue of X^T X); hat calibrate keeps the best on held-out prompts
+lambdas=0.03,0.1,0.3,1,3
+if [ -z "$splits" ]; then   # the quickstart split: [split] a = .., b = .. (comments after the value)
+  ini=configs/quickstart.ini
+  val() { awk -v k="$1" '/^\[/{s=$0} s=="[split]" && $1==k && $2=="=" {print $3; exit}' "$ini"; }
+  splits="$(val a),$(val b)"
+  [[ $splits =~ ^[0-9]+,[0-9]+$ ]] || { echo "calibrate.sh: cannot read [split] a, b from $ini" >&2; exit 1; }
+fi
+[ -f "$model" ] || ./scripts/fetch_model.sh
+./scripts/build.sh "$build"
+hat=$build/hat
+uptodate() { local out=$1; shift; [ $force = 0 ] && [ -f "$out" ] && for d in "$@"; do [ "$out" -nt "$d" ] || return 1; done; }
+
+if uptodate "$corpus" "$prompts" "$model"; then
+  echo "calibrate.sh: $corpus is up to date"
+else
+  echo "calibrate.sh: generating $corpus from $prompts (the model writes up to 128 tokens per prompt)"
+  "$hat" calibrate --model "$model" --prompts "$prompts" --gen 128 --temp 0 --threads "$threads" --corpus-out "$corpus"
+fi
+for split in ${splits//:/ }; do
+  a=${split%,*} b=${split#*,}
+  for form in ${forms//,/ }; do
+    out=models/smollm2-a${a}b${b}.$form.adapter
+    if uptodate "$out" "$corpus" "$model"; then
+      echo "calibrate.sh: $out is up to date"
+      continue
+    fi
+    echo "calibrate.sh: fitting $out"
+    "$hat" calibrate --model "$model" --corpus "$corpus" --split "$a,$b" --form "$form" --lambda "$lambdas" \
+      --threads "$threads" --out "$out"
+  done
+done
