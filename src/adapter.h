@@ -114,7 +114,7 @@ void adapter_free(adapter *ad);
 adapter_form adapter_get_form(const adapter *ad);
 const adapter_info *adapter_get_info(const adapter *ad);
 
-/* One line: form, rank, lambda, split, calibration tokens, held-out R^2, corpus. */
+/* One line: form, rank, lambda, split, calibration tokens, held-out R^2, draft agreement, corpus. */
 void adapter_describe(const adapter *ad, char *buf, size_t len);
 
 /* ---- fitting -------------------------------------------------------------------------------------- */
