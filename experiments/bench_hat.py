@@ -24,7 +24,8 @@ Results go to stdout and to results/bench_hat.json.
 
 usage: experiments/bench_hat.py [--hat build/hat] [--gamma 4] [--splits 2,2:4,4:8,8]
         [--forms identity,linear,lowrank] [--max-tokens 48] [--repeats 3] [--profiles wifi,4g]
-        [--devices 1,4] [--hat-adapter PATH] [--hat-split 2,2] [--compute none] [--skip-accept]
+        [--devices 1,4] [--hat-adapter PATH] [--hat-split 2,2] [--compute none] [--adaptive]
+        [--gamma-max 6] [--skip-accept]
         [--skip-latency]
 """
 import argparse
@@ -128,6 +129,9 @@ max_tokens = {args.max_tokens}
 [hat]
 adapter = {args.hat_adapter}
 gamma = {args.gamma}
+adaptive = {"on" if args.adaptive else "off"}
+gamma_min = 1
+gamma_max = {max(args.gamma_max, args.gamma)}
 """)
 
 
@@ -179,6 +183,8 @@ def main():
     ap.add_argument("--hat-adapter", default=adapter_path("linear", 2, 2))
     ap.add_argument("--hat-split", default="2,2")
     ap.add_argument("--compute", default="none")
+    ap.add_argument("--adaptive", action="store_true", help="latency runs: adaptive draft length in [1, --gamma-max]")
+    ap.add_argument("--gamma-max", type=int, default=6)
     ap.add_argument("--skip-accept", action="store_true")
     ap.add_argument("--skip-latency", action="store_true")
     args = ap.parse_args()
@@ -190,8 +196,9 @@ def main():
                   f"{args.max_tokens} tokens each:")
             out["acceptance"] = part_acceptance(args)
         if not args.skip_latency:
-            print(f"latency, adapter {os.path.relpath(args.hat_adapter, ROOT) if os.sep in args.hat_adapter else args.hat_adapter}, "
-                  f"split {args.hat_split}, gamma {args.gamma}, compute {args.compute}, "
+            ad = os.path.relpath(args.hat_adapter, ROOT) if os.sep in args.hat_adapter else args.hat_adapter
+            g = f"adaptive gamma in [1, {args.gamma_max}] from {args.gamma}" if args.adaptive else f"gamma {args.gamma}"
+            print(f"latency, adapter {ad}, split {args.hat_split}, {g}, compute {args.compute}, "
                   f"medians of {args.repeats} runs:")
             out["latency"] = part_latency(args, tmp)
     os.makedirs(os.path.join(ROOT, "results"), exist_ok=True)
