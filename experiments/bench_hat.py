@@ -165,7 +165,7 @@ def part_latency(args, tmp):
             rows.append(row)
             print(f"  {n_dev} device(s), {link}: " + "; ".join(
                 f"{m} TTFT {res[m]['ttft_ms']:.1f} ms TBT {res[m]['tbt_ms']:.2f} ms" for m in res) +
-                f"; HAT vs U-shape: TBT -{100 * cut_tbt:.0f} %, TTFT -{100 * cut_ttft:.0f} % "
+                f"; HAT vs U-shape: TBT {-100 * cut_tbt:+.0f} %, TTFT {-100 * cut_ttft:+.0f} % "
                 f"(acceptance {res['hat']['acceptance']:.3f})")
     return rows
 

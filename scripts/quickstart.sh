@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# One command on a fresh machine: install dependencies, fetch the bundled real model, build, and
-# run the main job: a small U-shaped split run under mpirun (configs/quickstart.ini: one cloud rank
-# and two emulated edge devices on Wi-Fi and 4G links, different prompts at once). It prints each
-# device's text, TTFT/TBT per device and overall, bytes per token, the cloud's batch sizes, and
-# writes the HDF5 trace results/quickstart.h5 (checked with analysis/check_trace.py).
+# One command on a fresh machine: install dependencies, fetch the bundled real model, build, fit
+# the devices' draft adapter (once: a few minutes; skipped when up to date) and run the main job: a
+# small HAT run under mpirun (configs/quickstart.ini: one cloud rank and two emulated edge devices
+# on Wi-Fi and 4G links drafting tokens that the cloud verifies, different prompts at once). It
+# prints each device's text, TTFT/TBT, acceptance and tokens per round per device and overall,
+# bytes per token, the cloud's batch sizes, and writes the HDF5 trace results/quickstart.h5
+# (checked with analysis/check_trace.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install_deps.sh
 ./scripts/fetch_model.sh
 ./scripts/python_env.sh
 ./scripts/build.sh
+./scripts/calibrate.sh --forms linear
 mkdir -p results
 # As root, Open MPI needs these two; more ranks than cores needs oversubscription, and idle ranks
 # must yield the CPU (see README "Running under mpirun").

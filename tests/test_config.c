@@ -243,10 +243,12 @@ static void test_shipped(const char *srcdir) {
         rc = config_validate(&c, 3, 30, 8192, err, sizeof err);
         EXPECT(rc == HAT_OK, "quickstart.ini validate (world 3, 30 layers): %s", err);
         EXPECT(config_validate(&c, 2, 30, 8192, err, sizeof err) != HAT_OK, "quickstart world 2 accepted");
-        EXPECT(!strcmp(c.model_path, "models/SmolLM2-135M-Instruct.Q4_1.gguf") && c.ctx == 512 && c.a == 2 && c.b == 2 &&
+        EXPECT(!strcmp(c.model_path, "models/SmolLM2-135M-Instruct.Q4_1.gguf") && c.ctx == 512 && c.a == 8 && c.b == 8 &&
                c.n_cloud == 1 && c.n_devices == 2 && c.wire == WIRE_F16 && c.chunk_tokens == 16 &&
                !strcmp(c.trace, "results/quickstart.h5"), "quickstart fields");
         EXPECT(!strcmp(c.dev[0].link.name, "wifi") && !strcmp(c.dev[1].link.name, "4g"), "quickstart links");
+        EXPECT(c.run_mode == RUN_HAT && c.gamma == 2 && c.gamma_adaptive && c.gamma_min == 1 && c.gamma_max == 6 &&
+               !strcmp(c.adapter_path, "models/smollm2-a8b8.linear.adapter"), "quickstart [hat]");
         EXPECT(c.dev[0].max_tokens == 24 && c.dev[1].max_tokens == 24, "quickstart max_tokens");
         EXPECT(!strncmp(c.dev[0].prompt, "What is the capital", 19), "quickstart prompt 0: %s", c.dev[0].prompt);
         EXPECT(strcmp(c.dev[0].prompt, c.dev[1].prompt) != 0, "quickstart prompts rotate");
@@ -297,6 +299,11 @@ static void test_bad(void) {
     expect_bad("bad bool", cfg(MODEL_OK, DEV_OK, "[transport]\nemulate_links = maybe\n"), "'maybe'", "on|off");
     expect_bad("bad float", cfg(MODEL_OK, DEV_OK "temp = 0.5.1\n", ""), ":10:", "temp = '0.5.1'");
     expect_bad("bad mode", cfg(MODEL_OK, DEV_OK, "[run]\nmode = lshape\n"), "mode = 'lshape'", "ushape");
+    expect_bad("gamma too long", cfg(MODEL_OK, DEV_OK, "[hat]\ngamma = 17\n"), "gamma = '17'", "at most 16");
+    expect_bad("gamma_min above max", cfg(MODEL_OK, DEV_OK, "[hat]\ngamma_min = 5\ngamma_max = 3\n"), "gamma_min",
+               "above [hat] gamma_max = 3");
+    expect_bad("gamma zero", cfg(MODEL_OK, DEV_OK, "[hat]\ngamma = 0\n"), "gamma = '0'", NULL);
+    expect_bad("unknown hat key", cfg(MODEL_OK, DEV_OK, "[hat]\ndraft = 3\n"), "unknown key 'draft' in [hat]", NULL);
     expect_bad("bad scheme", cfg(MODEL_OK, DEV_OK, "[cloud]\nscheme = sharded\n"), "scheme = 'sharded'", "replica");
     expect_bad("negative seed", cfg(MODEL_OK, DEV_OK, "[run]\nseed = -1\n"), ":11:", "seed = '-1'");
     expect_bad("malformed line", cfg(MODEL_OK, DEV_OK, "[run]\njust some words\n"), ":11:", "key = value");
