@@ -23,7 +23,7 @@ import numpy as np
 # Keep in sync with src/trace.h and src/report.h (C member names; `pad` is not stored).
 STR_ATTRS = ["hat_version", "git_hash", "compiler", "build_type", "c_flags", "features", "config",
              "config_path", "partition", "model_path", "model_name", "model_identity", "status",
-             "created_utc"]
+             "created_utc", "mode", "privacy", "adapter"]
 INT_ATTRS = ["n_ranks", "n_devices", "n_cloud", "split_a", "split_b", "n_layer"]
 FIELDS = {
     "tokens": ["device", "index", "step", "token", "t_emit", "latency_s"],

@@ -10,7 +10,9 @@
  *   /  attributes (strings): hat_version, git_hash, compiler, build_type, c_flags, features,
  *      config (the resolved INI text), config_path, partition (text), model_path, model_name,
  *      model_identity (architecture, layers, dim, vocab, file size), status
- *      ("running" while the run goes on, then "complete" or "failed: <why>"), created_utc;
+ *      ("running" while the run goes on, then "complete" or "failed: <why>"), created_utc,
+ *      mode (ushape | hat | cloud-only), privacy ("private: ..." or, for cloud-only, "NOT private:
+ *      ..."), adapter (the draft adapter's description, or "none");
  *      integer attributes n_ranks, n_devices, n_cloud, split_a, split_b, n_layer.
  *   /tokens   compound trace_token   — one row per emitted token of every device
  *   /steps    compound trace_step    — one row per device round trip (a prefill chunk or a

@@ -239,7 +239,8 @@ static void set_all_attrs(trace_file *tf, const char *config) {
         { "hat_version", "0.1.0" }, { "git_hash", "test" }, { "compiler", "GNU test" }, { "build_type", "Test" },
         { "c_flags", "-O2" }, { "features", "none" }, { "config_path", "configs/test.ini" },
         { "partition", "a=2 b=28" }, { "model_path", "models/none.gguf" }, { "model_name", "synthetic" },
-        { "model_identity", "llama, 30 layers, dim 576, vocab 49152, 0 bytes" },
+        { "model_identity", "llama, 30 layers, dim 576, vocab 49152, 0 bytes" }, { "mode", "ushape" },
+        { "privacy", "private: only hidden states leave the device" }, { "adapter", "none" },
     };
     for (size_t i = 0; i < NF(str); i++)
         EXPECT(trace_set_attr_str(tf, str[i][0], str[i][1]) == HAT_OK, "set %s", str[i][0]);
