@@ -6,7 +6,9 @@
  *     double-precision loop for 1..150 rows, in place and out of place;
  *  3. every damaged or mismatched file is refused with a message that names the problem;
  *  4. with the real model (argv[1]): a tiny `hat calibrate` run (the CLI's own code), reuse of its corpus gives
- *     the same adapter, the adapter loads for its split only, and bad invocations fail.
+ *     the same adapter, so does the corpus rewritten in format version 1; the adapter loads for its split only;
+ *     --samples 2 (greedy + sampled generations) records prompt, sample, temperature and seed per sequence and
+ *     its corpus reused gives the same adapter; bad invocations fail.
  * usage: test_adapter [MODEL.gguf] */
 #include "adapter.h"
 #include "common.h"
@@ -167,6 +169,9 @@ static uint8_t *slurp(const char *path, size_t *n) {
     if (fread(b, 1, *n, f) != *n) { free(b); b = NULL; }
     fclose(f);
     return b;
+}
+static uint32_t get_le32(const uint8_t *p) {
+    return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 static void spit(const char *path, const uint8_t *b, size_t n) {
     FILE *f = fopen(path, "wb");
@@ -346,7 +351,8 @@ static int run_cli(const char **args) {
 
 static void test_model(const char *model_path) {
     char err[HAT_ERRLEN];
-    const char *prompts = tmp_path("prompts.txt");
+    char prompts[512];   /* tmp_path's buffers are reused */
+    snprintf(prompts, sizeof prompts, "%s", tmp_path("prompts.txt"));
     FILE *f = fopen(prompts, "w");
     fprintf(f, "Describe a walk through a pine forest in early spring.\n\n"
                "How do I sort a list of numbers in C?\n"
@@ -396,8 +402,91 @@ static void test_model(const char *model_path) {
                "same figures from the reused corpus");
         free(x); free(o1); free(o2);
     }
+    /* the same corpus in format version 1 (8-byte sequence records, no samples) is still read, same adapter */
+    size_t n1;
+    uint8_t *v2 = slurp(corpus, &n1);
+    if (v2 && a2 && n1 > 300) {
+        const uint32_t nseq = get_le32(v2 + 12);
+        const size_t ids_at = 296 + 32 * (size_t)nseq, n_ids = (n1 - 4 - ids_at) / 4;
+        const size_t nv1 = 296 + 8 * (size_t)nseq + 4 * n_ids + 4;
+        uint8_t *v1 = calloc(1, nv1);
+        memcpy(v1, v2, 296);
+        v1[8] = 1;
+        memset(v1 + 132, 0, 4);
+        for (uint32_t i = 0; i < nseq; i++) memcpy(v1 + 296 + 8 * i, v2 + 296 + 32 * i + 24, 8);
+        memcpy(v1 + 296 + 8 * (size_t)nseq, v2 + ids_at, 4 * n_ids);
+        const uint32_t crc = wire_crc32c(0, v1, nv1 - 4);
+        for (int i = 0; i < 4; i++) v1[nv1 - 4 + i] = (uint8_t)(crc >> (8 * i));
+        const char *c1 = tmp_path("v1.tok"), *o3 = tmp_path("m3.adapter");
+        spit(c1, v1, nv1);
+        free(v1);
+        rc = run_cli((const char *[]){"--model", model_path, "--corpus", c1, "--split", "2,2", "--out", o3,
+                                      "--holdout", "1", NULL});
+        EXPECT(rc == 0, "hat calibrate (version 1 corpus) exits 0, got %d", rc);
+        EXPECT(adapter_load(&a3, o3, gf, 30, 576, 2, 2, err, sizeof err) == HAT_OK, "load: %s", err);
+        if (a3) {
+            EXPECT(adapter_get_info(a3)->r2_train == adapter_get_info(a2)->r2_train &&
+                   adapter_get_info(a3)->r2_heldout == adapter_get_info(a2)->r2_heldout,
+                   "a version 1 corpus gives the same adapter");
+            adapter_free(a3);
+            a3 = NULL;
+        }
+    }
+    free(v2);
     adapter_free(a1);
     adapter_free(a2);
+
+    /* --samples 2: greedy + one sampled generation per prompt; --holdout counts prompts (both of its sequences) */
+    {
+        char cs[512], os1[512], os2[512];
+        snprintf(cs, sizeof cs, "%s", tmp_path("s.tok"));
+        snprintf(os1, sizeof os1, "%s", tmp_path("s1.adapter"));
+        snprintf(os2, sizeof os2, "%s", tmp_path("s2.adapter"));
+        rc = run_cli((const char *[]){"--model", model_path, "--prompts", prompts, "--gen", "6", "--samples", "2",
+                                      "--temp", "0.8", "--seed", "5", "--split", "2,2", "--out", os1, "--corpus-out",
+                                      cs, "--holdout", "1", NULL});
+        EXPECT(rc == 0, "hat calibrate --samples 2 exits 0, got %d", rc);
+        rc = run_cli((const char *[]){"--model", model_path, "--corpus", cs, "--split", "2,2", "--out", os2,
+                                      "--holdout", "1", NULL});
+        EXPECT(rc == 0, "hat calibrate (saved --samples corpus) exits 0, got %d", rc);
+        size_t ns;
+        uint8_t *cb = slurp(cs, &ns);
+        if (cb && ns > 296 + 8 * 32) {
+            EXPECT(get_le32(cb + 8) == 2 && get_le32(cb + 12) == 8 && get_le32(cb + 132) == 2,
+                   "version 2, 8 sequences, 2 samples: %u %u %u", get_le32(cb + 8), get_le32(cb + 12),
+                   get_le32(cb + 132));
+            /* sequence 2: prompt 1, sample 0, greedy, seed 5 + 2; sequence 3: prompt 1, sample 1, temp 0.8, seed 8 */
+            const uint8_t *r2 = cb + 296 + 64, *r3 = cb + 296 + 96;
+            float t2, t3;
+            uint32_t u2 = get_le32(r2 + 8), u3 = get_le32(r3 + 8);
+            memcpy(&t2, &u2, 4);
+            memcpy(&t3, &u3, 4);
+            EXPECT(get_le32(r2) == 1 && get_le32(r2 + 4) == 0 && t2 == 0.0f && get_le32(r2 + 16) == 7 &&
+                   get_le32(r3) == 1 && get_le32(r3 + 4) == 1 && t3 == 0.8f && get_le32(r3 + 16) == 8,
+                   "sequence records: prompt, sample, temperature, seed");
+        }
+        free(cb);
+        adapter *s1 = NULL, *s2 = NULL;
+        EXPECT(adapter_load(&s1, os1, gf, 30, 576, 2, 2, err, sizeof err) == HAT_OK, "load: %s", err);
+        EXPECT(adapter_load(&s2, os2, gf, 30, 576, 2, 2, err, sizeof err) == HAT_OK, "load: %s", err);
+        if (s1 && s2) {
+            const adapter_info *in = adapter_get_info(s1);
+            EXPECT(strstr(in->corpus, "4 prompts") && strstr(in->corpus, "2 generations each") &&
+                   strstr(in->corpus, "8 sequences") && strstr(in->corpus, "last 1 prompts held out"),
+                   "corpus recorded: %s", in->corpus);
+            EXPECT(in->r2_train == adapter_get_info(s2)->r2_train && in->r2_heldout == adapter_get_info(s2)->r2_heldout,
+                   "a reused --samples corpus gives the same adapter");
+        }
+        adapter_free(s1);
+        adapter_free(s2);
+        const char *bad_s[][14] = {
+            {"--model", model_path, "--prompts", prompts, "--samples", "2", "--corpus-out", cs, NULL},  /* no --temp */
+            {"--model", model_path, "--corpus", cs, "--samples", "2", "--split", "2,2", "--out", os2, NULL},
+            {"--model", model_path, "--prompts", prompts, "--samples", "0", "--temp", "1", "--corpus-out", cs, NULL},
+        };
+        for (size_t k = 0; k < sizeof bad_s / sizeof bad_s[0]; k++)
+            EXPECT(run_cli(bad_s[k]) != 0, "bad --samples invocation %zu exits non-zero", k);
+    }
 
     /* a corpus of another model: change the stored model CRC and re-seal the file's checksum */
     size_t n;
