@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Fits the device's draft adapters (README "Calibration") into models/, for the quickstart split
 # (configs/quickstart.ini [split] a, b) by default:
-#   models/calibration.tok                         the self-generated corpus (token ids), made once
+#   models/calibration.tok                         the self-generated corpus (token ids), made once: every
+#                                                  prompt generated twice, greedy and sampled at temperature 0.8
 #   models/smollm2-a{A}b{B}.{linear,lowrank}.adapter
-# Idempotent: the corpus is regenerated only when the prompts file or the model is newer than it, an
-# adapter only when the corpus is newer than it (--force redoes everything).
+# Idempotent: the corpus is regenerated only when the prompts file or the model is newer than it or it was
+# made with another recipe (--samples/--temp), an adapter only when the corpus is newer than it (--force
+# redoes everything).
 #   scripts/calibrate.sh [--splits 2,2:4,4:8,8] [--forms linear,lowrank] [--build DIR] [--threads N] [--force]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +27,8 @@ prompts=configs/calibration_prompts.txt
 corpus=models/calibration.tok
 # ridge candidates (relative to the mean eigenvalue of X^T X); hat calibrate keeps the best on held-out prompts
 lambdas=0.03,0.1,0.3,1,3
+# corpus recipe: generations per prompt (the first greedy, the others sampled at temp) and tokens per generation
+samples=2 temp=0.8 gen=128
 if [ -z "$splits" ]; then   # the quickstart split: [split] a = .., b = .. (comments after the value)
   ini=configs/quickstart.ini
   val() { awk -v k="$1" '/^\[/{s=$0} s=="[split]" && $1==k && $2=="=" {print $3; exit}' "$ini"; }
@@ -36,11 +40,15 @@ fi
 hat=$build/hat
 uptodate() { local out=$1; shift; [ $force = 0 ] && [ -f "$out" ] && for d in "$@"; do [ "$out" -nt "$d" ] || return 1; done; }
 
-if uptodate "$corpus" "$prompts" "$model"; then
+# the corpus header's recipe (src/cli_calibrate.c): version, --gen, --samples (0 in version 1 files: one generation)
+recipe() { echo "$(od -An -tu4 -j8 -N4 "$1") $(od -An -tu4 -j96 -N4 "$1") $(od -An -tu4 -j132 -N4 "$1")"; }
+if uptodate "$corpus" "$prompts" "$model" && [ "$(recipe "$corpus" | xargs)" = "2 $gen $samples" ]; then
   echo "calibrate.sh: $corpus is up to date"
 else
-  echo "calibrate.sh: generating $corpus from $prompts (the model writes up to 128 tokens per prompt)"
-  "$hat" calibrate --model "$model" --prompts "$prompts" --gen 128 --temp 0 --threads "$threads" --corpus-out "$corpus"
+  echo "calibrate.sh: generating $corpus from $prompts ($samples generations of up to $gen tokens per prompt:" \
+    "greedy, then sampled at temperature $temp)"
+  "$hat" calibrate --model "$model" --prompts "$prompts" --gen "$gen" --samples "$samples" --temp "$temp" \
+    --threads "$threads" --corpus-out "$corpus"
 fi
 for split in ${splits//:/ }; do
   a=${split%,*} b=${split#*,}
