@@ -7,7 +7,7 @@
  * Nothing allocates; all pointers are device pointers unless named h_*. Row-major everywhere.
  *
  * Numerics follow the CPU engine (src/forward.c), which is what these kernels are tested against
- * (tests/test_cuda_kernels.c): RMSNorm scale = 1/sqrt(mean(x^2) + eps) then (x*scale)*w; RoPE in
+ * (tests/cuda/test_cuda_kernels.c): RMSNorm scale = 1/sqrt(mean(x^2) + eps) then (x*scale)*w; RoPE in
  * "normal" mode (adjacent pairs (x[2i], x[2i+1]), theta_i = pos * base^(-2i/rope_dim)); causal
  * attention with softmax(q k^T / sqrt(head_dim)) over the fp16 KV cache, GQA (query head h reads
  * kv head h / (n_head / n_head_kv)); SwiGLU silu(g) * u; residual adds in fp32.

@@ -360,6 +360,13 @@ static void attention_case(int nh, int nkv, int hd, const att_run *runs, int n_s
     float *q = malloc(nq * 4), *out = malloc(nq * 4);
     double *ref = malloc(nq * 8);
     fill_uniform(q, nq, -3.5, 3.5);
+    /* the reference reads the same fp16 values, widened once */
+    float **fk = malloc((size_t)n_slots * sizeof *fk), **fv = malloc((size_t)n_slots * sizeof *fv);
+    for (int s = 0; s < n_slots; s++) {
+        const size_t nv = (size_t)runs[s].len * kv_dim;
+        fk[s] = malloc(nv * 4); fv[s] = malloc(nv * 4);
+        for (size_t i = 0; i < nv; i++) { fk[s][i] = h2f(hk[s][i]); fv[s][i] = h2f(hv[s][i]); }
+    }
     double *sc = malloc((size_t)n_ctx * 8), *acc = malloc((size_t)hd * 8);
     const double scale = 1.0 / sqrt((double)hd);
     for (int t = 0; t < n_tok; t++)
@@ -368,9 +375,9 @@ static void attention_case(int nh, int nkv, int hd, const att_run *runs, int n_s
             const float *qr = q + (size_t)t * dim + (size_t)h * hd;
             double mx = -INFINITY, sum = 0;
             for (int p = 0; p < np; p++) {
-                const uint16_t *kr = hk[s] + (size_t)p * kv_dim + (size_t)kvh * hd;
+                const float *kr = fk[s] + (size_t)p * kv_dim + (size_t)kvh * hd;
                 double d = 0;
-                for (int i = 0; i < hd; i++) d += (double)qr[i] * h2f(kr[i]);
+                for (int i = 0; i < hd; i++) d += (double)qr[i] * kr[i];
                 sc[p] = d * scale;
                 if (sc[p] > mx) mx = sc[p];
             }
@@ -378,8 +385,8 @@ static void attention_case(int nh, int nkv, int hd, const att_run *runs, int n_s
             for (int p = 0; p < np; p++) {
                 const double e = exp(sc[p] - mx);
                 sum += e;
-                const uint16_t *vr = hv[s] + (size_t)p * kv_dim + (size_t)kvh * hd;
-                for (int i = 0; i < hd; i++) acc[i] += e * h2f(vr[i]);
+                const float *vr = fv[s] + (size_t)p * kv_dim + (size_t)kvh * hd;
+                for (int i = 0; i < hd; i++) acc[i] += e * vr[i];
             }
             for (int i = 0; i < hd; i++) ref[(size_t)t * dim + (size_t)h * hd + i] = acc[i] / sum;
         }
@@ -407,9 +414,9 @@ static void attention_case(int nh, int nkv, int hd, const att_run *runs, int n_s
     CK(cudaFree(dkp)); CK(cudaFree(dvp)); CK(cudaFree(dq)); CK(cudaFree(dout)); CK(cudaFree(dts)); CK(cudaFree(dpos));
     for (int s = 0; s < n_slots; s++) {
         CK(cudaFree(dkalloc[s])); CK(cudaFree(dvalloc[s]));
-        free(hk[s]); free(hv[s]);
+        free(hk[s]); free(hv[s]); free(fk[s]); free(fv[s]);
     }
-    free(hk); free(hv); free(dkalloc); free(dvalloc); free(dk); free(dv);
+    free(hk); free(hv); free(fk); free(fv); free(dkalloc); free(dvalloc); free(dk); free(dv);
     free(q); free(out); free(out2); free(ref); free(sc); free(acc); free(tslot); free(pos);
 }
 
