@@ -27,6 +27,10 @@ void comm_init(int *argc, char ***argv) {
     MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
     MPI_Comm_rank(MPI_COMM_WORLD, &info.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &info.size);
+    MPI_Comm node;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, info.rank, MPI_INFO_NULL, &node);
+    MPI_Comm_rank(node, &info.local_rank);
+    MPI_Comm_free(&node);
     MPI_Comm_dup(MPI_COMM_WORLD, &comm_data);
     MPI_Comm_dup(MPI_COMM_WORLD, &comm_meas);
     /* errors come back as codes (reported with our own message), not MPI's default abort */

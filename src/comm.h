@@ -21,6 +21,7 @@ typedef struct {
     double clock_offset;   /* added to MPI_Wtime to get rank 0's clock */
     double clock_rtt;      /* the round trip the offset was measured with */
     double t0;             /* rank 0's clock at the start instant */
+    int local_rank;        /* index among the ranks of this host (MPI_COMM_TYPE_SHARED): picks a GPU */
 } comm_info;
 
 void comm_init(int *argc, char ***argv);

@@ -317,7 +317,7 @@ static int v_str(const ini_doc *d, const ini_kv *kv, const char *sec, const char
 static const char *const K_RUN[] = {"mode", "seed", "trace", NULL};
 static const char *const K_MODEL[] = {"path", "ctx", "device_threads", "cloud_threads", NULL};
 static const char *const K_SPLIT[] = {"a", "b", NULL};
-static const char *const K_CLOUD[] = {"ranks", "scheme", "max_batch_tokens", NULL};
+static const char *const K_CLOUD[] = {"ranks", "scheme", "max_batch_tokens", "backend", "gpu_dtype", "gpu", NULL};
 static const char *const K_TRANSPORT[] = {"wire_dtype", "chunk_tokens", "inflight", "emulate_links", NULL};
 static const char *const K_PROFILES[] = {"links", "devices", NULL};
 static const char *const K_DEVICES[] = {"count", "link", "compute", "prompts", "prompt", "chat", "max_tokens",
@@ -331,6 +331,8 @@ static const char *const K_COMPUTE[] = {"mem_bw_gbs", "efficiency", "tflops", "s
 
 static const char *const MODES[] = {"ushape", "hat", "cloud-only", NULL};
 static const char *const SCHEMES[] = {"replica", NULL};
+static const char *const BACKENDS[] = {"cpu", "cuda", "auto", NULL};   /* = backend_kind */
+static const char *const GPU_DTYPES[] = {"fp16", "bf16", NULL};         /* = backend_dtype */
 static const char *const WIRES[] = {"fp32", "fp16", "bf16", NULL};
 static const char *const JITTERS[] = {"none", "normal", "exponential", NULL};
 static const char *const FAULTS[] = {"none", "truncated_message", "bad_version", "token_ids", "bad_checksum", NULL};
@@ -444,7 +446,7 @@ static void aux_free(aux_t *a) {
 /* ---------------------------------------------------------------- loading */
 
 static int load_scalars(hat_config *c, const ini_doc *d, aux_t *a) {
-    int rc, mode, scheme, wire, fault;
+    int rc, mode, scheme, wire, fault, backend, gpu_dtype;
     if (!ini_find(d, "model", "path") || !ini_find(d, "devices", "count"))
         return hat_err(d->err, d->errlen, HAT_ERR_ARG, "%s: missing required key %s", d->path,
                        ini_find(d, "model", "path") ? "[devices] count" : "[model] path");
@@ -463,6 +465,9 @@ static int load_scalars(hat_config *c, const ini_doc *d, aux_t *a) {
         (rc = v_int(d, AT("transport", "inflight"), 4, 1, &c->inflight)) ||
         (rc = v_bool(d, AT("transport", "emulate_links"), 1, &c->emulate_links)) ||
         (rc = v_int(d, AT("cloud", "max_batch_tokens"), 256, 1, &c->max_batch_tokens)) ||
+        (rc = v_enum(d, AT("cloud", "backend"), BACKENDS, 0, &backend)) ||
+        (rc = v_enum(d, AT("cloud", "gpu_dtype"), GPU_DTYPES, 0, &gpu_dtype)) ||
+        (rc = v_int(d, AT("cloud", "gpu"), -1, -1, &c->gpu)) ||
         (rc = v_str(d, AT("profiles", "links"), "configs/links.ini", c->links_path, sizeof c->links_path)) ||
         (rc = v_str(d, AT("profiles", "devices"), "configs/devices.ini", c->devices_path, sizeof c->devices_path)) ||
         (rc = v_int(d, AT("devices", "count"), 0, 1, &c->n_devices)) ||
@@ -494,6 +499,8 @@ static int load_scalars(hat_config *c, const ini_doc *d, aux_t *a) {
     strcpy(c->mode, MODES[mode]);
     c->run_mode = (run_mode)mode;
     strcpy(c->scheme, SCHEMES[scheme]);
+    c->backend = backend;
+    c->gpu_dtype = gpu_dtype;
     c->wire = (wire_dtype)wire;
     c->fault = (fault_kind)fault;
     const ini_kv *p = ini_find(d, "devices", "prompt");
@@ -642,8 +649,8 @@ static char *dump_resolved(const hat_config *c, const aux_t *a) {
     sb_kv(&b, "path", c->model_path, 0);
     sb_printf(&b, "ctx = %d\ndevice_threads = %d\ncloud_threads = %d\n", c->ctx, c->device_threads, c->cloud_threads);
     sb_printf(&b, "\n[split]\na = %d\nb = %d\n", c->a, c->b);
-    sb_printf(&b, "\n[cloud]\nranks = %d\nscheme = %s\nmax_batch_tokens = %d\n", c->n_cloud, c->scheme,
-              c->max_batch_tokens);
+    sb_printf(&b, "\n[cloud]\nranks = %d\nscheme = %s\nmax_batch_tokens = %d\nbackend = %s\ngpu_dtype = %s\ngpu = %d\n",
+              c->n_cloud, c->scheme, c->max_batch_tokens, BACKENDS[c->backend], GPU_DTYPES[c->gpu_dtype], c->gpu);
     sb_printf(&b, "\n[transport]\nwire_dtype = %s\nchunk_tokens = %d\ninflight = %d\nemulate_links = %s\n",
               wire_dtype_name(c->wire), c->chunk_tokens, c->inflight, c->emulate_links ? "on" : "off");
     sb_printf(&b, "\n[profiles]\n");

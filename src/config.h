@@ -16,6 +16,10 @@
  *   [split]     a = <int> [2]  b = <int> [2]          (device: [0,a) + [L-b,L); cloud: [a,L-b))
  *   [cloud]     ranks = <int> [1]            scheme = replica [replica]
  *               max_batch_tokens = <int> [256]
+ *               backend = cpu|cuda|auto [cpu]  (cuda without a GPU, or in a build without CUDA, falls
+ *               back to the CPU with a message; auto: cuda where a GPU is present)
+ *               gpu_dtype = fp16|bf16 [fp16]  (GPU weights and GEMM inputs; fp32 accumulation)
+ *               gpu = <int> [-1]  (CUDA device; -1: the cloud rank's index on its host mod GPUs)
  *   [transport] wire_dtype = fp32|fp16|bf16 [fp32]     chunk_tokens = <int> [32]
  *               inflight = <int> [4]  (messages a device may have outstanding)
  *               emulate_links = on|off [on]
@@ -105,6 +109,9 @@ typedef struct {
     int n_cloud;
     char scheme[16];
     int max_batch_tokens;
+    int backend;                   /* backend_kind (backend.h): 0 cpu, 1 cuda, 2 auto */
+    int gpu_dtype;                 /* backend_dtype: 0 fp16, 1 bf16 */
+    int gpu;                       /* CUDA device ordinal, -1 auto */
     /* [transport] */
     wire_dtype wire;
     int chunk_tokens, inflight, emulate_links;

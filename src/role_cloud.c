@@ -18,8 +18,7 @@
 #include "comm.h"
 #include "common.h"
 #include "emul.h"
-#include "forward.h"
-#include "kvcache.h"
+#include "backend.h"
 #include "transport.h"
 #include "wire.h"
 
@@ -28,7 +27,6 @@
 
 typedef struct {
     int device, done;
-    kvcache kv;
     endpoint ep;
     transport_msg *q;   /* (inflight) delivered, unprocessed messages, FIFO */
     int qh, qn;
@@ -44,29 +42,27 @@ static void session_poll(session *s, int inflight, double *next) {
 
 void role_cloud_main(run_ctx *r) {
     const hat_config *cfg = &r->cfg;
-    const int L = r->mc.n_layer, a = cfg->a, b = cfg->b, dim = r->mc.dim;
+    const int dim = r->mc.dim;
     const int cidx = r->rank, n = partition_n_served(&r->part, cidx);
     int K;
     const int max_msg_tok = run_msg_max_tok(cfg);
     K = run_msg_depth(cfg);
     const int max_batch = cfg->max_batch_tokens > max_msg_tok ? cfg->max_batch_tokens : max_msg_tok;
     char err[HAT_ERRLEN];
-    model *m;
-    CHECK(model_load_file(&m, r->gf, &(model_part){.l0 = a, .l1 = L - b}, err, sizeof err) == HAT_OK, "%s", err);
-    forward_state fs;
-    CHECK(forward_init(&fs, m, max_batch, cfg->ctx, 0, cfg->cloud_threads, err, sizeof err) == HAT_OK, "%s", err);
+    backend *be = r->be;   /* opened at start-up (run.c): layers [a, L-b), one KV slot per session */
+    CHECK(be && be->max_tok >= max_batch && be->n_slots >= n, "cloud: backend not planned for this run");
+    float *io = backend_io(be);
     session *S = xcalloc((size_t)n, sizeof *S);
     for (int i = 0; i < n; i++) {
         session *s = &S[i];
         s->device = cidx + i * cfg->n_cloud;
-        CHECK(kvcache_init(&s->kv, a, L - b, cfg->ctx, r->mc.kv_dim, err, sizeof err) == HAT_OK, "%s", err);
         link_params down;
         link_params_from_profile(&down, &cfg->dev[s->device].link, 1);
         endpoint_init(&s->ep, partition_rank_of_device(&r->part, s->device), s->device, 1, K, dim, max_msg_tok, cfg->wire,
                       &down, cfg->emulate_links, cfg->seed);
         s->q = xcalloc((size_t)K, sizeof *s->q);
     }
-    forward_seq *seqs = xcalloc((size_t)n, sizeof *seqs);
+    backend_seq *seqs = xcalloc((size_t)n, sizeof *seqs);
     int *who = xcalloc((size_t)n, sizeof *who), *nmsg = xcalloc((size_t)n, sizeof *nmsg);
     int active = n, rr = 0;
     uint32_t batch_no = 0;
@@ -112,17 +108,18 @@ void role_cloud_main(run_ctx *r) {
                 }
             }
             if (tok + nt > max_batch) continue;
-            CHECK((int)h->pos0 <= s->kv.n && (round || (int)h->pos0 == s->kv.n),
-                  "device %d sent positions from %u, its session holds %d", s->device, h->pos0, s->kv.n);
-            if ((int)h->pos0 < s->kv.n) kvcache_truncate(&s->kv, (int)h->pos0);   /* rejected drafts */
+            const int slot = (rr + k) % n, held = backend_kv_len(be, slot);
+            CHECK((int)h->pos0 <= held && (round || (int)h->pos0 == held),
+                  "device %d sent positions from %u, its session holds %d", s->device, h->pos0, held);
+            if ((int)h->pos0 < held) backend_truncate(be, slot, (int)h->pos0);   /* rejected drafts */
             for (int j = 0; j < nm; j++) {
                 const transport_msg *q = &s->q[(s->qh + j) % K];
-                wire_decode(cfg->wire, q->payload, fs.x + (size_t)tok * dim, (size_t)q->h.n_tok * dim);
+                wire_decode(cfg->wire, q->payload, io + (size_t)tok * dim, (size_t)q->h.n_tok * dim);
                 tok += (int)q->h.n_tok;
             }
-            seqs[ns] = (forward_seq){.kv = &s->kv, .pos0 = (int)h->pos0, .n_tok = nt, .decode = round};
+            seqs[ns] = (backend_seq){.slot = slot, .pos0 = (int)h->pos0, .n_tok = nt, .decode = round};
             nmsg[ns] = nm;
-            who[ns++] = (rr + k) % n;
+            who[ns++] = slot;
         }
         if (!ns) {
             if (active > 0) transport_idle(next);
@@ -130,7 +127,7 @@ void role_cloud_main(run_ctx *r) {
         }
         rr = (rr + 1) % n;
         const double t0 = comm_now();
-        transformer_forward_batch(m, &fs, &(forward_batch_args){.hidden_in = fs.x, .seqs = seqs, .n_seq = ns, .l0 = a, .l1 = L - b});
+        CHECK(backend_forward(be, seqs, ns, err, sizeof err) == HAT_OK, "%s", err);
         const double t1 = comm_now();
         trace_batch tb = {.cloud_rank = (uint32_t)r->rank, .batch = batch_no++, .n_tok = (uint32_t)tok, .n_dev = (uint32_t)ns,
                           .t_start = t0, .t_end = t1};
@@ -144,7 +141,7 @@ void role_cloud_main(run_ctx *r) {
                              .flags = q->h.flags, .t_peer_ready = q->t_seen, .queue_s = (float)(t0 - q->t_seen),
                              .compute_s = (float)(t1 - t0), .batch_tokens = (uint32_t)tok, .batch_devices = (uint32_t)ns};
             double ts;
-            endpoint_send(&s->ep, &h, fs.x + (size_t)off * dim, &ts);
+            endpoint_send(&s->ep, &h, io + (size_t)off * dim, &ts);
             off += seqs[k].n_tok;
             for (int j = 0; j < nmsg[k]; j++) {
                 endpoint_release(&s->ep);
@@ -155,10 +152,7 @@ void role_cloud_main(run_ctx *r) {
     }
     for (int i = 0; i < n; i++) {
         endpoint_free(&S[i].ep);
-        kvcache_free(&S[i].kv);
         free(S[i].q);
     }
     free(S); free(seqs); free(who); free(nmsg);
-    forward_free(&fs);
-    model_free(m);
 }

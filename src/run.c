@@ -143,6 +143,13 @@ static void set_attrs(run_ctx *r, trace_file *tf, const char *trace_path) {
     trace_set_attr_int(tf, "split_b", r->cfg.b);
     trace_set_attr_int(tf, "n_layer", r->mc.n_layer);
     trace_set_attr_str(tf, "mode", r->cfg.mode);
+    if (r->be) {   /* rank 0 is a cloud rank: its backend (every cloud rank opens the same kind) */
+        char bdesc[700];
+        snprintf(bdesc, sizeof bdesc, "%s%s%s", r->be->desc, r->backend_note[0] ? "; " : "", r->backend_note);
+        trace_set_attr_str(tf, "cloud_backend", bdesc);
+    } else {
+        trace_set_attr_str(tf, "cloud_backend", r->cfg.run_mode == RUN_CLOUD_ONLY ? "cpu (cloud-only: whole model on the CPU engine)" : "none");
+    }
     if (r->ad) {
         char ad[512];
         adapter_describe(r->ad, ad, sizeof ad);
@@ -243,6 +250,23 @@ int cli_run(int argc, char **argv) {
     }
     if (stage(rc, err, "adapter")) goto fail;
 
+    /* cloud ranks: the middle submodel on the backend the config asks for (cpu, cuda, auto) */
+    if (r->role == ROLE_CLOUD && r->cfg.run_mode != RUN_CLOUD_ONLY) {
+        const int L = r->mc.n_layer;
+        rc = model_load_file(&r->cloud_model, r->gf, &(model_part){.l0 = r->cfg.a, .l1 = L - r->cfg.b}, err, sizeof err);
+        if (!rc) {
+            const int partners = partition_n_served(&r->part, r->rank);
+            const int max_tok = run_msg_max_tok(&r->cfg) > r->cfg.max_batch_tokens ? run_msg_max_tok(&r->cfg)
+                                                                                   : r->cfg.max_batch_tokens;
+            backend_desc bd = {.kind = (backend_kind)r->cfg.backend, .m = r->cloud_model, .l0 = r->cfg.a,
+                               .l1 = L - r->cfg.b, .n_slots = partners > 0 ? partners : 1, .max_tok = max_tok,
+                               .n_ctx = r->cfg.ctx, .n_threads = r->cfg.cloud_threads, .gpu = r->cfg.gpu,
+                               .local_rank = comm_get()->local_rank, .dtype = (backend_dtype)r->cfg.gpu_dtype};
+            rc = backend_open(&r->be, &bd, r->backend_note, sizeof r->backend_note, err, sizeof err);
+        }
+    }
+    if (stage(rc, err, "backend")) goto fail;
+
     trace_file *tf = NULL;
     if (r->rank == 0) {
         rc = trace_create(&tf, r->cfg.trace, overwrite, err, sizeof err);
@@ -259,6 +283,8 @@ int cli_run(int argc, char **argv) {
         printf("hat run: %s, mode %s, %d ranks, wire %s, chunk %d tokens, links %s\n%s\n", r->cfg.path, r->cfg.mode,
                r->size, wire_dtype_name(r->cfg.wire), r->cfg.chunk_tokens,
                r->cfg.emulate_links ? "emulated" : "not emulated", part);
+        if (r->be) printf("cloud backend: %s\n", r->be->desc);
+        if (r->backend_note[0]) printf("cloud backend: note: %s\n", r->backend_note);
         if (r->ad) {
             char ad[512];
             adapter_describe(r->ad, ad, sizeof ad);
@@ -296,6 +322,8 @@ fail:
 done:
     free(r->prompt);
     adapter_free(r->ad);
+    backend_free(r->be);
+    model_free(r->cloud_model);
     if (r->tok) tokenizer_free(r->tok);
     if (r->gf) gguf_close(r->gf);
     config_free(&r->cfg);

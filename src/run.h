@@ -3,6 +3,7 @@
 #define HAT_RUN_H
 
 #include "adapter.h"
+#include "backend.h"
 #include "collect.h"
 #include "config.h"
 #include "gguf.h"
@@ -24,6 +25,10 @@ typedef struct {
     int n_prompt;
     collector col;
     adapter *ad;              /* HAT: the draft adapter (devices, and rank 0 for the trace) */
+    /* cloud ranks (U-shape and HAT): the middle submodel [a, L-b) and its backend (cpu or cuda) */
+    model *cloud_model;
+    backend *be;
+    char backend_note[320];   /* why a requested CUDA backend fell back to the CPU ("" if it did not) */
 } run_ctx;
 
 int cli_run(int argc, char **argv);
