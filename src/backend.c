@@ -6,12 +6,6 @@
 #include <stdio.h>
 #include <string.h>
 
-const char *backend_kind_name(backend_kind k) {
-    return k == BACKEND_CPU ? "cpu" : k == BACKEND_CUDA ? "cuda" : k == BACKEND_AUTO ? "auto" : "?";
-}
-
-const char *backend_dtype_name(backend_dtype t) { return t == BACKEND_BF16 ? "bf16" : "fp16"; }
-
 #ifndef HAT_HAVE_CUDA
 /* the CPU-only build: no CUDA library is linked, so the CUDA backend is never available */
 int backend_cuda_available(int *n_gpu, char *why, size_t whylen) {
@@ -48,8 +42,4 @@ int backend_open(backend **out, const backend_desc *d, char *note, size_t notele
     int rc = k == BACKEND_CUDA ? backend_cuda_open(out, d, err, errlen) : backend_cpu_open(out, d, err, errlen);
     if (rc == HAT_OK) (*out)->kind = k;
     return rc;
-}
-
-void backend_free(backend *b) {
-    if (b) b->ops->free(b);
 }

@@ -23,8 +23,10 @@
 typedef enum { BACKEND_CPU = 0, BACKEND_CUDA = 1, BACKEND_AUTO = 2 } backend_kind;
 typedef enum { BACKEND_FP16 = 0, BACKEND_BF16 = 1 } backend_dtype;   /* GPU weights and GEMM inputs */
 
-const char *backend_kind_name(backend_kind k);
-const char *backend_dtype_name(backend_dtype t);
+static inline const char *backend_kind_name(backend_kind k) {
+    return k == BACKEND_CPU ? "cpu" : k == BACKEND_CUDA ? "cuda" : k == BACKEND_AUTO ? "auto" : "?";
+}
+static inline const char *backend_dtype_name(backend_dtype t) { return t == BACKEND_BF16 ? "bf16" : "fp16"; }
 
 /* A synthetic model (src/synth.c): shape name and seed. */
 typedef struct {
@@ -81,8 +83,10 @@ struct backend {
  * back to the CPU, and *note (when note != NULL) then says why in one line ("" when no fallback
  * happened). Errors (bad shape, out of memory, CUDA failure) return non-zero with a message. */
 int backend_open(backend **out, const backend_desc *d, char *note, size_t notelen, char *err, size_t errlen);
-void backend_free(backend *b);
 
+static inline void backend_free(backend *b) {
+    if (b) b->ops->free(b);
+}
 static inline float *backend_io(backend *b) { return b->io; }
 static inline int backend_forward(backend *b, const backend_seq *s, int n, char *err, size_t errlen) {
     return b->ops->forward(b, s, n, err, errlen);
