@@ -4,3 +4,5 @@ add_executable(test_cuda_backend ${CMAKE_CURRENT_LIST_DIR}/test_cuda_backend.c $
 target_link_libraries(test_cuda_backend PRIVATE hat_cuda m)
 add_test(NAME cuda_backend COMMAND test_cuda_backend)
 set_tests_properties(cuda_backend PROPERTIES SKIP_RETURN_CODE 77 LABELS cuda TIMEOUT 900)
+add_executable(bench_gpu ${CMAKE_CURRENT_LIST_DIR}/bench_gpu.c)
+target_link_libraries(bench_gpu PRIVATE hat_cuda CUDA::cublas m)

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The GPU benchmark in one call, for a machine with a CUDA GPU and only CUDA + CMake installed
+# (no MPI, HDF5, GSL or OpenBLAS needed): builds the GPU-only configuration, runs the CUDA tests
+# (every kernel against CPU references; the backend's whole forward against the plain reference on
+# synthetic models), then times the two ceilings, the kernels and the cloud step (bench_gpu).
+#   experiments/bench_gpu.sh [--arch 90] [--out DIR] [bench_gpu options: --shape --layers --ctx --reps --dtype]
+# Results: DIR/bench_gpu.json and DIR/*.log (DIR defaults to $OUT when set, else results/gpu).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+arch=90 out=${OUT:-results/gpu}
+args=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --arch) arch=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+mkdir -p "$out"
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem --format=csv > "$out/gpu.txt" 2>&1 || true
+cmake -S . -B build-gpu -DHAT_GPU_ONLY=ON -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$arch" > "$out/configure.log" 2>&1 \
+  || { tail -30 "$out/configure.log"; exit 1; }
+cmake --build build-gpu -j"$(nproc)" > "$out/build.log" 2>&1 || { grep -E "error" "$out/build.log" | head -30; exit 1; }
+echo "== tests"
+ctest --test-dir build-gpu -L cuda --output-on-failure > "$out/tests.log" 2>&1 && tests=passed || tests=FAILED
+grep -E "cuda vs reference|a 4-token|Test +#|tests passed|FAIL" "$out/tests.log" | head -40 || true
+echo "== benchmark"
+./build-gpu/tests/cuda/bench_gpu --json "$out/bench_gpu.json" "${args[@]}" 2>&1 | tee "$out/bench.log"
+echo "tests: $tests"
+[ "$tests" = passed ]
