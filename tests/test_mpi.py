@@ -95,7 +95,8 @@ def reference_ids(prompt, wire=None, a=0, b=0):
 
 
 def write_cfg(name, n_dev, n_cloud, a, b, wire="fp32", chunk=8, emulate="off", links=None, model=MODEL,
-              extra="", stagger=0.0, prompts=None, compute="none", mode="ushape", hat=None, dev_keys=None):
+              extra="", stagger=0.0, prompts=None, compute="none", mode="ushape", hat=None, dev_keys=None,
+              cloud_extra=""):
     prompts = prompts or PROMPTS
     path = os.path.join(tmp, name + ".ini")
     with open(path, "w") as f:
@@ -112,7 +113,7 @@ b = {b}
 [cloud]
 ranks = {n_cloud}
 max_batch_tokens = 64
-[transport]
+{cloud_extra}[transport]
 wire_dtype = {wire}
 chunk_tokens = {chunk}
 inflight = 3
@@ -257,6 +258,23 @@ t = check_run("np3_fp16_links", 2, 1, 1, 4, wire="fp16", chunk=16, emulate="on",
 if t is not None:
     check_links("np3_fp16_links", t)
 check_run("np4_2cloud", 2, 2, 5, 5, wire="fp16", chunk=4)
+# the backend table: cuda asked for on a machine without a GPU (or a build without CUDA) falls back to
+# the CPU with a message; the trace records which backend ran; tokens stay exact either way on the CPU
+cfg = write_cfg("np2_backend_cuda", 1, 1, 2, 2, cloud_extra="backend = cuda\n")
+rc, out = mpirun(2, ["--config", cfg])
+if rc != 0:
+    fail(f"np2_backend_cuda: exit {rc}\n{out[-2000:]}")
+else:
+    attrs = check_trace.load_trace(os.path.join(tmp, "np2_backend_cuda.h5"))["attrs"]
+    cb = attrs.get("cloud_backend", "")
+    line = next((l for l in out.splitlines() if l.startswith("cloud backend:")), "")
+    if cb.startswith("cuda"):
+        print(f"ok   np2_backend_cuda: a GPU is present: {line[:160]}")
+    elif not (cb.startswith("cpu") and "backend cuda requested but" in out and "backend cuda requested but" in cb):
+        fail(f"np2_backend_cuda: no fallback message (output: {line!r}, trace cloud_backend: {cb!r})")
+    else:
+        print(f"ok   np2_backend_cuda: fell back to the CPU with a message: "
+              f"{next(l for l in out.splitlines() if 'requested but' in l)[:170]}")
 t = check_run("np2_compute", 1, 1, 2, 2, wire="fp32", chunk=8, compute="raspberry-pi-5")
 if t is not None:
     check_compute_profile("np2_compute", t)
@@ -321,6 +339,8 @@ cfg = write_cfg("bad_model", 1, 1, 2, 2, model=os.path.join(tmp, "no_such_model.
 expect_error("missing model", 2, ["--config", cfg], "no_such_model.gguf")
 cfg = write_cfg("bad_key", 1, 1, 2, 2, extra="[fault]\nkindd = none\n")
 expect_error("unknown key", 2, ["--config", cfg], "kindd")
+cfg = write_cfg("bad_backend", 1, 1, 2, 2, cloud_extra="backend = tpu\n")
+expect_error("unknown backend", 2, ["--config", cfg], "tpu")
 for kind, needle in [("truncated_message", "truncated"), ("bad_version", "version"),
                      ("token_ids", "never token ids"), ("bad_checksum", "checksum")]:
     cfg = write_cfg("fault_" + kind, 1, 1, 2, 2, extra=f"[fault]\nkind = {kind}\ndevice = 0\nat_seq = 1\n")
