@@ -88,6 +88,10 @@ static inline void backend_free(backend *b) {
     if (b) b->ops->free(b);
 }
 static inline float *backend_io(backend *b) { return b->io; }
+
+/* Checks one step against the plan and the slots' caches (every backend calls it first): slots in
+ * range and distinct, positions contiguous with what a slot holds, within n_ctx and max_tok. */
+int backend_check_step(const backend *b, const backend_seq *seqs, int n_seq, char *err, size_t errlen);
 static inline int backend_forward(backend *b, const backend_seq *s, int n, char *err, size_t errlen) {
     return b->ops->forward(b, s, n, err, errlen);
 }

@@ -20,23 +20,11 @@ typedef struct {
 
 static int cpu_forward(backend *b, const backend_seq *seqs, int n_seq, char *err, size_t errlen) {
     cpu_impl *c = b->impl;
-    int tok = 0;
-    for (int i = 0; i < n_seq; i++) {
-        const backend_seq *s = &seqs[i];
-        if (s->slot < 0 || s->slot >= b->n_slots || s->n_tok < 1 || s->pos0 < 0 || s->pos0 > c->kv[s->slot].n ||
-            s->pos0 + s->n_tok > b->n_ctx)
-            return hat_err(err, errlen, HAT_ERR_ARG, "backend cpu: sequence %d (slot %d, positions %d+%d) does not fit "
-                           "(slots %d, slot holds %d, ctx %d)", i, s->slot, s->pos0, s->n_tok, b->n_slots,
-                           s->slot >= 0 && s->slot < b->n_slots ? c->kv[s->slot].n : -1, b->n_ctx);
-        for (int j = 0; j < i; j++)
-            if (seqs[j].slot == s->slot)
-                return hat_err(err, errlen, HAT_ERR_ARG, "backend cpu: slot %d twice in one step", s->slot);
-        tok += s->n_tok;
-        c->seqs[i] = (forward_seq){.kv = &c->kv[s->slot], .pos0 = s->pos0, .n_tok = s->n_tok, .decode = s->decode};
-    }
-    if (tok > b->max_tok)
-        return hat_err(err, errlen, HAT_ERR_ARG, "backend cpu: %d tokens in one step, planned for %d", tok, b->max_tok);
-    if (!n_seq) return HAT_OK;
+    const int rc = backend_check_step(b, seqs, n_seq, err, errlen);
+    if (rc || !n_seq) return rc;
+    for (int i = 0; i < n_seq; i++)
+        c->seqs[i] = (forward_seq){.kv = &c->kv[seqs[i].slot], .pos0 = seqs[i].pos0, .n_tok = seqs[i].n_tok,
+                                   .decode = seqs[i].decode};
     transformer_forward_batch(c->m, &c->fs, &(forward_batch_args){.hidden_in = c->fs.x, .seqs = c->seqs, .n_seq = n_seq,
                                                                   .l0 = b->l0, .l1 = b->l1});
     return HAT_OK;

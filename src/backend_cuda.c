@@ -107,20 +107,11 @@ static int cuda_forward(backend *b, const backend_seq *seqs, int n_seq, char *er
     cu_impl *c = b->impl;
     const model_config *mc = &b->cfg;
     const int dim = mc->dim, kvd = mc->kv_dim, ffn = mc->ffn_dim;
+    const int rc = backend_check_step(b, seqs, n_seq, err, errlen);
+    if (rc) return rc;
     int tok = 0, max_pos = 0;
     for (int i = 0; i < n_seq; i++) {
         const backend_seq *s = &seqs[i];
-        if (s->slot < 0 || s->slot >= b->n_slots || s->n_tok < 1 || s->pos0 < 0 || s->pos0 > c->kv_n[s->slot] ||
-            s->pos0 + s->n_tok > b->n_ctx)
-            return hat_err(err, errlen, HAT_ERR_ARG, "backend cuda: sequence %d (slot %d, positions %d+%d) does not fit "
-                           "(slots %d, slot holds %d, ctx %d)", i, s->slot, s->pos0, s->n_tok, b->n_slots,
-                           s->slot >= 0 && s->slot < b->n_slots ? c->kv_n[s->slot] : -1, b->n_ctx);
-        for (int j = 0; j < i; j++)
-            if (seqs[j].slot == s->slot)
-                return hat_err(err, errlen, HAT_ERR_ARG, "backend cuda: slot %d twice in one step", s->slot);
-        if (tok + s->n_tok > b->max_tok)
-            return hat_err(err, errlen, HAT_ERR_ARG, "backend cuda: over %d tokens in one step, planned for %d",
-                           tok + s->n_tok, b->max_tok);
         for (int t = 0; t < s->n_tok; t++) {
             c->h_meta[tok + t] = s->slot;
             c->h_meta[b->max_tok + tok + t] = s->pos0 + t;
