@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "model.h"
+#include "tp.h"
 
 typedef enum { BACKEND_CPU = 0, BACKEND_CUDA = 1, BACKEND_AUTO = 2 } backend_kind;
 typedef enum { BACKEND_FP16 = 0, BACKEND_BF16 = 1 } backend_dtype;   /* GPU weights and GEMM inputs */
@@ -46,6 +47,12 @@ typedef struct {
     int gpu;                 /* CUDA device ordinal, -1: local_rank % device count */
     int local_rank;          /* this process's index among the ranks of its host (for gpu = -1) */
     backend_dtype dtype;     /* CUDA: weight and GEMM input type */
+    /* tensor parallelism (tp.h): this rank holds its share of the heads and FFN columns of the
+     * layers and every step all-reduces the residual stream over the group; size 0/1: whole layers.
+     * Every rank of a group runs the same steps with the same inputs. */
+    tp_comm tp;
+    int nccl;                /* CUDA under tensor parallelism: 1 all-reduce with NCCL on the GPU when it
+                              * can run (one GPU per rank), else host-staged through tp.allreduce */
 } backend_desc;
 
 typedef struct {
@@ -71,8 +78,9 @@ typedef struct {
 struct backend {
     const backend_ops *ops;
     backend_kind kind;        /* what runs (after any fallback) */
-    model_config cfg;
+    model_config cfg;         /* the whole model's hyper-parameters (also under tensor parallelism) */
     int l0, l1, n_slots, max_tok, n_ctx;
+    int tp_rank, tp_size;     /* tensor-parallel place (size 1: none) */
     float *io;                /* (max_tok, dim) host buffer: inputs in, outputs out */
     char desc[320];           /* one line: backend, device, dtype, weights (synthetic or file), memory */
     void *impl;

@@ -12,7 +12,9 @@
 
 typedef struct {
     model *own;          /* the synthetic model, when this backend made it */
-    const model *m;
+    model *shard;        /* tensor parallelism: this rank's shard of m */
+    const model *m;      /* what runs: the part, or its shard */
+    tp_comm tp;
     forward_state fs;
     kvcache *kv;         /* (n_slots) */
     forward_seq *seqs;   /* (n_slots) scratch: one step's sequences */
@@ -26,7 +28,7 @@ static int cpu_forward(backend *b, const backend_seq *seqs, int n_seq, char *err
         c->seqs[i] = (forward_seq){.kv = &c->kv[seqs[i].slot], .pos0 = seqs[i].pos0, .n_tok = seqs[i].n_tok,
                                    .decode = seqs[i].decode};
     transformer_forward_batch(c->m, &c->fs, &(forward_batch_args){.hidden_in = c->fs.x, .seqs = c->seqs, .n_seq = n_seq,
-                                                                  .l0 = b->l0, .l1 = b->l1});
+                                                                  .l0 = b->l0, .l1 = b->l1, .tp = &c->tp});
     return HAT_OK;
 }
 
@@ -42,6 +44,7 @@ static void cpu_free(backend *b) {
         free(c->kv);
         free(c->seqs);
         forward_free(&c->fs);
+        model_free(c->shard);
         model_free(c->own);
         free(c);
     }
@@ -74,6 +77,16 @@ int backend_cpu_open(backend **out, const backend_desc *d, char *err, size_t err
         cpu_free(b);
         return rc;
     }
+    c->tp = d->tp;
+    if (c->tp.size < 1) c->tp.size = 1;
+    b->tp_rank = c->tp.rank;
+    b->tp_size = c->tp.size;
+    if (tp_active(&c->tp)) {
+        if (!c->tp.allreduce) rc = hat_err(err, errlen, HAT_ERR_ARG, "backend cpu: tensor parallelism without an all-reduce");
+        else rc = model_tp_shard(&c->shard, m, c->tp.rank, c->tp.size, err, errlen);
+        if (rc) { cpu_free(b); return rc; }
+        m = c->m = c->shard;
+    }
     rc = forward_init(&c->fs, m, d->max_tok, d->n_ctx, 0, d->n_threads, err, errlen);
     if (rc) { cpu_free(b); return rc; }
     c->kv = xcalloc((size_t)d->n_slots, sizeof *c->kv);
@@ -85,8 +98,10 @@ int backend_cpu_open(backend **out, const backend_desc *d, char *err, size_t err
     }
     if (rc) { cpu_free(b); return rc; }
     b->io = c->fs.x;
-    snprintf(b->desc, sizeof b->desc, "cpu, %d threads, %s, layers [%d, %d), %s weights, KV %.1f MiB (%d slots)",
-             d->n_threads, m->name[0] ? m->name : "model", d->l0, d->l1,
+    char tp[64] = "";
+    if (tp_active(&c->tp)) snprintf(tp, sizeof tp, ", tensor-parallel rank %d of %d", c->tp.rank, c->tp.size);
+    snprintf(b->desc, sizeof b->desc, "cpu, %d threads, %s, layers [%d, %d)%s, %s weights, KV %.1f MiB (%d slots)",
+             d->n_threads, m->name[0] ? m->name : "model", d->l0, d->l1, tp,
              m->part.weights == MODEL_WEIGHTS_F32 ? "fp32" : "quantised", kvb / 1048576.0, d->n_slots);
     *out = b;
     return HAT_OK;

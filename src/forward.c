@@ -171,7 +171,7 @@ static void rope(float *x, const float *cs_table, int n, int n_heads, int head_d
 /* att (n, dim) = causal softmax(q k^T / sqrt(hd)) v, token t of sequence tseq[t] at position
  * tpos[t] over its cache positions [0, tpos[t]] */
 static void attention(forward_state *s, const model_config *c, const forward_seq *seqs, int layer, int n) {
-    const int hd = c->head_dim, group = c->n_head / c->n_head_kv;
+    const int hd = c->head_dim, group = c->n_head / c->n_head_kv, qd = c->n_head * hd;
     const float scale = 1.0f / sqrtf((float)hd);
 #pragma omp parallel for num_threads(s->n_threads) schedule(dynamic, 1) if (n * c->n_head > 1)
     for (int th = 0; th < n * c->n_head; th++) {
@@ -183,7 +183,7 @@ static void attention(forward_state *s, const model_config *c, const forward_seq
         const int tid = omp_get_thread_num();
         float *sc = s->scores + (size_t)tid * s->n_ctx;
         uint16_t *q16 = s->q16 + (size_t)tid * hd;
-        fp32_to_fp16_row(s->q + (size_t)t * c->dim + (size_t)h * hd, q16, hd);
+        fp32_to_fp16_row(s->q + (size_t)t * qd + (size_t)h * hd, q16, hd);
         float mx = -INFINITY;
         for (int p = 0; p < npos; p++) {
             sc[p] = vm_dot_f16_lanes(lanes, hd, kvcache_k(kv, layer, p) + (size_t)kvh * hd, q16) * scale;
@@ -197,13 +197,28 @@ static void attention(forward_state *s, const model_config *c, const forward_seq
             const float pr = fp16_to_fp32(fp32_to_fp16(sc[p] * inv));
             vm_lane_fma_f16(hd, acc + (size_t)(p % lanes) * hd, kvcache_v(kv, layer, p) + (size_t)kvh * hd, pr);
         }
-        vm_lanes_reduce(lanes, hd, acc, s->att + (size_t)t * c->dim + (size_t)h * hd);
+        vm_lanes_reduce(lanes, hd, acc, s->att + (size_t)t * qd + (size_t)h * hd);
+    }
+}
+
+/* x += xb; under tensor parallelism xb is this rank's partial product: rank 0 adds it to the
+ * residual, the others contribute it alone, and the group's sum is the new residual */
+static void residual_add(forward_state *s, int n, int dim, const tp_comm *tp, int layer, const char *what) {
+    const size_t N = (size_t)n * dim;
+    if (!tp_active(tp) || tp->rank == 0)
+        for (size_t i = 0; i < N; i++) s->x[i] += s->xb[i];
+    else
+        memcpy(s->x, s->xb, N * sizeof(float));
+    if (tp_active(tp)) {
+        char err[256];
+        CHECK(tp->allreduce(tp->ctx, s->x, N, err, sizeof err) == 0, "forward: layer %d %s all-reduce (tp rank %d of %d): %s",
+              layer, what, tp->rank, tp->size, err);
     }
 }
 
 void transformer_forward(const model *m, kvcache *kv, forward_state *s, const forward_args *a) {
     const forward_seq seq = {kv, a->pos0, a->n_tok, a->decode};
-    const forward_batch_args b = {a->tokens, a->hidden_in, &seq, 1, a->l0, a->l1, a->head, a->logits_all};
+    const forward_batch_args b = {a->tokens, a->hidden_in, &seq, 1, a->l0, a->l1, a->head, a->logits_all, NULL};
     transformer_forward_batch(m, s, &b);
 }
 
@@ -257,13 +272,13 @@ void transformer_forward_batch(const model *m, forward_state *s, const forward_b
         }
         attention(s, c, a->seqs, l, n);
         matmul(s, s->xb, s->att, &w->wo, n, 0);
-        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb[i];
+        residual_add(s, n, dim, a->tp, l, "attention");
         rmsnorm(s->xb, s->x, w->ffn_norm, n, dim, c->norm_eps);
         matmul(s, s->hb, s->xb, &w->w_gate, n, 0);
         matmul(s, s->hb2, s->xb, &w->w_up, n, 1);
         vm_swiglu((int64_t)n * ffn, s->hb, s->hb, s->hb2);
         matmul(s, s->xb, s->hb, &w->w_down, n, 0);
-        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb[i];
+        residual_add(s, n, dim, a->tp, l, "FFN");
     }
     if (runs)
         for (int i = 0; i < a->n_seq; i++) a->seqs[i].kv->n = a->seqs[i].pos0 + a->seqs[i].n_tok;

@@ -12,6 +12,7 @@
 
 #include "kvcache.h"
 #include "model.h"
+#include "tp.h"
 
 typedef struct {
     int n_threads, max_tok, n_ctx, max_logit_rows;
@@ -77,6 +78,9 @@ typedef struct {
     int n_seq;
     int l0, l1, head;
     int logits_all;          /* logits for every token, else the last token of each sequence */
+    /* tensor parallelism (tp.h): m is this rank's shard (model_tp_shard) and the residual stream is
+     * all-reduced after Wo and after Wdown of every layer; NULL or size 1: the whole layers */
+    const tp_comm *tp;
 } forward_batch_args;
 
 void transformer_forward_batch(const model *m, forward_state *s, const forward_batch_args *a);

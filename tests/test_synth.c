@@ -10,7 +10,11 @@
  *     quantised path is batch-invariant and bit-identical, which the mpi_split tests check; an
  *     sgemm rounding difference can flip the fp16 rounding of a q or K element, hence 1e-3; a wrong
  *     slot or position gives O(1) errors);
- *  4. backend_open: cuda/auto fall back to the CPU without a GPU (with a note for cuda), bad plans
+ *  4. tensor parallelism (tp.h): groups of 2 and 3 threads (tests/tp_threads.c, the collective
+ *     without MPI) each holding a shard of the heads and FFN columns give the same bits on every
+ *     rank, and the unsplit backend's hidden states to fp32 rounding (only the summation order of Wo
+ *     and Wdown changes), over the same mixed steps; shapes that do not divide are refused;
+ *  5. backend_open: cuda/auto fall back to the CPU without a GPU (with a note for cuda), bad plans
  *     and bad steps are refused with a message.
  */
 #include "backend.h"
@@ -20,6 +24,7 @@
 #include "synth.h"
 #include "cuda/ref_forward.h"
 #include "testutil.h"
+#include "tp_threads.h"
 
 #include <math.h>
 #include <string.h>
@@ -143,6 +148,15 @@ static void test_engine_vs_ref(const char *shape, int n_layer, int n_prompt, int
 }
 
 /* backend cpu over [a, L-b): three slots in mixed steps == each alone through transformer_forward */
+/* steps: {slot, pos0, n_tok, decode}: prefill, decode rounds, a rollback, mixed in one step */
+static const backend_seq STEPS[][3] = {
+    {{0, 0, 9, 0}, {1, 0, 4, 0}, {-1, 0, 0, 0}},
+    {{1, 4, 5, 1}, {0, 9, 1, 0}, {2, 0, 12, 0}},
+    {{1, 6, 3, 1}, {2, 12, 2, 1}, {-1, 0, 0, 0}},   /* slot 1 rolls back 9 -> 6 */
+    {{0, 10, 4, 1}, {1, 9, 1, 1}, {2, 14, 6, 0}},
+};
+#define N_STEPS ((int)(sizeof STEPS / sizeof *STEPS))
+
 static void test_backend_cpu(void) {
     const model_config *c = synth_shape("tiny");
     const int a = 1, l1 = c->n_layer - 1, dim = c->dim, n_ctx = 64;
@@ -159,23 +173,17 @@ static void test_backend_cpu(void) {
     kvcache kv[3];
     EXPECT(forward_init(&fs, m, 32, n_ctx, 0, 1, err, sizeof err) == 0, "%s", err);
     for (int i = 0; i < 3; i++) kvcache_init(&kv[i], a, l1, n_ctx, c->kv_dim, err, sizeof err);
-    /* steps: {slot, pos0, n_tok, decode} */
-    const backend_seq steps[][3] = {
-        {{0, 0, 9, 0}, {1, 0, 4, 0}, {-1, 0, 0, 0}},
-        {{1, 4, 5, 1}, {0, 9, 1, 0}, {2, 0, 12, 0}},
-        {{1, 6, 3, 1}, {2, 12, 2, 1}, {-1, 0, 0, 0}},   /* slot 1 rolls back 9 -> 6 */
-        {{0, 10, 4, 1}, {1, 9, 1, 1}, {2, 14, 6, 0}},
-    };
+    const backend_seq (*steps)[3] = STEPS;
     float *in = malloc(sizeof(float) * 32 * dim), *alone = malloc(sizeof(float) * 32 * dim);
     double worst = 0;
-    for (size_t st = 0; st < sizeof steps / sizeof *steps; st++) {
+    for (int st = 0; st < N_STEPS; st++) {
         int ns = 0, tok = 0;
         while (ns < 3 && steps[st][ns].slot >= 0) tok += steps[st][ns++].n_tok;
         for (int i = 0; i < tok * dim; i++) in[i] = t_normalish();
         memcpy(backend_io(be), in, sizeof(float) * tok * dim);
         for (int i = 0; i < ns; i++)
             if (steps[st][i].pos0 < backend_kv_len(be, steps[st][i].slot)) backend_truncate(be, steps[st][i].slot, steps[st][i].pos0);
-        EXPECT(backend_forward(be, steps[st], ns, err, sizeof err) == 0, "step %zu: %s", st, err);
+        EXPECT(backend_forward(be, steps[st], ns, err, sizeof err) == 0, "step %d: %s", st, err);
         int off = 0;
         for (int i = 0; i < ns; i++) {
             const backend_seq *s = &steps[st][i];
@@ -205,6 +213,97 @@ static void test_backend_cpu(void) {
     forward_free(&fs);
     model_free(m);
     free(in); free(alone);
+}
+
+
+/* one rank of a tensor-parallel group (or the unsplit backend): runs STEPS, keeps every output */
+typedef struct {
+    backend_desc d;
+    const float *in;   /* (N_STEPS, 32, dim) */
+    float *out;        /* (N_STEPS, 32, dim) */
+    int rc;
+    char err[HAT_ERRLEN], desc[320];
+} tp_job;
+
+static void tp_worker(int r, void *arg) {
+    (void)r;
+    tp_job *j = arg;
+    backend *be;
+    char note[320];
+    const int dim = synth_shape(j->d.synth.shape)->dim;
+    j->rc = backend_open(&be, &j->d, note, sizeof note, j->err, sizeof j->err);
+    if (j->rc) return;
+    snprintf(j->desc, sizeof j->desc, "%s", be->desc);
+    for (int st = 0; st < N_STEPS && !j->rc; st++) {
+        int ns = 0, tok = 0;
+        while (ns < 3 && STEPS[st][ns].slot >= 0) tok += STEPS[st][ns++].n_tok;
+        memcpy(backend_io(be), j->in + (size_t)st * 32 * dim, sizeof(float) * tok * dim);
+        for (int i = 0; i < ns; i++)
+            if (STEPS[st][i].pos0 < backend_kv_len(be, STEPS[st][i].slot)) backend_truncate(be, STEPS[st][i].slot, STEPS[st][i].pos0);
+        j->rc = backend_forward(be, STEPS[st], ns, j->err, sizeof j->err);
+        memcpy(j->out + (size_t)st * 32 * dim, backend_io(be), sizeof(float) * tok * dim);
+    }
+    backend_free(be);
+}
+
+static void test_backend_tp(const char *shape, int l0, int l1, int S, double tol) {
+    const model_config *c = synth_shape(shape);
+    const int dim = c->dim;
+    const size_t per = (size_t)N_STEPS * 32 * dim;
+    float *in = malloc(sizeof(float) * per);
+    for (size_t i = 0; i < per; i++) in[i] = t_normalish();
+    const backend_desc d = {.kind = BACKEND_CPU, .synth = {shape, 11}, .l0 = l0, .l1 = l1, .n_slots = 3, .max_tok = 32,
+                            .n_ctx = 64, .n_threads = 1};
+    tp_job ref = {.d = d, .in = in, .out = calloc(per, sizeof(float))};
+    tp_worker(0, &ref);
+    EXPECT(ref.rc == 0, "unsplit backend: %s", ref.err);
+    tp_threads *g = tp_threads_new(S);
+    tp_job *jobs = calloc((size_t)S, sizeof *jobs);
+    void *args[8];
+    for (int r = 0; r < S; r++) {
+        jobs[r] = (tp_job){.d = d, .in = in, .out = calloc(per, sizeof(float))};
+        jobs[r].d.tp = tp_threads_comm(g, r);
+        args[r] = &jobs[r];
+    }
+    tp_threads_run(S, tp_worker, args);
+    double worst = 0;
+    int same = 1;
+    for (int r = 0; r < S; r++) {
+        EXPECT(jobs[r].rc == 0, "tp rank %d of %d: %s", r, S, jobs[r].err);
+        EXPECT(strstr(jobs[r].desc, "tensor-parallel rank") != NULL, "desc: %s", jobs[r].desc);
+        same &= memcmp(jobs[r].out, jobs[0].out, sizeof(float) * per) == 0;
+    }
+    for (int st = 0; st < N_STEPS; st++) {
+        int tok = 0;
+        for (int i = 0; i < 3 && STEPS[st][i].slot >= 0; i++) tok += STEPS[st][i].n_tok;
+        const double e = rel_l2(jobs[0].out + (size_t)st * 32 * dim, ref.out + (size_t)st * 32 * dim, (size_t)tok * dim);
+        if (e > worst) worst = e;
+    }
+    printf("tensor parallelism, %s layers [%d, %d), %d ranks: ranks bit-identical %s, vs unsplit rel L2 <= %.2e (%s)\n",
+           shape, l0, l1, S, same ? "yes" : "NO", worst, jobs[0].desc);
+    EXPECT(same, "tp ranks disagree");
+    EXPECT(worst < tol, "tensor-parallel hidden states differ from the unsplit backend's (rel L2 %g, tolerance %g)", worst, tol);
+    for (int r = 0; r < S; r++) free(jobs[r].out);
+    free(jobs);
+    tp_threads_free(g);
+    free(ref.out);
+    free(in);
+}
+
+static void test_tp_refused(void) {
+    char err[HAT_ERRLEN], note[320];
+    backend *be;
+    tp_threads *g = tp_threads_new(3);
+    backend_desc d = {.kind = BACKEND_CPU, .synth = {"tiny", 1}, .l0 = 0, .l1 = 2, .n_slots = 1, .max_tok = 4, .n_ctx = 16,
+                      .n_threads = 1, .tp = tp_threads_comm(g, 1)};
+    EXPECT(backend_open(&be, &d, note, sizeof note, err, sizeof err) == HAT_ERR_ARG && strstr(err, "4 query heads"),
+           "tiny over 3 ranks: %s", err);
+    printf("refused: %s\n", err);
+    model_config c = *synth_shape("smollm2-135m");
+    EXPECT(tp_check(&c, 3, 2 /* Q4_0 */, err, sizeof err) == 0, "smollm2 over 3 ranks, Q4_0: %s", err);
+    c.ffn_dim = 1536 + 48;
+    EXPECT(tp_check(&c, 3, 2, err, sizeof err) == HAT_ERR_ARG && strstr(err, "FFN width"), "ffn blocks: %s", err);
+    tp_threads_free(g);
 }
 
 static void test_fallback(void) {
@@ -243,6 +342,9 @@ int main(void) {
     test_engine_vs_ref("tiny", 4, 20, 12);
     test_engine_vs_ref("smollm2-135m", 3, 12, 6);
     test_backend_cpu();
+    test_backend_tp("tiny", 1, 3, 2, 1e-3);
+    test_backend_tp("smollm2-135m", 2, 5, 3, 1e-3);
+    test_tp_refused();
     test_fallback();
     return test_summary();
 }
