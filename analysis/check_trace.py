@@ -24,7 +24,7 @@ import numpy as np
 STR_ATTRS = ["hat_version", "git_hash", "compiler", "build_type", "c_flags", "features", "config",
              "config_path", "partition", "model_path", "model_name", "model_identity", "status",
              "created_utc", "mode", "privacy", "adapter"]
-INT_ATTRS = ["n_ranks", "n_devices", "n_cloud", "split_a", "split_b", "n_layer"]
+INT_ATTRS = ["n_ranks", "n_devices", "n_cloud", "cloud_tp", "split_a", "split_b", "n_layer"]
 FIELDS = {
     "tokens": ["device", "index", "step", "token", "t_emit", "latency_s"],
     "steps": ["device", "seq", "kind", "pos0", "n_tok", "cloud_rank", "batch_tokens", "batch_devices",

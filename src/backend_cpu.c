@@ -83,7 +83,9 @@ int backend_cpu_open(backend **out, const backend_desc *d, char *err, size_t err
     b->tp_size = c->tp.size;
     if (tp_active(&c->tp)) {
         if (!c->tp.allreduce) rc = hat_err(err, errlen, HAT_ERR_ARG, "backend cpu: tensor parallelism without an all-reduce");
-        else rc = model_tp_shard(&c->shard, m, c->tp.rank, c->tp.size, err, errlen);
+        else if (c->tp.mode == TP_EXACT && !c->tp.allgather)
+            rc = hat_err(err, errlen, HAT_ERR_ARG, "backend cpu: tensor parallelism (exact) without an all-gather");
+        else rc = model_tp_shard(&c->shard, m, c->tp.rank, c->tp.size, c->tp.mode, err, errlen);
         if (rc) { cpu_free(b); return rc; }
         m = c->m = c->shard;
     }
@@ -99,7 +101,8 @@ int backend_cpu_open(backend **out, const backend_desc *d, char *err, size_t err
     if (rc) { cpu_free(b); return rc; }
     b->io = c->fs.x;
     char tp[64] = "";
-    if (tp_active(&c->tp)) snprintf(tp, sizeof tp, ", tensor-parallel rank %d of %d", c->tp.rank, c->tp.size);
+    if (tp_active(&c->tp))
+        snprintf(tp, sizeof tp, ", tensor-parallel (%s) rank %d of %d", tp_mode_name(c->tp.mode), c->tp.rank, c->tp.size);
     snprintf(b->desc, sizeof b->desc, "cpu, %d threads, %s, layers [%d, %d)%s, %s weights, KV %.1f MiB (%d slots)",
              d->n_threads, m->name[0] ? m->name : "model", d->l0, d->l1, tp,
              m->part.weights == MODEL_WEIGHTS_F32 ? "fp32" : "quantised", kvb / 1048576.0, d->n_slots);

@@ -317,7 +317,7 @@ static int v_str(const ini_doc *d, const ini_kv *kv, const char *sec, const char
 static const char *const K_RUN[] = {"mode", "seed", "trace", NULL};
 static const char *const K_MODEL[] = {"path", "ctx", "device_threads", "cloud_threads", NULL};
 static const char *const K_SPLIT[] = {"a", "b", NULL};
-static const char *const K_CLOUD[] = {"ranks", "scheme", "max_batch_tokens", "backend", "gpu_dtype", "gpu", NULL};
+static const char *const K_CLOUD[] = {"ranks", "scheme", "tp", "tp_mode", "max_batch_tokens", "backend", "gpu_dtype", "gpu", NULL};
 static const char *const K_TRANSPORT[] = {"wire_dtype", "chunk_tokens", "inflight", "emulate_links", NULL};
 static const char *const K_PROFILES[] = {"links", "devices", NULL};
 static const char *const K_DEVICES[] = {"count", "link", "compute", "prompts", "prompt", "chat", "max_tokens",
@@ -331,6 +331,7 @@ static const char *const K_COMPUTE[] = {"mem_bw_gbs", "efficiency", "tflops", "s
 
 static const char *const MODES[] = {"ushape", "hat", "cloud-only", NULL};
 static const char *const SCHEMES[] = {"replica", NULL};
+static const char *const TP_MODES[] = {"exact", "allreduce", NULL};   /* tp_mode (tp.h) */
 static const char *const BACKENDS[] = {"cpu", "cuda", "auto", NULL};   /* = backend_kind */
 static const char *const GPU_DTYPES[] = {"fp16", "bf16", NULL};         /* = backend_dtype */
 static const char *const WIRES[] = {"fp32", "fp16", "bf16", NULL};
@@ -460,6 +461,8 @@ static int load_scalars(hat_config *c, const ini_doc *d, aux_t *a) {
         (rc = v_int(d, AT("split", "b"), 2, INT_MIN, &c->b)) ||
         (rc = v_int(d, AT("cloud", "ranks"), 1, 1, &c->n_cloud)) ||
         (rc = v_enum(d, AT("cloud", "scheme"), SCHEMES, 0, &scheme)) ||
+        (rc = v_int(d, AT("cloud", "tp"), 1, 1, &c->tp)) ||
+        (rc = v_enum(d, AT("cloud", "tp_mode"), TP_MODES, 0, &c->tp_mode)) ||
         (rc = v_enum(d, AT("transport", "wire_dtype"), WIRES, WIRE_F32, &wire)) ||
         (rc = v_int(d, AT("transport", "chunk_tokens"), 32, 2, &c->chunk_tokens)) ||
         (rc = v_int(d, AT("transport", "inflight"), 4, 1, &c->inflight)) ||
@@ -505,6 +508,12 @@ static int load_scalars(hat_config *c, const ini_doc *d, aux_t *a) {
     c->fault = (fault_kind)fault;
     const ini_kv *p = ini_find(d, "devices", "prompt");
     a->prompt = p ? p->val : NULL;
+    if (c->n_cloud % c->tp)
+        return fail(d, AT("cloud", "tp"), "[cloud] ranks = %d is not a multiple of the tensor-parallel group size %d",
+                    c->n_cloud, c->tp);
+    if (c->tp > 1 && c->run_mode == RUN_CLOUD_ONLY)
+        return fail(d, AT("cloud", "tp"), "tensor parallelism is for the cloud's middle submodel (modes ushape and hat); "
+                    "the cloud-only baseline runs whole models per cloud rank");
     if (c->max_batch_tokens < c->chunk_tokens)
         return fail(d, AT("cloud", "max_batch_tokens"), "%d is below [transport] chunk_tokens = %d",
                     c->max_batch_tokens, c->chunk_tokens);
@@ -649,8 +658,8 @@ static char *dump_resolved(const hat_config *c, const aux_t *a) {
     sb_kv(&b, "path", c->model_path, 0);
     sb_printf(&b, "ctx = %d\ndevice_threads = %d\ncloud_threads = %d\n", c->ctx, c->device_threads, c->cloud_threads);
     sb_printf(&b, "\n[split]\na = %d\nb = %d\n", c->a, c->b);
-    sb_printf(&b, "\n[cloud]\nranks = %d\nscheme = %s\nmax_batch_tokens = %d\nbackend = %s\ngpu_dtype = %s\ngpu = %d\n",
-              c->n_cloud, c->scheme, c->max_batch_tokens, BACKENDS[c->backend], GPU_DTYPES[c->gpu_dtype], c->gpu);
+    sb_printf(&b, "\n[cloud]\nranks = %d\nscheme = %s\ntp = %d\ntp_mode = %s\nmax_batch_tokens = %d\nbackend = %s\ngpu_dtype = %s\ngpu = %d\n",
+              c->n_cloud, c->scheme, c->tp, TP_MODES[c->tp_mode], c->max_batch_tokens, BACKENDS[c->backend], GPU_DTYPES[c->gpu_dtype], c->gpu);
     sb_printf(&b, "\n[transport]\nwire_dtype = %s\nchunk_tokens = %d\ninflight = %d\nemulate_links = %s\n",
               wire_dtype_name(c->wire), c->chunk_tokens, c->inflight, c->emulate_links ? "on" : "off");
     sb_printf(&b, "\n[profiles]\n");

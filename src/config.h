@@ -15,6 +15,12 @@
  *               device_threads = <int> [1]   cloud_threads = <int> [1]
  *   [split]     a = <int> [2]  b = <int> [2]          (device: [0,a) + [L-b,L); cloud: [a,L-b))
  *   [cloud]     ranks = <int> [1]            scheme = replica [replica]
+ *               tp = <int> [1]  (tensor parallelism: the cloud ranks form groups of tp ranks, each
+ *               rank of a group holding 1/tp of the heads and FFN columns of [a, L-b); groups are
+ *               replicas serving devices round-robin; ranks must be a multiple of tp)
+ *               tp_mode = exact|allreduce [exact]  (exact: all-gathers, bit-identical to the unsplit
+ *               model; allreduce: Megatron-LM's two all-reduces per layer, less traffic, equal to
+ *               rounding only; see src/tp.h)
  *               max_batch_tokens = <int> [256]
  *               backend = cpu|cuda|auto [cpu]  (cuda without a GPU, or in a build without CUDA, falls
  *               back to the CPU with a message; auto: cuda where a GPU is present)
@@ -108,6 +114,8 @@ typedef struct {
     /* [cloud] */
     int n_cloud;
     char scheme[16];
+    int tp;                        /* tensor-parallel group size (1: none) */
+    int tp_mode;                   /* tp_mode (tp.h): 0 exact, 1 allreduce */
     int max_batch_tokens;
     int backend;                   /* backend_kind (backend.h): 0 cpu, 1 cuda, 2 auto */
     int gpu_dtype;                 /* backend_dtype: 0 fp16, 1 bf16 */

@@ -42,6 +42,7 @@ int forward_init(forward_state *s, const model *m, int max_tok, int n_ctx, int m
     s->max_logit_rows = max_logit_rows;
     size_t T = (size_t)max_tok;
     int wide = imax(c->dim, c->ffn_dim);
+    if (m->tp_size > 1) wide = imax(wide, m->full_cfg.ffn_dim);   /* exact mode: Wdown's input is the whole FFN row */
     s->x = xmalloc_aligned(T * c->dim * sizeof(float));
     s->xb = xmalloc_aligned(T * wide * sizeof(float));
     s->q = xmalloc_aligned(T * c->dim * sizeof(float));
@@ -61,20 +62,26 @@ int forward_init(forward_state *s, const model *m, int max_tok, int n_ctx, int m
     s->tpos = xmalloc(T * sizeof(int));
     s->tseq = xmalloc(T * sizeof(int));
     if (max_logit_rows > 0) s->logits = xmalloc_aligned((size_t)max_logit_rows * c->n_vocab * sizeof(float));
+    if (m->tp_size > 1 && m->tp_mode == TP_EXACT) {
+        s->tp_recv = xmalloc_aligned(T * imax(m->full_cfg.dim, m->full_cfg.ffn_dim) * sizeof(float));
+        s->tp_wide = xmalloc_aligned(T * m->full_cfg.ffn_dim * sizeof(float));
+    }
     return HAT_OK;
 }
 
 void forward_free(forward_state *s) {
     free(s->x); free(s->xb); free(s->q); free(s->k); free(s->v); free(s->att);
     free(s->hb); free(s->hb2); free(s->act); free(s->scores); free(s->q16); free(s->lanes); free(s->rope);
-    free(s->logits); free(s->tpos); free(s->tseq);
+    free(s->logits); free(s->tpos); free(s->tseq); free(s->tp_recv); free(s->tp_wide);
     memset(s, 0, sizeof *s);
 }
 
 size_t forward_bytes(const forward_state *s, const model *m) {
     const model_config *c = &m->cfg;
     size_t T = (size_t)s->max_tok, wide = (size_t)imax(c->dim, c->ffn_dim);
-    return 4 * T * (3 * c->dim + wide + 2 * c->kv_dim + 2 * c->ffn_dim) + T * s->act_row +
+    if (m->tp_size > 1) wide = (size_t)imax((int)wide, m->full_cfg.ffn_dim);
+    const size_t tpb = s->tp_recv ? 4 * T * ((size_t)imax(m->full_cfg.dim, m->full_cfg.ffn_dim) + m->full_cfg.ffn_dim) : 0;
+    return tpb + 4 * T * (3 * c->dim + wide + 2 * c->kv_dim + 2 * c->ffn_dim) + T * s->act_row +
            4 * (size_t)s->n_threads * s->n_ctx + 2 * (size_t)s->n_threads * c->head_dim +
            4 * VM_LANES_SINGLE * (size_t)s->n_threads * c->head_dim + 4 * T * c->head_dim +
            4 * (size_t)s->max_logit_rows * c->n_vocab + 2 * T * sizeof(int);
@@ -201,6 +208,27 @@ static void attention(forward_state *s, const model_config *c, const forward_seq
     }
 }
 
+/* TP_EXACT: out (n, size * w) = every rank's in (n, w) side by side, in rank order */
+static void tp_gather_cols(forward_state *s, const tp_comm *tp, const float *in, float *out, int n, int w, int layer,
+                           const char *what) {
+    char err[256];
+    CHECK(tp->allgather(tp->ctx, in, s->tp_recv, (size_t)n * w, err, sizeof err) == 0,
+          "forward: layer %d %s all-gather (tp rank %d of %d): %s", layer, what, tp->rank, tp->size, err);
+    const int W = w * tp->size;
+    for (int r = 0; r < tp->size; r++)
+        for (int t = 0; t < n; t++)
+            memcpy(out + (size_t)t * W + (size_t)r * w, s->tp_recv + ((size_t)r * n + t) * w, (size_t)w * sizeof(float));
+}
+
+/* TP_EXACT: this rank's features [d0, d0 + w) of the residual: xb (n, w) = x[:, d0:d0+w] + xb (the
+ * unsplit x[i] += xb[i], bit for bit: IEEE addition commutes), then every rank's slice into x */
+static void tp_residual_exact(forward_state *s, const tp_comm *tp, int n, int dim, int layer, const char *what) {
+    const int w = dim / tp->size, d0 = tp->rank * w;
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < w; i++) s->xb[(size_t)t * w + i] += s->x[(size_t)t * dim + d0 + i];
+    tp_gather_cols(s, tp, s->xb, s->x, n, w, layer, what);
+}
+
 /* x += xb; under tensor parallelism xb is this rank's partial product: rank 0 adds it to the
  * residual, the others contribute it alone, and the group's sum is the new residual */
 static void residual_add(forward_state *s, int n, int dim, const tp_comm *tp, int layer, const char *what) {
@@ -257,7 +285,37 @@ void transformer_forward_batch(const model *m, forward_state *s, const forward_b
     }
     if (runs) rope_table(s->rope, n, c->head_dim, s->tpos, c->rope_base);
     s->act_type = -1;   /* s->act holds nothing of this call yet */
-    for (int l = a->l0; l < a->l1; l++) {
+    const int exact = tp_active(a->tp) && m->tp_mode == TP_EXACT;
+    CHECK(!tp_active(a->tp) || (m->tp_size == a->tp->size && m->tp_rank == a->tp->rank && (!exact || s->tp_recv)),
+          "forward: tensor-parallel group (rank %d of %d) and shard (rank %d of %d) disagree", a->tp->rank, a->tp->size,
+          m->tp_rank, m->tp_size);
+    for (int l = a->l0; l < a->l1 && exact; l++) {   /* TP_EXACT (tp.h): whole output features, all-gathers */
+        const layer_weights *w = &m->layers[l];
+        const int qd = c->n_head * c->head_dim, fl = c->ffn_dim;
+        rmsnorm(s->xb, s->x, w->attn_norm, n, dim, c->norm_eps);
+        matmul(s, s->q, s->xb, &w->wq, n, 0);
+        matmul(s, s->k, s->xb, &w->wk, n, 1);
+        matmul(s, s->v, s->xb, &w->wv, n, 1);
+        rope(s->q, s->rope, n, c->n_head, c->head_dim);
+        rope(s->k, s->rope, n, c->n_head_kv, c->head_dim);
+        for (int t = 0; t < n; t++) {
+            const kvcache *kv = a->seqs[s->tseq[t]].kv;
+            fp32_to_fp16_row(s->k + (size_t)t * kvd, kvcache_k(kv, l, s->tpos[t]), kvd);
+            fp32_to_fp16_row(s->v + (size_t)t * kvd, kvcache_v(kv, l, s->tpos[t]), kvd);
+        }
+        attention(s, c, a->seqs, l, n);
+        tp_gather_cols(s, a->tp, s->att, s->q, n, qd, l, "attention output");   /* q: free, (n, full q dim) */
+        matmul(s, s->xb, s->q, &w->wo, n, 0);
+        tp_residual_exact(s, a->tp, n, dim, l, "attention residual");
+        rmsnorm(s->xb, s->x, w->ffn_norm, n, dim, c->norm_eps);
+        matmul(s, s->hb, s->xb, &w->w_gate, n, 0);
+        matmul(s, s->hb2, s->xb, &w->w_up, n, 1);
+        vm_swiglu((int64_t)n * fl, s->hb, s->hb, s->hb2);
+        tp_gather_cols(s, a->tp, s->hb, s->tp_wide, n, fl, l, "SwiGLU output");
+        matmul(s, s->xb, s->tp_wide, &w->w_down, n, 0);
+        tp_residual_exact(s, a->tp, n, dim, l, "FFN residual");
+    }
+    for (int l = a->l0; l < a->l1 && !exact; l++) {
         const layer_weights *w = &m->layers[l];
         rmsnorm(s->xb, s->x, w->attn_norm, n, dim, c->norm_eps);
         matmul(s, s->q, s->xb, &w->wq, n, 0);

@@ -32,6 +32,8 @@ typedef struct {
     float *logits;   /* (max_logit_rows, n_vocab) */
     int *tpos;       /* (max_tok) position of each token of the call */
     int *tseq;       /* (max_tok) sequence of each token of the call */
+    float *tp_recv;  /* tensor-parallel shard, exact mode: (max_tok, max(dim, full ffn)) all-gather target */
+    float *tp_wide;  /* (max_tok, full ffn) the whole SwiGLU output */
 } forward_state;
 
 /* max_logit_rows: how many rows of logits one call may ask for (1, or max_tok for logits_all). */

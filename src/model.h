@@ -59,6 +59,10 @@ typedef struct model {
     size_t bytes_heap;           /* heap held by weights (fp32 reference copies) */
     void **owned;
     int n_owned;
+    /* a tensor-parallel shard (tp.h): rank tp_rank of tp_size in mode tp_mode; cfg is the shard's,
+     * full_cfg the unsplit model's. tp_size 0 or 1: a whole model. */
+    int tp_rank, tp_size, tp_mode;
+    model_config full_cfg;
 } model;
 
 /* Reads hyper-parameters only (validated: positive, divisible, consistent). */

@@ -2,9 +2,12 @@
  * Pure C (no MPI): the plan is computed identically on every rank from the config.
  *
  * Ranks: 0 .. n_cloud-1 are cloud ranks, n_cloud .. n_cloud+n_devices-1 are devices (device i
- * is rank n_cloud + i). Cloud scheme "replica": every cloud rank holds the whole middle
- * submodel [a, L-b) and serves devices i with i mod n_cloud == its cloud index, each device in
- * its own session (own KV cache). A device holds the embedding, [0, a), [L-b, L), the final
+ * is rank n_cloud + i). The cloud ranks form n_cloud / tp groups of tp consecutive ranks (tensor
+ * parallelism, tp.h; tp = 1: every cloud rank is a group of its own). Cloud scheme "replica": every
+ * group holds the whole middle submodel [a, L-b) (each of its ranks 1/tp of every layer) and serves
+ * devices i with i mod n_groups == its group index, each device in its own session (own KV cache).
+ * The first rank of a group (its leader) exchanges every message with those devices and hands each
+ * step to the other ranks of the group. A device holds the embedding, [0, a), [L-b, L), the final
  * norm and the LM head.
  */
 #ifndef HAT_PARTITION_H
@@ -16,16 +19,23 @@ typedef enum { ROLE_CLOUD = 0, ROLE_DEVICE = 1 } hat_role;
 
 typedef struct {
     int n_layer, a, b, n_cloud, n_devices;
+    int tp;   /* tensor-parallel group size (n_cloud is a multiple) */
 } partition;
 
 static inline hat_role partition_role(const partition *p, int rank) { return rank < p->n_cloud ? ROLE_CLOUD : ROLE_DEVICE; }
 static inline int partition_device_of_rank(const partition *p, int rank) { return rank - p->n_cloud; }
 static inline int partition_rank_of_device(const partition *p, int dev) { return p->n_cloud + dev; }
-static inline int partition_cloud_of_device(const partition *p, int dev) { return dev % p->n_cloud; }
-/* devices served by cloud rank c: c, c + n_cloud, ... */
-static inline int partition_n_served(const partition *p, int c) {
-    return p->n_devices / p->n_cloud + (c < p->n_devices % p->n_cloud);
+static inline int partition_n_groups(const partition *p) { return p->n_cloud / p->tp; }
+static inline int partition_group_of_rank(const partition *p, int rank) { return rank / p->tp; }
+static inline int partition_is_leader(const partition *p, int rank) { return rank % p->tp == 0; }
+/* the cloud rank a device talks to: the leader of its group */
+static inline int partition_cloud_of_device(const partition *p, int dev) { return (dev % partition_n_groups(p)) * p->tp; }
+/* devices served by group g: g, g + n_groups, ... */
+static inline int partition_n_served(const partition *p, int g) {
+    const int G = partition_n_groups(p);
+    return p->n_devices / G + (g < p->n_devices % G);
 }
+static inline int partition_device_served(const partition *p, int g, int i) { return g + i * partition_n_groups(p); }
 
 /* Human-readable plan (several lines) for the log and the trace. */
 void partition_describe(const partition *p, char *buf, size_t len);

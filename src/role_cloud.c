@@ -12,6 +12,11 @@
  * sequence with single-token numerics and answered with one reply of all their rows. A round
  * that starts before the session's cache end rolls the cache back to its first position: those
  * positions held the previous round's rejected drafts.
+ *
+ * Tensor parallelism ([cloud] tp > 1): the group's first rank (the leader) does all of the above;
+ * before each step it broadcasts the step (its sequences, then the input hidden states) to the
+ * other ranks of its group, which only run steps (role_cloud_member) until the leader broadcasts
+ * the end. Every rank of the group applies the same rollbacks, so their caches stay in step.
  */
 #include "run.h"
 
@@ -40,10 +45,51 @@ static void session_poll(session *s, int inflight, double *next) {
     }
 }
 
+/* what the leader broadcasts before each step: n_seq sequences (-1: the end) of n_tok tokens */
+typedef struct {
+    int32_t n_seq, n_tok;
+} step_head;
+
+static void group_bcast(run_ctx *r, void *buf, size_t bytes, const char *what) {
+    char err[HAT_ERRLEN];
+    CHECK(r->tp.bcast(r->tp.ctx, buf, bytes, err, sizeof err) == 0, "cloud group %d: broadcasting %s: %s",
+          partition_group_of_rank(&r->part, r->rank), what, err);
+}
+
+/* a non-leader rank of a tensor-parallel group: runs the leader's steps on its shard */
+static void role_cloud_member(run_ctx *r) {
+    backend *be = r->be;
+    char err[HAT_ERRLEN];
+    const int dim = r->mc.dim;
+    backend_seq *seqs = xcalloc((size_t)be->n_slots, sizeof *seqs);
+    for (;;) {
+        step_head h;
+        group_bcast(r, &h, sizeof h, "a step");
+        if (h.n_seq < 0) break;
+        CHECK(h.n_seq >= 1 && h.n_seq <= be->n_slots && h.n_tok >= 1 && h.n_tok <= be->max_tok,
+              "cloud group step of %d sequences, %d tokens (planned: %d slots, %d tokens)", h.n_seq, h.n_tok, be->n_slots,
+              be->max_tok);
+        group_bcast(r, seqs, sizeof *seqs * (size_t)h.n_seq, "a step's sequences");
+        for (int i = 0; i < h.n_seq; i++) {
+            const backend_seq *s = &seqs[i];
+            CHECK(s->slot >= 0 && s->slot < be->n_slots, "cloud group step: slot %d", s->slot);
+            if (s->pos0 >= 0 && s->pos0 < backend_kv_len(be, s->slot)) backend_truncate(be, s->slot, s->pos0);
+        }
+        group_bcast(r, backend_io(be), sizeof(float) * (size_t)h.n_tok * dim, "a step's hidden states");
+        CHECK(backend_forward(be, seqs, h.n_seq, err, sizeof err) == HAT_OK, "%s", err);
+    }
+    free(seqs);
+}
+
 void role_cloud_main(run_ctx *r) {
+    if (!partition_is_leader(&r->part, r->rank)) {
+        role_cloud_member(r);
+        return;
+    }
     const hat_config *cfg = &r->cfg;
     const int dim = r->mc.dim;
-    const int cidx = r->rank, n = partition_n_served(&r->part, cidx);
+    const int group = tp_active(&r->tp);
+    const int cidx = partition_group_of_rank(&r->part, r->rank), n = partition_n_served(&r->part, cidx);
     int K;
     const int max_msg_tok = run_msg_max_tok(cfg);
     K = run_msg_depth(cfg);
@@ -55,7 +101,7 @@ void role_cloud_main(run_ctx *r) {
     session *S = xcalloc((size_t)n, sizeof *S);
     for (int i = 0; i < n; i++) {
         session *s = &S[i];
-        s->device = cidx + i * cfg->n_cloud;
+        s->device = partition_device_served(&r->part, cidx, i);
         link_params down;
         link_params_from_profile(&down, &cfg->dev[s->device].link, 1);
         endpoint_init(&s->ep, partition_rank_of_device(&r->part, s->device), s->device, 1, K, dim, max_msg_tok, cfg->wire,
@@ -127,6 +173,12 @@ void role_cloud_main(run_ctx *r) {
         }
         rr = (rr + 1) % n;
         const double t0 = comm_now();
+        if (group) {
+            step_head sh = {ns, tok};
+            group_bcast(r, &sh, sizeof sh, "a step");
+            group_bcast(r, seqs, sizeof *seqs * (size_t)ns, "a step's sequences");
+            group_bcast(r, io, sizeof(float) * (size_t)tok * dim, "a step's hidden states");
+        }
         CHECK(backend_forward(be, seqs, ns, err, sizeof err) == HAT_OK, "%s", err);
         const double t1 = comm_now();
         trace_batch tb = {.cloud_rank = (uint32_t)r->rank, .batch = batch_no++, .n_tok = (uint32_t)tok, .n_dev = (uint32_t)ns,
@@ -149,6 +201,10 @@ void role_cloud_main(run_ctx *r) {
                 s->qn--;
             }
         }
+    }
+    if (group) {
+        step_head end = {-1, 0};
+        group_bcast(r, &end, sizeof end, "the end");
     }
     for (int i = 0; i < n; i++) {
         endpoint_free(&S[i].ep);

@@ -255,7 +255,7 @@ void role_cloudonly_cloud_main(run_ctx *r) {
     co_session *S = xcalloc((size_t)n, sizeof *S);
     for (int i = 0; i < n; i++) {
         co_session *s = &S[i];
-        s->device = cidx + i * cfg->n_cloud;
+        s->device = partition_device_served(&r->part, cidx, i);
         const device_cfg *dc = &cfg->dev[s->device];
         s->max_tokens = dc->max_tokens;
         CHECK(kvcache_init(&s->kv, 0, L, cfg->ctx, r->mc.kv_dim, err, sizeof err) == HAT_OK, "%s", err);

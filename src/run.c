@@ -7,6 +7,7 @@
  * without touching an existing trace.
  */
 #include "run.h"
+#include "collective.h"
 
 #include "build_info.h"
 #include "comm.h"
@@ -139,6 +140,7 @@ static void set_attrs(run_ctx *r, trace_file *tf, const char *trace_path) {
     trace_set_attr_int(tf, "n_ranks", r->size);
     trace_set_attr_int(tf, "n_devices", r->cfg.n_devices);
     trace_set_attr_int(tf, "n_cloud", r->cfg.n_cloud);
+    trace_set_attr_int(tf, "cloud_tp", r->cfg.tp);
     trace_set_attr_int(tf, "split_a", r->cfg.a);
     trace_set_attr_int(tf, "split_b", r->cfg.b);
     trace_set_attr_int(tf, "n_layer", r->mc.n_layer);
@@ -225,7 +227,7 @@ int cli_run(int argc, char **argv) {
 
     rc = config_validate(&r->cfg, r->size, r->mc.n_layer, r->mc.n_ctx_train, err, sizeof err);
     if (stage(rc, err, "config")) goto fail;
-    r->part = (partition){r->mc.n_layer, r->cfg.a, r->cfg.b, r->cfg.n_cloud, r->cfg.n_devices};
+    r->part = (partition){r->mc.n_layer, r->cfg.a, r->cfg.b, r->cfg.n_cloud, r->cfg.n_devices, r->cfg.tp};
     r->role = partition_role(&r->part, r->rank);
     char role[32];
     if (r->role == ROLE_DEVICE) {
@@ -250,18 +252,23 @@ int cli_run(int argc, char **argv) {
     }
     if (stage(rc, err, "adapter")) goto fail;
 
+    /* tensor-parallel groups of cloud ranks (every rank takes part in the split) */
+    r->tp = (tp_comm){.size = 1};
+    if (r->cfg.tp > 1)
+        collective_group_open(&r->tp, r->role == ROLE_CLOUD ? partition_group_of_rank(&r->part, r->rank) : -1, r->rank,
+                              r->cfg.tp_mode);
     /* cloud ranks: the middle submodel on the backend the config asks for (cpu, cuda, auto) */
     if (r->role == ROLE_CLOUD && r->cfg.run_mode != RUN_CLOUD_ONLY) {
         const int L = r->mc.n_layer;
         rc = model_load_file(&r->cloud_model, r->gf, &(model_part){.l0 = r->cfg.a, .l1 = L - r->cfg.b}, err, sizeof err);
         if (!rc) {
-            const int partners = partition_n_served(&r->part, r->rank);
+            const int partners = partition_n_served(&r->part, partition_group_of_rank(&r->part, r->rank));
             const int max_tok = run_msg_max_tok(&r->cfg) > r->cfg.max_batch_tokens ? run_msg_max_tok(&r->cfg)
                                                                                    : r->cfg.max_batch_tokens;
             backend_desc bd = {.kind = (backend_kind)r->cfg.backend, .m = r->cloud_model, .l0 = r->cfg.a,
                                .l1 = L - r->cfg.b, .n_slots = partners > 0 ? partners : 1, .max_tok = max_tok,
                                .n_ctx = r->cfg.ctx, .n_threads = r->cfg.cloud_threads, .gpu = r->cfg.gpu,
-                               .local_rank = comm_get()->local_rank, .dtype = (backend_dtype)r->cfg.gpu_dtype};
+                               .local_rank = comm_get()->local_rank, .dtype = (backend_dtype)r->cfg.gpu_dtype, .tp = r->tp, .nccl = 1};
             rc = backend_open(&r->be, &bd, r->backend_note, sizeof r->backend_note, err, sizeof err);
         }
     }
@@ -324,6 +331,7 @@ done:
     adapter_free(r->ad);
     backend_free(r->be);
     model_free(r->cloud_model);
+    collective_group_close(&r->tp);
     if (r->tok) tokenizer_free(r->tok);
     if (r->gf) gguf_close(r->gf);
     config_free(&r->cfg);

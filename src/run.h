@@ -29,6 +29,7 @@ typedef struct {
     model *cloud_model;
     backend *be;
     char backend_note[320];   /* why a requested CUDA backend fell back to the CPU ("" if it did not) */
+    tp_comm tp;               /* cloud ranks: the tensor-parallel group (size 1: none; collective.h) */
 } run_ctx;
 
 int cli_run(int argc, char **argv);

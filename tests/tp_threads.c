@@ -53,6 +53,17 @@ static int allreduce(void *ctx, float *buf, size_t n, char *err, size_t errlen) 
     return 0;
 }
 
+static int allgather(void *ctx, const float *send, float *recv, size_t n, char *err, size_t errlen) {
+    (void)err; (void)errlen;
+    member *m = ctx;
+    tp_threads *g = m->g;
+    g->bufs[m->r] = (float *)send;
+    pthread_barrier_wait(&g->bar);
+    for (int r = 0; r < g->size; r++) memcpy(recv + (size_t)r * n, g->bufs[r], n * sizeof(float));
+    pthread_barrier_wait(&g->bar);
+    return 0;
+}
+
 static int bcast(void *ctx, void *buf, size_t bytes, char *err, size_t errlen) {
     (void)err; (void)errlen;
     member *m = ctx;
@@ -66,7 +77,8 @@ static int bcast(void *ctx, void *buf, size_t bytes, char *err, size_t errlen) {
 
 tp_comm tp_threads_comm(tp_threads *g, int r) {
     members[r] = (member){g, r};
-    return (tp_comm){.rank = r, .size = g->size, .ctx = &members[r], .allreduce = allreduce, .bcast = bcast};
+    return (tp_comm){.rank = r, .size = g->size, .ctx = &members[r], .allreduce = allreduce,
+                     .allgather = allgather, .bcast = bcast};
 }
 
 typedef struct {

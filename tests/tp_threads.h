@@ -10,7 +10,7 @@ typedef struct tp_threads tp_threads;
 
 tp_threads *tp_threads_new(int size);
 void tp_threads_free(tp_threads *g);
-/* the tp_comm of rank r */
+/* the tp_comm of rank r (mode TP_EXACT; set .mode for the other) */
 tp_comm tp_threads_comm(tp_threads *g, int r);
 /* runs fn(r, arg[r]) on `size` threads and joins them */
 void tp_threads_run(int size, void (*fn)(int r, void *arg), void *const *args);
