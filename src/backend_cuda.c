@@ -13,6 +13,13 @@
  *   io <- x                                            one device-to-host copy, then sync
  * Weights: from a loaded GGUF part (each matrix dequantised to fp32 on the host, converted on the
  * GPU), or synthetic (generated on the GPU by hk_synth_fill_range: no host copy, no file).
+ * Tensor parallelism (tp.h, backend_desc.tp): this rank holds its heads' rows of Wq/Wk/Wv and its
+ * FFN features' rows of Wgate/Wup; in mode exact its residual features' rows of Wo and Wdown (the
+ * GEMMs write straight into its columns of x: ldc = dim, beta = 1), then the attention output, the
+ * SwiGLU output and the residual slices are all-gathered; in mode allreduce Wo and Wdown's columns
+ * (rank 0's GEMM keeps beta = 1, the others beta = 0) and x is all-reduced twice per layer. The
+ * collectives run with NCCL on device buffers when every rank of the group has its own GPU
+ * (backend_desc.nccl), else host-staged: device -> pinned host -> tp_comm (MPI) -> device.
  * Only this file and kernels/ include CUDA headers.
  */
 #include "backend.h"
@@ -24,15 +31,18 @@
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
+#ifdef HAT_HAVE_NCCL
+#include <nccl.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct {
-    void *wqkv;              /* (dim + 2 kv_dim, dim) [dtype]: Wq, Wk, Wv stacked */
-    void *wo;                /* (dim, dim) */
-    void *wgu;               /* (2 ffn, dim): Wgate, Wup stacked */
-    void *wdown;             /* (dim, ffn) */
+    void *wqkv;              /* (qd + 2 kv_dim, dim) [dtype]: Wq, Wk, Wv stacked (this rank's heads) */
+    void *wo;                /* (o_rows, o_cols) */
+    void *wgu;               /* (2 fl, dim): Wgate, Wup stacked (this rank's FFN features) */
+    void *wdown;             /* (d_rows, d_cols) */
     float *attn_norm, *ffn_norm;   /* (dim) fp32 */
 } cu_layer;
 
@@ -56,6 +66,20 @@ typedef struct {
     int32_t *h_meta;         /* pinned mirror */
     float *h_io;             /* (max_tok, dim) pinned */
     size_t bytes_weights, bytes_kv, bytes_work;
+    /* this rank's shapes (the whole model's without tensor parallelism) */
+    int hl, hkvl, qd, kvd, fl;   /* query heads, kv heads, q width, kv width, FFN features */
+    int o_rows, o_cols, d_rows, d_cols;   /* Wo and Wdown as held */
+    /* tensor parallelism */
+    tp_comm tp;
+    int S, rank, mode, d0, ds;   /* group size (1: none), rank, tp_mode, residual features [d0, d0 + ds) */
+    void *tp_send, *tp_recv;     /* device: (max_tok, max(dim, ffn)) f32, and S times that */
+    void *hb_full;               /* exact: (max_tok, ffn) [dtype] the whole SwiGLU output */
+    char *h_send, *h_recv;       /* pinned host staging of the host-staged collectives */
+    int use_nccl;
+#ifdef HAT_HAVE_NCCL
+    ncclComm_t nccl;
+#endif
+    char tp_note[96];
 } cu_impl;
 
 #define CU(call, what)                                                                                        \
@@ -94,19 +118,82 @@ int backend_cuda_available(int *n_gpu, char *why, size_t whylen) {
 
 /* out (n, d_out) [f32] = beta * out + X (n, d_in) [dtype] @ W^T, W (d_out, d_in) [dtype], row-major:
  * column-major C (d_out x n) = op_T(W stored (d_in x d_out)) * X stored (d_in x n) */
-static int gemm(cu_impl *c, float *out, const void *W, const void *X, int n, int d_out, int d_in, float beta,
-                char *err, size_t errlen) {
+static int gemm_ld(cu_impl *c, float *out, int ldc, const void *W, const void *X, int n, int d_out, int d_in, float beta,
+                   char *err, size_t errlen) {
     const float alpha = 1.0f;
     BL(cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, d_out, n, d_in, &alpha, W, c->ct, d_in, X, c->ct, d_in, &beta,
-                    out, CUDA_R_32F, d_out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                    out, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
        "GEMM");
     return HAT_OK;
+}
+static int gemm(cu_impl *c, float *out, const void *W, const void *X, int n, int d_out, int d_in, float beta,
+                char *err, size_t errlen) {
+    return gemm_ld(c, out, d_out, W, X, n, d_out, d_in, beta, err, errlen);
+}
+
+/* ---- the group's collectives on device buffers (stream-ordered) ---- */
+
+/* recv (S * bytes) = every rank's send (bytes), in rank order */
+static int dev_allgather(cu_impl *c, const void *send, void *recv, size_t bytes, char *err, size_t errlen) {
+#ifdef HAT_HAVE_NCCL
+    if (c->use_nccl) {
+        const ncclResult_t r = ncclAllGather(send, recv, bytes, ncclUint8, c->nccl, c->st);
+        if (r != ncclSuccess)
+            return hat_err(err, errlen, HAT_ERR_UNSUPPORTED, "backend cuda: NCCL all-gather: %s", ncclGetErrorString(r));
+        return HAT_OK;
+    }
+#endif
+    CU(cudaMemcpyAsync(c->h_send, send, bytes, cudaMemcpyDeviceToHost, c->st), "tp: staging to the host");
+    CU(cudaStreamSynchronize(c->st), "tp: staging to the host");
+    int rc = c->tp.allgather(c->tp.ctx, c->h_send, c->h_recv, bytes, err, errlen);
+    if (rc) return rc;
+    CU(cudaMemcpyAsync(recv, c->h_recv, bytes * (size_t)c->S, cudaMemcpyHostToDevice, c->st), "tp: staging to the GPU");
+    return HAT_OK;
+}
+
+/* x (n floats) = sum over the group */
+static int dev_allreduce(cu_impl *c, float *x, size_t n, char *err, size_t errlen) {
+#ifdef HAT_HAVE_NCCL
+    if (c->use_nccl) {
+        const ncclResult_t r = ncclAllReduce(x, x, n, ncclFloat, ncclSum, c->nccl, c->st);
+        if (r != ncclSuccess)
+            return hat_err(err, errlen, HAT_ERR_UNSUPPORTED, "backend cuda: NCCL all-reduce: %s", ncclGetErrorString(r));
+        return HAT_OK;
+    }
+#endif
+    CU(cudaMemcpyAsync(c->h_send, x, n * sizeof(float), cudaMemcpyDeviceToHost, c->st), "tp: staging to the host");
+    CU(cudaStreamSynchronize(c->st), "tp: staging to the host");
+    int rc = c->tp.allreduce(c->tp.ctx, (float *)c->h_send, n, err, errlen);
+    if (rc) return rc;
+    CU(cudaMemcpyAsync(x, c->h_send, n * sizeof(float), cudaMemcpyHostToDevice, c->st), "tp: staging to the GPU");
+    return HAT_OK;
+}
+
+/* dst (n, S*w) [esz-byte elements] = every rank's src (n, w) side by side */
+static int gather_cols(cu_impl *c, void *dst, const void *src, int n, int w, size_t esz, char *err, size_t errlen) {
+    const size_t row = (size_t)w * esz;
+    int rc = dev_allgather(c, src, c->tp_recv, row * (size_t)n, err, errlen);
+    if (rc) return rc;
+    for (int r = 0; r < c->S; r++)
+        CU(cudaMemcpy2DAsync((char *)dst + (size_t)r * row, row * c->S, (const char *)c->tp_recv + (size_t)r * n * row, row,
+                             row, (size_t)n, cudaMemcpyDeviceToDevice, c->st),
+           "tp: unpacking a gather");
+    return HAT_OK;
+}
+
+/* exact mode: every rank's residual features [d0, d0 + ds) of x (n, dim) into every rank's x */
+static int gather_residual(cu_impl *c, int n, int dim, char *err, size_t errlen) {
+    const size_t row = (size_t)c->ds * sizeof(float);
+    CU(cudaMemcpy2DAsync(c->tp_send, row, (const char *)c->x + (size_t)c->d0 * sizeof(float), (size_t)dim * sizeof(float),
+                         row, (size_t)n, cudaMemcpyDeviceToDevice, c->st),
+       "tp: packing the residual");
+    return gather_cols(c, c->x, c->tp_send, n, c->ds, sizeof(float), err, errlen);
 }
 
 static int cuda_forward(backend *b, const backend_seq *seqs, int n_seq, char *err, size_t errlen) {
     cu_impl *c = b->impl;
     const model_config *mc = &b->cfg;
-    const int dim = mc->dim, kvd = mc->kv_dim, ffn = mc->ffn_dim;
+    const int dim = mc->dim;
     const int rc = backend_check_step(b, seqs, n_seq, err, errlen);
     if (rc) return rc;
     int tok = 0, max_pos = 0;
@@ -125,25 +212,45 @@ static int cuda_forward(backend *b, const backend_seq *seqs, int n_seq, char *er
     CU(cudaMemcpyAsync(c->d_meta, c->h_meta, sizeof(int32_t) * 2 * (size_t)b->max_tok, cudaMemcpyHostToDevice, c->st),
        "copy metadata");
     CU(cudaMemcpyAsync(c->x, c->h_io, sizeof(float) * (size_t)tok * dim, cudaMemcpyHostToDevice, c->st), "copy input");
+    const int qd = c->qd, kvl = c->kvd, fl = c->fl, tp = c->S > 1, exact = tp && c->mode == TP_EXACT;
+    const float beta_res = !tp || exact || c->rank == 0 ? 1.0f : 0.0f;   /* allreduce: rank 0 keeps the residual */
     for (int l = b->l0; l < b->l1; l++) {
         const int li = l - b->l0;
         const cu_layer *w = &c->layers[li];
         const size_t es = hk_dtype_size(c->wt);
         HK(hk_rmsnorm(c->st, c->xn, c->wt, c->x, w->attn_norm, tok, dim, mc->norm_eps));
-        if (gemm(c, c->q, w->wqkv, c->xn, tok, dim, dim, 0.0f, err, errlen) ||
-            gemm(c, c->k, (const char *)w->wqkv + (size_t)dim * dim * es, c->xn, tok, kvd, dim, 0.0f, err, errlen) ||
-            gemm(c, c->v, (const char *)w->wqkv + ((size_t)dim + kvd) * dim * es, c->xn, tok, kvd, dim, 0.0f, err, errlen))
+        if (gemm(c, c->q, w->wqkv, c->xn, tok, qd, dim, 0.0f, err, errlen) ||
+            gemm(c, c->k, (const char *)w->wqkv + (size_t)qd * dim * es, c->xn, tok, kvl, dim, 0.0f, err, errlen) ||
+            gemm(c, c->v, (const char *)w->wqkv + ((size_t)qd + kvl) * dim * es, c->xn, tok, kvl, dim, 0.0f, err, errlen))
             return HAT_ERR_UNSUPPORTED;
-        HK(hk_rope(c->st, c->q, c->k, d_pos, tok, mc->n_head, mc->n_head_kv, mc->head_dim, mc->rope_dim, mc->rope_base));
-        HK(hk_kv_store(c->st, c->d_kc, c->d_vc, c->k, c->v, d_slot, d_pos, tok, li, b->n_ctx, kvd));
-        HK(hk_attention(c->st, c->att, c->q, c->d_kc, c->d_vc, d_slot, d_pos, tok, max_pos, li, b->n_ctx, mc->n_head,
-                        mc->n_head_kv, mc->head_dim));
-        HK(hk_convert(c->st, c->xn, c->wt, c->att, HK_F32, (size_t)tok * dim));
-        if (gemm(c, c->x, w->wo, c->xn, tok, dim, dim, 1.0f, err, errlen)) return HAT_ERR_UNSUPPORTED;
+        HK(hk_rope(c->st, c->q, c->k, d_pos, tok, c->hl, c->hkvl, mc->head_dim, mc->rope_dim, mc->rope_base));
+        HK(hk_kv_store(c->st, c->d_kc, c->d_vc, c->k, c->v, d_slot, d_pos, tok, li, b->n_ctx, kvl));
+        HK(hk_attention(c->st, c->att, c->q, c->d_kc, c->d_vc, d_slot, d_pos, tok, max_pos, li, b->n_ctx, c->hl, c->hkvl,
+                        mc->head_dim));
+        int rc = HAT_OK;
+        if (exact) {   /* the whole attention output (q is free: (tok, dim)), this rank's rows of Wo into its columns of x */
+            if ((rc = gather_cols(c, c->q, c->att, tok, qd, sizeof(float), err, errlen))) return rc;
+            HK(hk_convert(c->st, c->xn, c->wt, c->q, HK_F32, (size_t)tok * c->o_cols));
+            if ((rc = gemm_ld(c, c->x + c->d0, dim, w->wo, c->xn, tok, c->o_rows, c->o_cols, 1.0f, err, errlen)) ||
+                (rc = gather_residual(c, tok, dim, err, errlen)))
+                return rc;
+        } else {
+            HK(hk_convert(c->st, c->xn, c->wt, c->att, HK_F32, (size_t)tok * qd));
+            if ((rc = gemm(c, c->x, w->wo, c->xn, tok, dim, qd, beta_res, err, errlen))) return rc;
+            if (tp && (rc = dev_allreduce(c, c->x, (size_t)tok * dim, err, errlen))) return rc;
+        }
         HK(hk_rmsnorm(c->st, c->xn, c->wt, c->x, w->ffn_norm, tok, dim, mc->norm_eps));
-        if (gemm(c, c->gu, w->wgu, c->xn, tok, 2 * ffn, dim, 0.0f, err, errlen)) return HAT_ERR_UNSUPPORTED;
-        HK(hk_swiglu(c->st, c->xn, c->wt, c->gu, tok, ffn));
-        if (gemm(c, c->x, w->wdown, c->xn, tok, dim, ffn, 1.0f, err, errlen)) return HAT_ERR_UNSUPPORTED;
+        if (gemm(c, c->gu, w->wgu, c->xn, tok, 2 * fl, dim, 0.0f, err, errlen)) return HAT_ERR_UNSUPPORTED;
+        HK(hk_swiglu(c->st, c->xn, c->wt, c->gu, tok, fl));
+        if (exact) {
+            if ((rc = gather_cols(c, c->hb_full, c->xn, tok, fl, es, err, errlen)) ||
+                (rc = gemm_ld(c, c->x + c->d0, dim, w->wdown, c->hb_full, tok, c->d_rows, c->d_cols, 1.0f, err, errlen)) ||
+                (rc = gather_residual(c, tok, dim, err, errlen)))
+                return rc;
+        } else {
+            if ((rc = gemm(c, c->x, w->wdown, c->xn, tok, dim, fl, beta_res, err, errlen))) return rc;
+            if (tp && (rc = dev_allreduce(c, c->x, (size_t)tok * dim, err, errlen))) return rc;
+        }
     }
     CU(cudaMemcpyAsync(c->h_io, c->x, sizeof(float) * (size_t)tok * dim, cudaMemcpyDeviceToHost, c->st), "copy output");
     CU(cudaStreamSynchronize(c->st), "step");
@@ -170,7 +277,11 @@ static void cuda_free(backend *b) {
         cudaFree(c->d_kc); cudaFree(c->d_vc);
         cudaFree(c->x); cudaFree(c->xn); cudaFree(c->q); cudaFree(c->k); cudaFree(c->v);
         cudaFree(c->att); cudaFree(c->gu); cudaFree(c->d_meta);
-        cudaFreeHost(c->h_meta); cudaFreeHost(c->h_io);
+        cudaFree(c->tp_send); cudaFree(c->tp_recv); cudaFree(c->hb_full);
+        cudaFreeHost(c->h_meta); cudaFreeHost(c->h_io); cudaFreeHost(c->h_send); cudaFreeHost(c->h_recv);
+#ifdef HAT_HAVE_NCCL
+        if (c->use_nccl) ncclCommDestroy(c->nccl);
+#endif
         free(c->layers); free(c->kv_n);
         free(c);
     }
@@ -179,34 +290,127 @@ static void cuda_free(backend *b) {
 
 static const backend_ops cuda_ops = {"cuda", cuda_forward, cuda_kv_len, cuda_truncate, cuda_free};
 
-/* one matrix of the GGUF part into dst [dtype], through a host fp32 staging buffer and the GPU */
-static int upload_mat(cu_impl *c, void *dst, const qmat *q, float *h_stage, float *d_stage, size_t stage_floats,
-                      char *err, size_t errlen) {
-    const size_t rows_per = stage_floats / (size_t)q->cols;
+/* rows [r0, r0 + nr) x columns [c0, c0 + nc) of a matrix of the GGUF part into dst (nr, nc) [dtype],
+ * through a host fp32 staging buffer and the GPU */
+static int upload_sub(cu_impl *c, void *dst, const qmat *q, int64_t r0, int64_t nr, int64_t c0, int64_t nc, float *h_stage,
+                      float *d_stage, size_t stage_floats, float *h_row, char *err, size_t errlen) {
+    const size_t rows_per = stage_floats / (size_t)nc;
     const size_t es = hk_dtype_size(c->wt);
-    for (int64_t r0 = 0; r0 < q->rows; r0 += (int64_t)rows_per) {
-        const int64_t nr = q->rows - r0 < (int64_t)rows_per ? q->rows - r0 : (int64_t)rows_per;
-        for (int64_t r = 0; r < nr; r++)
-            dequantize_row(q->type, (const uint8_t *)q->data + (size_t)(r0 + r) * q->row_bytes, h_stage + r * q->cols, q->cols);
-        const size_t n = (size_t)nr * (size_t)q->cols;
+    for (int64_t i0 = 0; i0 < nr; i0 += (int64_t)rows_per) {
+        const int64_t k = nr - i0 < (int64_t)rows_per ? nr - i0 : (int64_t)rows_per;
+        for (int64_t r = 0; r < k; r++) {
+            const uint8_t *src = (const uint8_t *)q->data + (size_t)(r0 + i0 + r) * q->row_bytes;
+            if (c0 == 0 && nc == q->cols) dequantize_row(q->type, src, h_stage + r * nc, q->cols);
+            else {
+                dequantize_row(q->type, src, h_row, q->cols);
+                memcpy(h_stage + r * nc, h_row + c0, (size_t)nc * sizeof(float));
+            }
+        }
+        const size_t n = (size_t)k * (size_t)nc;
         CU(cudaMemcpyAsync(d_stage, h_stage, n * sizeof(float), cudaMemcpyHostToDevice, c->st), "upload weights");
-        HK(hk_convert(c->st, (char *)dst + (size_t)r0 * q->cols * es, c->wt, d_stage, HK_F32, n));
+        HK(hk_convert(c->st, (char *)dst + (size_t)i0 * nc * es, c->wt, d_stage, HK_F32, n));
         CU(cudaStreamSynchronize(c->st), "upload weights");   /* the staging buffers are reused */
     }
     return HAT_OK;
 }
 
-static int synth_fill(cu_impl *c, const model_config *mc, uint64_t seed, void *dst, hk_dtype t, uint32_t tensor, size_t n,
-                      char *err, size_t errlen) {
+/* rows [r0, r0 + nr) x columns [c0, c0 + nc) of synthetic tensor `tensor` (rows x cols) into dst
+ * (nr, nc) [t]: a row range is one contiguous element range; a column slice is generated whole into
+ * scratch (rows x cols [t]) and copied out */
+static int synth_sub(cu_impl *c, const model_config *mc, uint64_t seed, void *dst, hk_dtype t, uint32_t tensor,
+                     int64_t cols, int64_t r0, int64_t nr, int64_t c0, int64_t nc, void *scratch, char *err, size_t errlen) {
     float scale, offset;
     synth_tensor_params(mc, tensor, &scale, &offset);
-    HK(hk_synth_fill(c->st, dst, t, n, seed, tensor, scale, offset));
+    if (c0 == 0 && nc == cols) {
+        HK(hk_synth_fill_range(c->st, dst, t, (uint64_t)(r0 * cols), (size_t)(nr * cols), seed, tensor, scale, offset));
+        return HAT_OK;
+    }
+    const size_t es = hk_dtype_size(t);
+    HK(hk_synth_fill_range(c->st, scratch, t, (uint64_t)(r0 * cols), (size_t)(nr * cols), seed, tensor, scale, offset));
+    CU(cudaMemcpy2DAsync(dst, (size_t)nc * es, (const char *)scratch + (size_t)c0 * es, (size_t)cols * es, (size_t)nc * es,
+                         (size_t)nr, cudaMemcpyDeviceToDevice, c->st),
+       "slicing synthetic weights");
     return HAT_OK;
+}
+
+/* the group's NCCL communicator, when every rank has a GPU of its own; else host staging and why */
+static int tp_setup_nccl(cu_impl *c, int want, char *err, size_t errlen) {
+    if (!want) { snprintf(c->tp_note, sizeof c->tp_note, "host-staged collectives (NCCL not asked for)"); return HAT_OK; }
+#ifndef HAT_HAVE_NCCL
+    snprintf(c->tp_note, sizeof c->tp_note, "host-staged collectives (this build has no NCCL)");
+    return HAT_OK;
+#else
+    /* NCCL refuses two ranks on one GPU: compare the ranks' PCI bus ids first */
+    /* symmetric: every rank makes the same collective calls whatever fails locally */
+    char id[32] = "", *ids = xcalloc((size_t)c->S, sizeof id);
+    if (cudaDeviceGetPCIBusId(id, sizeof id, c->device) != cudaSuccess) snprintf(id, sizeof id, "unknown-%d", c->rank);
+    int rc = c->tp.allgather(c->tp.ctx, id, ids, sizeof id, err, errlen), shared = 0;
+    for (int i = 0; !rc && i < c->S; i++)
+        for (int j = 0; j < i; j++) shared |= !strncmp(ids + (size_t)i * sizeof id, ids + (size_t)j * sizeof id, sizeof id);
+    free(ids);
+    if (rc) return rc;
+    if (shared) {
+        snprintf(c->tp_note, sizeof c->tp_note, "host-staged collectives (ranks share a GPU: NCCL cannot run)");
+        return HAT_OK;
+    }
+    ncclUniqueId uid;
+    memset(&uid, 0, sizeof uid);
+    ncclResult_t nr = ncclSuccess;
+    if (c->rank == 0) nr = ncclGetUniqueId(&uid);
+    if (nr != ncclSuccess) memset(&uid, 0xff, sizeof uid);   /* tells the others to fall back too */
+    if ((rc = c->tp.bcast(c->tp.ctx, &uid, sizeof uid, err, errlen))) return rc;
+    ncclUniqueId bad;
+    memset(&bad, 0xff, sizeof bad);
+    if (!memcmp(&uid, &bad, sizeof uid)) {
+        snprintf(c->tp_note, sizeof c->tp_note, "host-staged collectives (ncclGetUniqueId failed)");
+        return HAT_OK;
+    }
+    nr = ncclCommInitRank(&c->nccl, c->S, uid, c->rank);
+    /* every rank must agree on the path */
+    int ok = nr == ncclSuccess, *oks = xcalloc((size_t)c->S, sizeof *oks), all = 1;
+    rc = c->tp.allgather(c->tp.ctx, &ok, oks, sizeof ok, err, errlen);
+    for (int i = 0; i < c->S; i++) all &= oks[i];
+    free(oks);
+    if (rc) return rc;
+    if (!all) {
+        if (ok) ncclCommDestroy(c->nccl);
+        snprintf(c->tp_note, sizeof c->tp_note, "host-staged collectives (ncclCommInitRank failed: %s)",
+                 ok ? "on another rank" : ncclGetErrorString(nr));
+        return HAT_OK;
+    }
+    c->use_nccl = 1;
+    snprintf(c->tp_note, sizeof c->tp_note, "NCCL collectives");
+    return HAT_OK;
+#endif
 }
 
 static int cuda_open(backend *b, cu_impl *c, const backend_desc *d, char *err, size_t errlen) {
     const model_config *mc = &b->cfg;
-    const int dim = mc->dim, kvd = mc->kv_dim, ffn = mc->ffn_dim, nl = d->l1 - d->l0, T = d->max_tok;
+    const int dim = mc->dim, ffn = mc->ffn_dim, nl = d->l1 - d->l0, T = d->max_tok, hd = mc->head_dim;
+    /* this rank's share (tp.h) */
+    c->tp = d->tp;
+    c->S = d->tp.size > 1 ? d->tp.size : 1;
+    c->rank = c->S > 1 ? d->tp.rank : 0;
+    c->mode = d->tp.mode;
+    if (c->S > 1) {
+        int rc = tp_check(mc, c->S, c->mode, -1, err, errlen);
+        if (rc) return rc;
+        if (!d->tp.allgather || !d->tp.allreduce || !d->tp.bcast)
+            return hat_err(err, errlen, HAT_ERR_ARG, "backend cuda: tensor parallelism without its collectives");
+    }
+    c->hl = mc->n_head / c->S;
+    c->hkvl = mc->n_head_kv / c->S;
+    c->qd = c->hl * hd;
+    c->kvd = c->hkvl * hd;
+    c->fl = ffn / c->S;
+    c->ds = dim / c->S;
+    c->d0 = c->rank * c->ds;
+    const int exact = c->S > 1 && c->mode == TP_EXACT, qfull = mc->n_head * hd;
+    c->o_rows = exact ? c->ds : dim;
+    c->o_cols = exact ? qfull : c->qd;
+    c->d_rows = exact ? c->ds : dim;
+    c->d_cols = exact ? ffn : c->fl;
+    const int kvd = c->kvd, qd = c->qd, fl = c->fl;
     int n_gpu = 0;
     char why[256];
     if (backend_cuda_available(&n_gpu, why, sizeof why)) return hat_err(err, errlen, HAT_ERR_UNSUPPORTED, "backend cuda: %s", why);
@@ -222,16 +426,22 @@ static int cuda_open(backend *b, cu_impl *c, const backend_desc *d, char *err, s
     CU(cudaStreamCreateWithFlags(&c->st, cudaStreamNonBlocking), "cudaStreamCreate");
     BL(cublasCreate(&c->blas), "cublasCreate");
     BL(cublasSetStream(c->blas, c->st), "cublasSetStream");
+    if (c->S > 1) {   /* first: every rank of the group reaches these collectives (nothing before can fail on one rank only) */
+        int rc = tp_setup_nccl(c, d->nccl, err, errlen);
+        if (rc) return rc;
+    }
     c->wt = d->dtype == BACKEND_BF16 ? HK_BF16 : HK_F16;
     c->ct = d->dtype == BACKEND_BF16 ? CUDA_R_16BF : CUDA_R_16F;
     const size_t es = hk_dtype_size(c->wt);
     /* sizes: weights, caches, work; checked against free memory first (a clear error, not a crash) */
-    const size_t per_layer = ((size_t)(dim + 2 * kvd) * dim + (size_t)dim * dim + 2 * (size_t)ffn * dim + (size_t)dim * ffn) * es +
-                             2 * (size_t)dim * sizeof(float);
+    const size_t per_layer = ((size_t)(qd + 2 * kvd) * dim + (size_t)c->o_rows * c->o_cols + 2 * (size_t)fl * dim +
+                              (size_t)c->d_rows * c->d_cols) * es + 2 * (size_t)dim * sizeof(float);
     c->bytes_weights = (size_t)nl * per_layer;
     c->bytes_kv = 2 * (size_t)d->n_slots * nl * d->n_ctx * kvd * sizeof(uint16_t);
     const size_t wide = (size_t)(dim > ffn ? dim : ffn);
-    c->bytes_work = (size_t)T * ((size_t)dim * 3 + 2 * kvd + 2 * (size_t)ffn) * sizeof(float) + (size_t)T * wide * es;
+    const size_t tp_elems = c->S > 1 ? (size_t)T * wide : 0;   /* one rank's share of a collective, in floats */
+    c->bytes_work = (size_t)T * ((size_t)dim * 3 + 2 * kvd + 2 * (size_t)fl) * sizeof(float) + (size_t)T * wide * es +
+                    tp_elems * (1 + (size_t)c->S) * sizeof(float) + (exact ? (size_t)T * ffn * es : 0);
     size_t free_b = 0, total_b = 0;
     CU(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
     const size_t need = c->bytes_weights + c->bytes_kv + c->bytes_work + ((size_t)256 << 20);
@@ -249,10 +459,20 @@ static int cuda_open(backend *b, cu_impl *c, const backend_desc *d, char *err, s
     CU(cudaMalloc((void **)&c->k, sizeof(float) * T * kvd), "allocating work");
     CU(cudaMalloc((void **)&c->v, sizeof(float) * T * kvd), "allocating work");
     CU(cudaMalloc((void **)&c->att, sizeof(float) * T * dim), "allocating work");
-    CU(cudaMalloc((void **)&c->gu, sizeof(float) * T * 2 * ffn), "allocating work");
+    CU(cudaMalloc((void **)&c->gu, sizeof(float) * T * 2 * fl), "allocating work");
+    if (c->S > 1) {
+        CU(cudaMalloc(&c->tp_send, sizeof(float) * tp_elems), "allocating work");
+        CU(cudaMalloc(&c->tp_recv, sizeof(float) * tp_elems * c->S), "allocating work");
+        if (exact) CU(cudaMalloc(&c->hb_full, es * T * ffn), "allocating work");
+    }
     CU(cudaMalloc((void **)&c->d_meta, sizeof(int32_t) * 2 * T), "allocating work");
     CU(cudaMallocHost((void **)&c->h_meta, sizeof(int32_t) * 2 * T), "allocating pinned memory");
     CU(cudaMallocHost((void **)&c->h_io, sizeof(float) * T * dim), "allocating pinned memory");
+    if (c->S > 1) {
+        CU(cudaMallocHost((void **)&c->h_send, sizeof(float) * (tp_elems > (size_t)T * dim ? tp_elems : (size_t)T * dim)),
+           "allocating pinned memory");
+        CU(cudaMallocHost((void **)&c->h_recv, sizeof(float) * tp_elems * c->S), "allocating pinned memory");
+    }
     /* the KV caches: slot s, K then V, each (nl, n_ctx, kv_dim) fp16 */
     const size_t slot_elems = (size_t)nl * d->n_ctx * kvd;
     uint16_t **h_kc = xcalloc((size_t)d->n_slots, sizeof *h_kc), **h_vc = xcalloc((size_t)d->n_slots, sizeof *h_vc);
@@ -275,33 +495,48 @@ static int cuda_open(backend *b, cu_impl *c, const backend_desc *d, char *err, s
     char *p = c->wmem;
     for (int i = 0; i < nl; i++) {
         cu_layer *w = &c->layers[i];
-        w->wqkv = p; p += (size_t)(dim + 2 * kvd) * dim * es;
-        w->wo = p; p += (size_t)dim * dim * es;
-        w->wgu = p; p += 2 * (size_t)ffn * dim * es;
-        w->wdown = p; p += (size_t)dim * ffn * es;
+        w->wqkv = p; p += (size_t)(qd + 2 * kvd) * dim * es;
+        w->wo = p; p += (size_t)c->o_rows * c->o_cols * es;
+        w->wgu = p; p += 2 * (size_t)fl * dim * es;
+        w->wdown = p; p += (size_t)c->d_rows * c->d_cols * es;
         w->attn_norm = (float *)p; p += (size_t)dim * sizeof(float);
         w->ffn_norm = (float *)p; p += (size_t)dim * sizeof(float);
     }
     /* fill them */
+    /* this rank's slices: rows of Wq/Wk/Wv (heads), Wgate/Wup (FFN features); Wo and Wdown by rows
+     * (exact: residual features) or by columns (allreduce: the heads' / FFN features' inputs) */
+    const int64_t q0 = (int64_t)c->rank * qd, k0 = (int64_t)c->rank * kvd, f0 = (int64_t)c->rank * fl;
+    const int64_t o_r0 = exact ? c->d0 : 0, o_c0 = exact || c->S == 1 ? 0 : q0;
+    const int64_t d_r0 = exact ? c->d0 : 0, d_c0 = exact || c->S == 1 ? 0 : f0;
     if (!d->m) {
         const uint64_t seed = d->synth.seed;
-        for (int l = d->l0; l < d->l1; l++) {
+        void *scratch = NULL;
+        if (c->S > 1 && !exact)
+            CU(cudaMalloc(&scratch, es * (size_t)dim * (size_t)(ffn > qfull ? ffn : qfull)), "allocating the slicing buffer");
+        int rc = HAT_OK;
+        for (int l = d->l0; l < d->l1 && !rc; l++) {
             cu_layer *w = &c->layers[l - d->l0];
-            int rc;
-            if ((rc = synth_fill(c, mc, seed, w->wqkv, c->wt, SYNTH_T(l, SYNTH_WQ), (size_t)dim * dim, err, errlen)) ||
-                (rc = synth_fill(c, mc, seed, (char *)w->wqkv + (size_t)dim * dim * es, c->wt, SYNTH_T(l, SYNTH_WK),
-                                 (size_t)kvd * dim, err, errlen)) ||
-                (rc = synth_fill(c, mc, seed, (char *)w->wqkv + ((size_t)dim + kvd) * dim * es, c->wt, SYNTH_T(l, SYNTH_WV),
-                                 (size_t)kvd * dim, err, errlen)) ||
-                (rc = synth_fill(c, mc, seed, w->wo, c->wt, SYNTH_T(l, SYNTH_WO), (size_t)dim * dim, err, errlen)) ||
-                (rc = synth_fill(c, mc, seed, w->wgu, c->wt, SYNTH_T(l, SYNTH_W_GATE), (size_t)ffn * dim, err, errlen)) ||
-                (rc = synth_fill(c, mc, seed, (char *)w->wgu + (size_t)ffn * dim * es, c->wt, SYNTH_T(l, SYNTH_W_UP),
-                                 (size_t)ffn * dim, err, errlen)) ||
-                (rc = synth_fill(c, mc, seed, w->wdown, c->wt, SYNTH_T(l, SYNTH_W_DOWN), (size_t)dim * ffn, err, errlen)) ||
-                (rc = synth_fill(c, mc, seed, w->attn_norm, HK_F32, SYNTH_T(l, SYNTH_ATTN_NORM), (size_t)dim, err, errlen)) ||
-                (rc = synth_fill(c, mc, seed, w->ffn_norm, HK_F32, SYNTH_T(l, SYNTH_FFN_NORM), (size_t)dim, err, errlen)))
-                return rc;
+            char *wk = (char *)w->wqkv + (size_t)qd * dim * es, *wv = wk + (size_t)kvd * dim * es;
+            char *wup = (char *)w->wgu + (size_t)fl * dim * es;
+            if ((rc = synth_sub(c, mc, seed, w->wqkv, c->wt, SYNTH_T(l, SYNTH_WQ), dim, q0, qd, 0, dim, scratch, err, errlen)) ||
+                (rc = synth_sub(c, mc, seed, wk, c->wt, SYNTH_T(l, SYNTH_WK), dim, k0, kvd, 0, dim, scratch, err, errlen)) ||
+                (rc = synth_sub(c, mc, seed, wv, c->wt, SYNTH_T(l, SYNTH_WV), dim, k0, kvd, 0, dim, scratch, err, errlen)) ||
+                (rc = synth_sub(c, mc, seed, w->wo, c->wt, SYNTH_T(l, SYNTH_WO), qfull, o_r0, c->o_rows, o_c0, c->o_cols,
+                                scratch, err, errlen)) ||
+                (rc = synth_sub(c, mc, seed, w->wgu, c->wt, SYNTH_T(l, SYNTH_W_GATE), dim, f0, fl, 0, dim, scratch, err, errlen)) ||
+                (rc = synth_sub(c, mc, seed, wup, c->wt, SYNTH_T(l, SYNTH_W_UP), dim, f0, fl, 0, dim, scratch, err, errlen)) ||
+                (rc = synth_sub(c, mc, seed, w->wdown, c->wt, SYNTH_T(l, SYNTH_W_DOWN), ffn, d_r0, c->d_rows, d_c0, c->d_cols,
+                                scratch, err, errlen)) ||
+                (rc = synth_sub(c, mc, seed, w->attn_norm, HK_F32, SYNTH_T(l, SYNTH_ATTN_NORM), dim, 0, 1, 0, dim, scratch, err,
+                                errlen)) ||
+                (rc = synth_sub(c, mc, seed, w->ffn_norm, HK_F32, SYNTH_T(l, SYNTH_FFN_NORM), dim, 0, 1, 0, dim, scratch, err,
+                                errlen)))
+                break;
+            if (scratch && cudaStreamSynchronize(c->st) != cudaSuccess)   /* scratch is reused */
+                rc = hat_err(err, errlen, HAT_ERR_UNSUPPORTED, "backend cuda: generating synthetic weights");
         }
+        cudaFree(scratch);
+        if (rc) return rc;
         CU(cudaStreamSynchronize(c->st), "generating synthetic weights");
     } else {
         const model *m = d->m;
@@ -314,21 +549,28 @@ static int cuda_open(backend *b, cu_impl *c, const backend_desc *d, char *err, s
             cudaFreeHost(h_stage);
             return hat_err(err, errlen, HAT_ERR_NOMEM, "backend cuda: allocating the upload buffer");
         }
+        float *h_row = xmalloc((size_t)(dim > ffn ? dim : ffn) * sizeof(float));
         int rc = HAT_OK;
         for (int l = d->l0; l < d->l1 && !rc; l++) {
             const layer_weights *lw = &m->layers[l];
             cu_layer *w = &c->layers[l - d->l0];
-            if (!rc) rc = upload_mat(c, w->wqkv, &lw->wq, h_stage, d_stage, stage, err, errlen);
-            if (!rc) rc = upload_mat(c, (char *)w->wqkv + (size_t)dim * dim * es, &lw->wk, h_stage, d_stage, stage, err, errlen);
-            if (!rc) rc = upload_mat(c, (char *)w->wqkv + ((size_t)dim + kvd) * dim * es, &lw->wv, h_stage, d_stage, stage, err, errlen);
-            if (!rc) rc = upload_mat(c, w->wo, &lw->wo, h_stage, d_stage, stage, err, errlen);
-            if (!rc) rc = upload_mat(c, w->wgu, &lw->w_gate, h_stage, d_stage, stage, err, errlen);
-            if (!rc) rc = upload_mat(c, (char *)w->wgu + (size_t)ffn * dim * es, &lw->w_up, h_stage, d_stage, stage, err, errlen);
-            if (!rc) rc = upload_mat(c, w->wdown, &lw->w_down, h_stage, d_stage, stage, err, errlen);
+            char *wk = (char *)w->wqkv + (size_t)qd * dim * es, *wv = wk + (size_t)kvd * dim * es;
+            char *wup = (char *)w->wgu + (size_t)fl * dim * es;
+#define UP(dst, q, r0, nr, c0, nc) \
+            if (!rc) rc = upload_sub(c, dst, q, r0, nr, c0, nc, h_stage, d_stage, stage, h_row, err, errlen)
+            UP(w->wqkv, &lw->wq, q0, qd, 0, dim);
+            UP(wk, &lw->wk, k0, kvd, 0, dim);
+            UP(wv, &lw->wv, k0, kvd, 0, dim);
+            UP(w->wo, &lw->wo, o_r0, c->o_rows, o_c0, c->o_cols);
+            UP(w->wgu, &lw->w_gate, f0, fl, 0, dim);
+            UP(wup, &lw->w_up, f0, fl, 0, dim);
+            UP(w->wdown, &lw->w_down, d_r0, c->d_rows, d_c0, c->d_cols);
+#undef UP
             if (!rc && (cudaMemcpy(w->attn_norm, lw->attn_norm, sizeof(float) * dim, cudaMemcpyHostToDevice) != cudaSuccess ||
                         cudaMemcpy(w->ffn_norm, lw->ffn_norm, sizeof(float) * dim, cudaMemcpyHostToDevice) != cudaSuccess))
                 rc = hat_err(err, errlen, HAT_ERR_UNSUPPORTED, "backend cuda: uploading the norms of layer %d", l);
         }
+        free(h_row);
         cudaFreeHost(h_stage);
         cudaFree(d_stage);
         if (rc) return rc;
@@ -336,10 +578,12 @@ static int cuda_open(backend *b, cu_impl *c, const backend_desc *d, char *err, s
     b->io = c->h_io;
     char tmp[1024], syn[96] = "";
     if (!d->m) snprintf(syn, sizeof syn, ", synthetic %s seed %llu", d->synth.shape, (unsigned long long)d->synth.seed);
+    char tps[160] = "";
+    if (c->S > 1) snprintf(tps, sizeof tps, ", tensor-parallel (%s) rank %d of %d, %s", tp_mode_name(c->mode), c->rank, c->S, c->tp_note);
     snprintf(tmp, sizeof tmp,
-             "cuda, GPU %d %s (%.0f GiB), %s, layers [%d, %d), %s weights %.2f GiB, KV %.2f GiB (%d slots x %d), %s%s",
+             "cuda, GPU %d %s (%.0f GiB), %s, layers [%d, %d)%s, %s weights %.2f GiB, KV %.2f GiB (%d slots x %d), %s%s",
              c->device, prop.name, total_b / 1073741824.0, d->m ? (d->m->name[0] ? d->m->name : "model") : "synthetic",
-             d->l0, d->l1, backend_dtype_name(d->dtype), c->bytes_weights / 1073741824.0, c->bytes_kv / 1073741824.0,
+             d->l0, d->l1, tps, backend_dtype_name(d->dtype), c->bytes_weights / 1073741824.0, c->bytes_kv / 1073741824.0,
              d->n_slots, d->n_ctx, d->m ? "from the GGUF part (dequantised)" : "generated on the GPU", syn);
     snprintf(b->desc, sizeof b->desc, "%.319s", tmp);
     return HAT_OK;
@@ -352,6 +596,8 @@ int backend_cuda_open(backend **out, const backend_desc *d, char *err, size_t er
     b->ops = &cuda_ops;
     b->impl = c;
     b->kind = BACKEND_CUDA;
+    b->tp_rank = d->tp.size > 1 ? d->tp.rank : 0;
+    b->tp_size = d->tp.size > 1 ? d->tp.size : 1;
     b->l0 = d->l0; b->l1 = d->l1; b->n_slots = d->n_slots; b->max_tok = d->max_tok; b->n_ctx = d->n_ctx;
     int rc = HAT_OK;
     if (d->m) {

@@ -41,10 +41,10 @@ static int allreduce(void *ctx, float *buf, size_t n, char *err, size_t errlen) 
     return rc == MPI_SUCCESS ? 0 : mpi_fail(rc, "broadcast", err, errlen);
 }
 
-static int allgather(void *ctx, const float *send, float *recv, size_t n, char *err, size_t errlen) {
+static int allgather(void *ctx, const void *send, void *recv, size_t bytes, char *err, size_t errlen) {
     group *g = ctx;
-    if (n > (size_t)INT32_MAX) return hat_err(err, errlen, HAT_ERR_ARG, "tensor-parallel all-gather of %zu floats", n);
-    const int rc = MPI_Allgather(send, (int)n, MPI_FLOAT, recv, (int)n, MPI_FLOAT, g->comm);
+    if (bytes > (size_t)INT32_MAX) return hat_err(err, errlen, HAT_ERR_ARG, "tensor-parallel all-gather of %zu bytes", bytes);
+    const int rc = MPI_Allgather(send, (int)bytes, MPI_BYTE, recv, (int)bytes, MPI_BYTE, g->comm);
     return rc == MPI_SUCCESS ? 0 : mpi_fail(rc, "all-gather", err, errlen);
 }
 

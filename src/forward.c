@@ -212,7 +212,7 @@ static void attention(forward_state *s, const model_config *c, const forward_seq
 static void tp_gather_cols(forward_state *s, const tp_comm *tp, const float *in, float *out, int n, int w, int layer,
                            const char *what) {
     char err[256];
-    CHECK(tp->allgather(tp->ctx, in, s->tp_recv, (size_t)n * w, err, sizeof err) == 0,
+    CHECK(tp->allgather(tp->ctx, in, s->tp_recv, (size_t)n * w * sizeof(float), err, sizeof err) == 0,
           "forward: layer %d %s all-gather (tp rank %d of %d): %s", layer, what, tp->rank, tp->size, err);
     const int W = w * tp->size;
     for (int r = 0; r < tp->size; r++)

@@ -269,7 +269,23 @@ int cli_run(int argc, char **argv) {
                                .l1 = L - r->cfg.b, .n_slots = partners > 0 ? partners : 1, .max_tok = max_tok,
                                .n_ctx = r->cfg.ctx, .n_threads = r->cfg.cloud_threads, .gpu = r->cfg.gpu,
                                .local_rank = comm_get()->local_rank, .dtype = (backend_dtype)r->cfg.gpu_dtype, .tp = r->tp, .nccl = 1};
-            rc = backend_open(&r->be, &bd, r->backend_note, sizeof r->backend_note, err, sizeof err);
+            /* a tensor-parallel group runs on one kind of backend: CUDA only if every rank of it has a GPU
+             * (agreed before any rank opens one: the CUDA backend's set-up is collective over the group) */
+            char group_note[160] = "";
+            if (tp_active(&r->tp) && bd.kind != BACKEND_CPU) {
+                char why[256];
+                int n_gpu = 0, ok = backend_cuda_available(&n_gpu, why, sizeof why) == 0, all = 1;
+                int *oks = xcalloc((size_t)r->tp.size, sizeof *oks);
+                rc = r->tp.allgather(r->tp.ctx, &ok, oks, sizeof ok, err, sizeof err);
+                for (int i = 0; i < r->tp.size; i++) all &= oks[i];
+                free(oks);
+                if (!rc && !all && bd.kind == BACKEND_CUDA)
+                    snprintf(group_note, sizeof group_note, "backend cuda requested but not every rank of tensor-parallel "
+                             "group %d has a GPU: the group runs on the CPU", partition_group_of_rank(&r->part, r->rank));
+                if (!all) bd.kind = BACKEND_CPU;
+            }
+            if (!rc) rc = backend_open(&r->be, &bd, r->backend_note, sizeof r->backend_note, err, sizeof err);
+            if (!rc && group_note[0]) snprintf(r->backend_note, sizeof r->backend_note, "%s", group_note);
         }
     }
     if (stage(rc, err, "backend")) goto fail;

@@ -42,8 +42,8 @@ typedef struct {
     /* in place: buf (n floats) = sum over the group, identical bits on every rank; 0 or non-zero
      * with err set */
     int (*allreduce)(void *ctx, float *buf, size_t n, char *err, size_t errlen);
-    /* recv (size * n floats) = every rank's send (n floats), in rank order */
-    int (*allgather)(void *ctx, const float *send, float *recv, size_t n, char *err, size_t errlen);
+    /* recv (size * bytes) = every rank's send (bytes), in rank order */
+    int (*allgather)(void *ctx, const void *send, void *recv, size_t bytes, char *err, size_t errlen);
     /* bytes from group rank 0 to every rank (steps, the NCCL unique id) */
     int (*bcast)(void *ctx, void *buf, size_t bytes, char *err, size_t errlen);
 } tp_comm;

@@ -16,7 +16,9 @@
    trace, and protocol faults (truncated message, wrong header version, token ids from a
    device, corrupted payload): each a non-zero exit with a clear message, within a timeout
    (no hang); an aborted run still leaves a readable trace; an existing trace is untouched.
-5. The cloud-only baseline (token ids up, the whole model on the cloud): tokens equal the
+5. Tensor parallelism ([cloud] tp): mode exact gives the monolithic engine's tokens (U-shape and
+   HAT, one and two groups); mode allreduce runs (its tokens are reported); bad group sizes refused.
+6. The cloud-only baseline (token ids up, the whole model on the cloud): tokens equal the
    monolithic engine's (greedy) or `hat generate`'s with the device's sampler and seed, the
    trace is flagged "NOT private", and an out-of-vocabulary id is refused.
 
@@ -275,6 +277,34 @@ else:
     else:
         print(f"ok   np2_backend_cuda: fell back to the CPU with a message: "
               f"{next(l for l in out.splitlines() if 'requested but' in l)[:170]}")
+# tensor parallelism: cloud groups of 3 ranks, each holding 1/3 of the heads and FFN features of
+# every layer; mode exact (all-gathers) gives the monolithic engine's tokens; 2 groups of 3 ranks
+# serving 3 devices (the second group serves device 1)
+check_run("np5_tp3", 2, 3, 2, 2, wire="fp32", chunk=8, cloud_extra="tp = 3\n")
+if not QUICK:
+    check_run("np9_tp3x2", 3, 6, 5, 5, wire="fp16", chunk=16, cloud_extra="tp = 3\n")
+# mode allreduce (Megatron-LM): runs and its trace checks; its tokens follow the model to rounding only,
+# so how many equal the monolithic engine's is reported, not required
+cfg = write_cfg("np5_tp3_allreduce", 2, 3, 2, 2, cloud_extra="tp = 3\ntp_mode = allreduce\n")
+rc, out = mpirun(5, ["--config", cfg])
+if rc != 0:
+    fail(f"np5_tp3_allreduce: exit {rc}\n{out[-2000:]}")
+else:
+    probs = check_trace_cli(os.path.join(tmp, "np5_tp3_allreduce.h5"), expect_devices=2)
+    if probs:
+        fail("np5_tp3_allreduce: trace check: " + "; ".join(probs[:5]))
+    else:
+        tr = check_trace.load_trace(os.path.join(tmp, "np5_tp3_allreduce.h5"))
+        tk, same = tr["tokens"], []
+        for d in range(2):
+            prompt = PROMPTS[d]
+            if prompt not in refs:
+                refs[prompt] = reference_ids(prompt)
+            sel = tk[tk["device"] == d]
+            got = [int(x) for x in sel["token"][np.argsort(sel["index"])]]
+            same.append(next((i for i, (x, y) in enumerate(zip(got, refs[prompt])) if x != y), len(got)))
+        print(f"ok   np5_tp3_allreduce: runs, trace checks (cloud_tp {tr['attrs']['cloud_tp']}); tokens equal to the "
+              f"monolithic engine's before index {same} of {MAX_TOKENS} (rounding, see src/tp.h)")
 t = check_run("np2_compute", 1, 1, 2, 2, wire="fp32", chunk=8, compute="raspberry-pi-5")
 if t is not None:
     check_compute_profile("np2_compute", t)
@@ -305,6 +335,7 @@ check_run("hat_g8_2cloud", 3, 2, 2, 2, chunk=8, mode="hat", hat={"gamma": 8, "ad
 check_run("hat_adaptive", 2, 1, 1, 4, chunk=8, emulate="on", links=["ethernet", "4g"], mode="hat",
           hat={"gamma": 2, "adaptive": "on", "gamma_min": 1, "gamma_max": 6, "adapter": "identity"})
 check_run("hat_fp16", 2, 1, 2, 2, wire="fp16", chunk=8, mode="hat", hat={"gamma": 4, "adapter": fitted})
+check_run("hat_tp3", 2, 3, 2, 2, chunk=8, mode="hat", hat={"gamma": 4, "adapter": fitted}, cloud_extra="tp = 3\n")
 # temperature > 0: runs, and the trace is consistent (the distribution test is test_speculate)
 cfg = write_cfg("hat_temp", 2, 1, 2, 2, mode="hat", hat={"gamma": 3, "adapter": fitted},
                 dev_keys={0: "temp = 0.8\ntop_k = 40\n", 1: "temp = 1.0\n"})
@@ -341,6 +372,10 @@ cfg = write_cfg("bad_key", 1, 1, 2, 2, extra="[fault]\nkindd = none\n")
 expect_error("unknown key", 2, ["--config", cfg], "kindd")
 cfg = write_cfg("bad_backend", 1, 1, 2, 2, cloud_extra="backend = tpu\n")
 expect_error("unknown backend", 2, ["--config", cfg], "tpu")
+cfg = write_cfg("bad_tp_ranks", 1, 3, 2, 2, cloud_extra="tp = 2\n")
+expect_error("cloud ranks not a multiple of tp", 4, ["--config", cfg], "not a multiple")
+cfg = write_cfg("bad_tp_heads", 1, 2, 2, 2, cloud_extra="tp = 2\n")
+expect_error("tp that does not divide the heads", 3, ["--config", cfg], "9 query heads")
 for kind, needle in [("truncated_message", "truncated"), ("bad_version", "version"),
                      ("token_ids", "never token ids"), ("bad_checksum", "checksum")]:
     cfg = write_cfg("fault_" + kind, 1, 1, 2, 2, extra=f"[fault]\nkind = {kind}\ndevice = 0\nat_seq = 1\n")

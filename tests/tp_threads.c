@@ -53,13 +53,13 @@ static int allreduce(void *ctx, float *buf, size_t n, char *err, size_t errlen) 
     return 0;
 }
 
-static int allgather(void *ctx, const float *send, float *recv, size_t n, char *err, size_t errlen) {
+static int allgather(void *ctx, const void *send, void *recv, size_t bytes, char *err, size_t errlen) {
     (void)err; (void)errlen;
     member *m = ctx;
     tp_threads *g = m->g;
     g->bufs[m->r] = (float *)send;
     pthread_barrier_wait(&g->bar);
-    for (int r = 0; r < g->size; r++) memcpy(recv + (size_t)r * n, g->bufs[r], n * sizeof(float));
+    for (int r = 0; r < g->size; r++) memcpy((char *)recv + (size_t)r * bytes, g->bufs[r], bytes);
     pthread_barrier_wait(&g->bar);
     return 0;
 }

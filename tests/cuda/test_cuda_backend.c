@@ -6,12 +6,16 @@
  * steps mixing a prefill chunk with decode rounds, rollback (truncate, then rerun), and the
  * step's results for a sequence whether it runs alone or batched with others. Links only the
  * CUDA backend and the base library (runs on a GPU machine with no MPI/HDF5/GSL/OpenBLAS).
+ * Tensor parallelism (tp.h): groups of 2 and 4 threads (tests/tp_threads.c) sharing the GPU, so
+ * the collectives are host-staged (NCCL refuses ranks that share a GPU: the check is exercised),
+ * modes exact and allreduce, against the unsplit CUDA backend over mixed steps with a rollback.
  * Exits 77 (skipped) without a GPU.
  */
 #include "backend.h"
 #include "common.h"
 #include "ref_forward.h"
 #include "synth.h"
+#include "tp_threads.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -143,6 +147,83 @@ static void run_shape(const char *shape, int n_layer, backend_dtype dt, double t
     backend_free(be);
 }
 
+/* ---- tensor parallelism: S threads on the one GPU vs the unsplit backend ---- */
+enum { TP_STEPS = 3, TP_MAXT = 48 };
+static const backend_seq TP_PLAN[TP_STEPS][2] = {
+    {{0, 0, 24, 0}, {1, 0, 8, 0}},
+    {{0, 23, 4, 1}, {1, 8, 1, 1}},    /* slot 0 redoes position 23 (a rejected draft) */
+    {{1, 9, 16, 0}, {0, 26, 3, 1}},   /* slot 0 rolls back 27 -> 26 */
+};
+typedef struct {
+    backend_desc d;
+    float *out;   /* (TP_STEPS, TP_MAXT, dim) */
+    int rc;
+    char err[HAT_ERRLEN], desc[320];
+} tp_job;
+
+static void tp_run(int r, void *arg) {
+    (void)r;
+    tp_job *j = arg;
+    backend *be;
+    const int dim = synth_shape(j->d.synth.shape)->dim;
+    if ((j->rc = backend_cuda_open(&be, &j->d, j->err, sizeof j->err))) return;
+    snprintf(j->desc, sizeof j->desc, "%s", be->desc);
+    for (int st = 0; st < TP_STEPS && !j->rc; st++) {
+        int tok = 0;
+        for (int i = 0; i < 2; i++) {
+            const backend_seq *q = &TP_PLAN[st][i];
+            if (q->pos0 < backend_kv_len(be, q->slot)) backend_truncate(be, q->slot, q->pos0);
+            for (int t = 0; t < q->n_tok; t++)
+                for (int k = 0; k < dim; k++)
+                    backend_io(be)[(size_t)(tok + t) * dim + k] = (float)(((q->pos0 + t) * 131 + k * 7 + q->slot * 17) % 97 - 48) / 48.0f;
+            tok += q->n_tok;
+        }
+        j->rc = backend_forward(be, TP_PLAN[st], 2, j->err, sizeof j->err);
+        memcpy(j->out + (size_t)st * TP_MAXT * dim, backend_io(be), sizeof(float) * tok * dim);
+    }
+    backend_free(be);
+}
+
+static void run_tp(const char *shape, int n_layer, int S, int mode, backend_dtype dt, double tol) {
+    const int dim = synth_shape(shape)->dim;
+    const size_t per = (size_t)TP_STEPS * TP_MAXT * dim;
+    const backend_desc d = {.kind = BACKEND_CUDA, .synth = {shape, 42}, .l0 = 0, .l1 = n_layer, .n_slots = 2,
+                            .max_tok = TP_MAXT, .n_ctx = 64, .gpu = 0, .dtype = dt, .nccl = 1};
+    tp_job ref = {.d = d, .out = calloc(per, sizeof(float))};
+    tp_run(0, &ref);
+    EXPECT(ref.rc == 0, "unsplit: %s", ref.err);
+    tp_threads *g = tp_threads_new(S);
+    tp_job jobs[8];
+    void *args[8];
+    for (int r = 0; r < S; r++) {
+        jobs[r] = (tp_job){.d = d, .out = calloc(per, sizeof(float))};
+        jobs[r].d.tp = tp_threads_comm(g, r);
+        jobs[r].d.tp.mode = mode;
+        args[r] = &jobs[r];
+    }
+    tp_threads_run(S, tp_run, args);
+    int same = 1;
+    for (int r = 0; r < S; r++) {
+        EXPECT(jobs[r].rc == 0, "tp rank %d of %d: %s", r, S, jobs[r].err);
+        same &= memcmp(jobs[r].out, jobs[0].out, sizeof(float) * per) == 0;
+    }
+    double worst = 0;
+    for (int st = 0; st < TP_STEPS; st++) {
+        const size_t n = (size_t)(TP_PLAN[st][0].n_tok + TP_PLAN[st][1].n_tok) * dim;
+        const double e = rel_l2(jobs[0].out + (size_t)st * TP_MAXT * dim, ref.out + (size_t)st * TP_MAXT * dim, n);
+        if (e > worst) worst = e;
+    }
+    printf("cuda tensor parallelism (%s), synthetic %s layers [0, %d), %d ranks on one GPU, %s: ranks bit-identical %s, "
+           "vs unsplit rel L2 %.2e (limit %.0e)\n  %s\n", tp_mode_name(mode), shape, n_layer, S, backend_dtype_name(dt),
+           same ? "yes" : "NO", worst, tol, jobs[0].desc);
+    EXPECT(same, "tp ranks disagree");
+    EXPECT(strstr(jobs[0].desc, "host-staged") != NULL, "ranks sharing a GPU must use host staging: %s", jobs[0].desc);
+    EXPECT(worst < tol, "tp %s differs from the unsplit backend by %g", tp_mode_name(mode), worst);
+    for (int r = 0; r < S; r++) free(jobs[r].out);
+    free(ref.out);
+    tp_threads_free(g);
+}
+
 int main(void) {
     int n = 0;
     char why[256];
@@ -154,6 +235,10 @@ int main(void) {
     run_shape("tiny", 4, BACKEND_BF16, 3e-2);
     run_shape("smollm2-135m", 4, BACKEND_FP16, 3e-3);
     run_shape("llama2-7b", 2, BACKEND_FP16, 3e-3);
+    run_tp("tiny", 4, 2, TP_EXACT, BACKEND_FP16, 3e-3);
+    run_tp("tiny", 4, 2, TP_ALLREDUCE, BACKEND_FP16, 3e-3);
+    run_tp("llama2-7b", 2, 4, TP_EXACT, BACKEND_FP16, 3e-3);
+    run_tp("llama2-7b", 2, 4, TP_ALLREDUCE, BACKEND_BF16, 3e-2);
     /* errors: an unknown shape, a range past the shape, more memory than the GPU has */
     char err[HAT_ERRLEN];
     backend *be;
