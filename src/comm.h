@@ -1,5 +1,5 @@
-/* comm.h — MPI start-up, roles, the run clock, agreement on errors (with transport.c, the only
- * code that includes mpi.h; callers see no MPI types).
+/* comm.h — MPI start-up, roles, the run clock, agreement on errors (with transport.c and
+ * collective.c, the only code that includes mpi.h; callers see no MPI types).
  *
  * Two communicators, both duplicates of MPI_COMM_WORLD: the data plane (hidden states between
  * devices and the cloud, transport.c) and the measurement plane (trace records shipped to
