@@ -24,7 +24,8 @@ import numpy as np
 STR_ATTRS = ["hat_version", "git_hash", "compiler", "build_type", "c_flags", "features", "config",
              "config_path", "partition", "model_path", "model_name", "model_identity", "status",
              "created_utc", "mode", "privacy", "adapter"]
-INT_ATTRS = ["n_ranks", "n_devices", "n_cloud", "cloud_tp", "split_a", "split_b", "n_layer"]
+INT_ATTRS = ["n_ranks", "n_devices", "n_cloud", "split_a", "split_b", "n_layer"]
+OPTIONAL_INT_ATTRS = ["cloud_tp"]   # absent from traces written before tensor parallelism (means 1)
 FIELDS = {
     "tokens": ["device", "index", "step", "token", "t_emit", "latency_s"],
     "steps": ["device", "seq", "kind", "pos0", "n_tok", "cloud_rank", "batch_tokens", "batch_devices",
@@ -177,6 +178,12 @@ def check_schema(t, p):
             p.add("attribute", f"missing root attribute {a}")
         elif not isinstance(attrs[a], int):
             p.add("attribute", f"{a} is {type(attrs[a]).__name__}, not an integer")
+    for a in OPTIONAL_INT_ATTRS:
+        if a in attrs and not isinstance(attrs[a], int):
+            p.add("attribute", f"{a} is {type(attrs[a]).__name__}, not an integer")
+    if isinstance(attrs.get("cloud_tp"), int) and isinstance(attrs.get("n_cloud"), int):
+        if attrs["cloud_tp"] < 1 or attrs["n_cloud"] % attrs["cloud_tp"]:
+            p.add("attribute", f"cloud_tp {attrs['cloud_tp']} does not divide n_cloud {attrs['n_cloud']}")
     ok = True
     for name, fields in FIELDS.items():
         if name not in t:
