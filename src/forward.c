@@ -220,18 +220,19 @@ static void tp_gather_cols(forward_state *s, const tp_comm *tp, const float *in,
             memcpy(out + (size_t)t * W + (size_t)r * w, s->tp_recv + ((size_t)r * n + t) * w, (size_t)w * sizeof(float));
 }
 
-/* TP_EXACT: this rank's features [d0, d0 + w) of the residual: xb (n, w) = x[:, d0:d0+w] + xb (the
- * unsplit x[i] += xb[i], bit for bit: IEEE addition commutes), then every rank's slice into x */
-static void tp_residual_exact(forward_state *s, const tp_comm *tp, int n, int dim, int layer, const char *what) {
-    const int w = dim / tp->size, d0 = tp->rank * w;
-    for (int t = 0; t < n; t++)
-        for (int i = 0; i < w; i++) s->xb[(size_t)t * w + i] += s->x[(size_t)t * dim + d0 + i];
-    tp_gather_cols(s, tp, s->xb, s->x, n, w, layer, what);
-}
-
-/* x += xb; under tensor parallelism xb is this rank's partial product: rank 0 adds it to the
- * residual, the others contribute it alone, and the group's sum is the new residual */
-static void residual_add(forward_state *s, int n, int dim, const tp_comm *tp, int layer, const char *what) {
+/* x += xb. Under tensor parallelism (tp.h) xb is this rank's share:
+ *  - exact: its residual features [d0, d0 + w): xb = x[:, d0:d0+w] + xb (the unsplit x[i] += xb[i]
+ *    bit for bit: IEEE addition commutes), then every rank's slice is gathered into x;
+ *  - allreduce: its partial product: rank 0 adds it to the residual, the others contribute it
+ *    alone, and the group's sum is the new residual. */
+static void residual_add(forward_state *s, int n, int dim, const tp_comm *tp, int exact, int layer, const char *what) {
+    if (exact) {
+        const int w = dim / tp->size, d0 = tp->rank * w;
+        for (int t = 0; t < n; t++)
+            for (int i = 0; i < w; i++) s->xb[(size_t)t * w + i] += s->x[(size_t)t * dim + d0 + i];
+        tp_gather_cols(s, tp, s->xb, s->x, n, w, layer, what);
+        return;
+    }
     const size_t N = (size_t)n * dim;
     if (!tp_active(tp) || tp->rank == 0)
         for (size_t i = 0; i < N; i++) s->x[i] += s->xb[i];
@@ -289,33 +290,7 @@ void transformer_forward_batch(const model *m, forward_state *s, const forward_b
     CHECK(!tp_active(a->tp) || (m->tp_size == a->tp->size && m->tp_rank == a->tp->rank && (!exact || s->tp_recv)),
           "forward: tensor-parallel group (rank %d of %d) and shard (rank %d of %d) disagree", a->tp->rank, a->tp->size,
           m->tp_rank, m->tp_size);
-    for (int l = a->l0; l < a->l1 && exact; l++) {   /* TP_EXACT (tp.h): whole output features, all-gathers */
-        const layer_weights *w = &m->layers[l];
-        const int qd = c->n_head * c->head_dim, fl = c->ffn_dim;
-        rmsnorm(s->xb, s->x, w->attn_norm, n, dim, c->norm_eps);
-        matmul(s, s->q, s->xb, &w->wq, n, 0);
-        matmul(s, s->k, s->xb, &w->wk, n, 1);
-        matmul(s, s->v, s->xb, &w->wv, n, 1);
-        rope(s->q, s->rope, n, c->n_head, c->head_dim);
-        rope(s->k, s->rope, n, c->n_head_kv, c->head_dim);
-        for (int t = 0; t < n; t++) {
-            const kvcache *kv = a->seqs[s->tseq[t]].kv;
-            fp32_to_fp16_row(s->k + (size_t)t * kvd, kvcache_k(kv, l, s->tpos[t]), kvd);
-            fp32_to_fp16_row(s->v + (size_t)t * kvd, kvcache_v(kv, l, s->tpos[t]), kvd);
-        }
-        attention(s, c, a->seqs, l, n);
-        tp_gather_cols(s, a->tp, s->att, s->q, n, qd, l, "attention output");   /* q: free, (n, full q dim) */
-        matmul(s, s->xb, s->q, &w->wo, n, 0);
-        tp_residual_exact(s, a->tp, n, dim, l, "attention residual");
-        rmsnorm(s->xb, s->x, w->ffn_norm, n, dim, c->norm_eps);
-        matmul(s, s->hb, s->xb, &w->w_gate, n, 0);
-        matmul(s, s->hb2, s->xb, &w->w_up, n, 1);
-        vm_swiglu((int64_t)n * fl, s->hb, s->hb, s->hb2);
-        tp_gather_cols(s, a->tp, s->hb, s->tp_wide, n, fl, l, "SwiGLU output");
-        matmul(s, s->xb, s->tp_wide, &w->w_down, n, 0);
-        tp_residual_exact(s, a->tp, n, dim, l, "FFN residual");
-    }
-    for (int l = a->l0; l < a->l1 && !exact; l++) {
+    for (int l = a->l0; l < a->l1; l++) {
         const layer_weights *w = &m->layers[l];
         rmsnorm(s->xb, s->x, w->attn_norm, n, dim, c->norm_eps);
         matmul(s, s->q, s->xb, &w->wq, n, 0);
@@ -329,14 +304,24 @@ void transformer_forward_batch(const model *m, forward_state *s, const forward_b
             fp32_to_fp16_row(s->v + (size_t)t * kvd, kvcache_v(kv, l, s->tpos[t]), kvd);
         }
         attention(s, c, a->seqs, l, n);
-        matmul(s, s->xb, s->att, &w->wo, n, 0);
-        residual_add(s, n, dim, a->tp, l, "attention");
+        /* TP_EXACT (tp.h): Wo and Wdown take the whole input row, gathered from every rank */
+        const float *att = s->att, *hb = s->hb;
+        if (exact) {
+            tp_gather_cols(s, a->tp, s->att, s->q, n, c->n_head * c->head_dim, l, "attention output");   /* q: free */
+            att = s->q;
+        }
+        matmul(s, s->xb, att, &w->wo, n, 0);
+        residual_add(s, n, dim, a->tp, exact, l, "attention");
         rmsnorm(s->xb, s->x, w->ffn_norm, n, dim, c->norm_eps);
         matmul(s, s->hb, s->xb, &w->w_gate, n, 0);
         matmul(s, s->hb2, s->xb, &w->w_up, n, 1);
         vm_swiglu((int64_t)n * ffn, s->hb, s->hb, s->hb2);
-        matmul(s, s->xb, s->hb, &w->w_down, n, 0);
-        residual_add(s, n, dim, a->tp, l, "FFN");
+        if (exact) {
+            tp_gather_cols(s, a->tp, s->hb, s->tp_wide, n, ffn, l, "SwiGLU output");
+            hb = s->tp_wide;
+        }
+        matmul(s, s->xb, hb, &w->w_down, n, 0);
+        residual_add(s, n, dim, a->tp, exact, l, "FFN");
     }
     if (runs)
         for (int i = 0; i < a->n_seq; i++) a->seqs[i].kv->n = a->seqs[i].pos0 + a->seqs[i].n_tok;

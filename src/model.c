@@ -71,7 +71,7 @@ int model_read_config(const gguf_file *f, model_config *c, char *err, size_t err
 #define MATMUL_TYPES ((1u << GGML_TYPE_F32) | (1u << GGML_TYPE_F16) | (1u << GGML_TYPE_BF16) | \
                       (1u << GGML_TYPE_Q4_0) | (1u << GGML_TYPE_Q4_1) | (1u << GGML_TYPE_Q8_0))
 
-static void *own(model *m, size_t bytes) {
+void *model_own(model *m, size_t bytes) {
     void *p = xmalloc_aligned(bytes);
     m->owned = realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof(void *));
     CHECK(m->owned, "out of memory");
@@ -89,7 +89,7 @@ static int load_mat(model *m, qmat *q, const char *name, int64_t cols, int64_t r
     q->rows = rows;
     q->cols = cols;
     if (m->part.weights == MODEL_WEIGHTS_F32) {
-        float *w = own(m, (size_t)rows * (size_t)cols * sizeof(float));
+        float *w = model_own(m, (size_t)rows * (size_t)cols * sizeof(float));
         size_t rb = ggml_row_size(t->type, cols);
         for (int64_t r = 0; r < rows; r++)
             dequantize_row(t->type, (const uint8_t *)t->data + (size_t)r * rb, w + r * cols, cols);

@@ -73,6 +73,8 @@ int model_load(model **out, const char *path, const model_part *part, char *err,
 /* Same over an already-open file (the model keeps a reference; caller closes after free). */
 int model_load_file(model **out, gguf_file *f, const model_part *part, char *err, size_t errlen);
 void model_free(model *m);
+/* bytes of aligned heap owned by m (freed by model_free, counted in bytes_heap) */
+void *model_own(model *m, size_t bytes);
 
 /* Human-readable one-line description of what was loaded (layers, layout, memory). */
 void model_describe(const model *m, char *buf, size_t len);

@@ -56,13 +56,8 @@ size_t synth_part_bytes(const model_config *c, const model_part *p) {
 }
 
 static float *own(model *m, size_t n) {
-    float *p = xmalloc_aligned(n * sizeof(float));
-    m->owned = realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof(void *));
-    CHECK(m->owned, "out of memory");
-    m->owned[m->n_owned++] = p;
-    m->bytes_heap += n * sizeof(float);
     m->bytes_weights += n * sizeof(float);
-    return p;
+    return model_own(m, n * sizeof(float));
 }
 
 static float *fill(model *m, uint64_t seed, uint32_t tensor, size_t n) {

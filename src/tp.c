@@ -43,15 +43,6 @@ void tp_shard_config(const model_config *full, int size, model_config *out) {
     out->ffn_dim = full->ffn_dim / size;
 }
 
-static void *own(model *m, size_t bytes) {
-    void *p = xmalloc_aligned(bytes);
-    m->owned = realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof(void *));
-    CHECK(m->owned, "out of memory");
-    m->owned[m->n_owned++] = p;
-    m->bytes_heap += bytes;
-    return p;
-}
-
 /* rows [r0, r0 + n) of q: a view */
 static qmat rows_of(const qmat *q, int64_t r0, int64_t n) {
     qmat o = *q;
@@ -69,7 +60,7 @@ static qmat cols_of(model *m, const qmat *q, int64_t c0, int64_t n) {
     qmat o = *q;
     o.cols = n;
     o.row_bytes = ggml_row_size(q->type, n);
-    uint8_t *d = own(m, (size_t)q->rows * o.row_bytes);
+    uint8_t *d = model_own(m, (size_t)q->rows * o.row_bytes);
     const size_t off = (size_t)c0 / blck * bb;
     for (int64_t r = 0; r < q->rows; r++)
         memcpy(d + (size_t)r * o.row_bytes, (const uint8_t *)q->data + (size_t)r * q->row_bytes + off, o.row_bytes);
