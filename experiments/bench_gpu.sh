@@ -23,7 +23,7 @@ cmake -S . -B build-gpu -DHAT_GPU_ONLY=ON -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUD
 cmake --build build-gpu -j"$(nproc)" > "$out/build.log" 2>&1 || { grep -E "error" "$out/build.log" | head -30; exit 1; }
 echo "== tests"
 ctest --test-dir build-gpu -L cuda --output-on-failure > "$out/tests.log" 2>&1 && tests=passed || tests=FAILED
-grep -E "cuda vs reference|a 4-token|Test +#|tests passed|FAIL" "$out/tests.log" | head -40 || true
+grep -E "cuda vs reference|cuda graphs|cuda tensor|a 4-token|Test +#|tests passed|FAIL" "$out/tests.log" | head -40 || true
 echo "== benchmark"
 ./build-gpu/tests/cuda/bench_gpu --json "$out/bench_gpu.json" "${args[@]}" 2>&1 | tee "$out/bench.log"
 echo "tests: $tests"

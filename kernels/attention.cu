@@ -241,6 +241,17 @@ static void attention_dispatch(cudaStream_t stream, int hpw, unsigned grid, unsi
 #undef HK_ATT_LAUNCH
 }
 
+/* warps per block: about two chunks of keys (KC <= 16) per warp at the longest context */
+static int attention_warps(int max_pos, int head_dim) {
+    const int kc = 16 / (head_dim / 32) < 2 ? 2 : 16 / (head_dim / 32);
+    const int nw = (max_pos + 2 * kc - 1) / (2 * kc);
+    return nw < 1 ? 1 : nw > ATT_WARPS ? ATT_WARPS : nw;
+}
+
+extern "C" int hk_attention_threads(int max_pos, int head_dim) {
+    return head_dim >= 32 ? 32 * attention_warps(max_pos, head_dim) : 32;
+}
+
 static int attention_launch(cudaStream_t stream, float *out, const float *q, uint16_t *const *k_cache,
                             uint16_t *const *v_cache, const int32_t *tslot, const int32_t *pos, int n_tok, int max_pos,
                             int li, int n_ctx, int n_head, int n_head_kv, int head_dim) {
@@ -260,10 +271,7 @@ static int attention_launch(cudaStream_t stream, float *out, const float *q, uin
     const int n_hb = group / hpw;
     const size_t blocks = (size_t)n_tok * (size_t)n_head_kv * (size_t)n_hb;
     HK_CHECK(op, blocks <= (size_t)INT32_MAX, "n_tok %d, n_head %d: %zu blocks", n_tok, n_head, blocks);
-    /* warps per block: about two chunks of keys (KC <= 16) per warp at the longest context */
-    const int kc = 16 / (head_dim / 32) < 2 ? 2 : 16 / (head_dim / 32);
-    int nw = (max_pos + 2 * kc - 1) / (2 * kc);
-    nw = nw < 1 ? 1 : nw > ATT_WARPS ? ATT_WARPS : nw;
+    const int nw = attention_warps(max_pos, head_dim);
     const float qscale = (1.0f / sqrtf((float)head_dim)) * 1.4426950408889634f; /* scale * log2(e) */
     const unsigned grid = (unsigned)blocks, threads = (unsigned)(32 * nw);
     switch (head_dim) {

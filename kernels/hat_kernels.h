@@ -60,6 +60,9 @@ int hk_kv_store(void *stream, uint16_t *const *k_cache, uint16_t *const *v_cache
 int hk_attention(void *stream, float *out, const float *q, uint16_t *const *k_cache, uint16_t *const *v_cache,
                  const int32_t *tslot, const int32_t *pos, int n_tok, int max_pos, int li, int n_ctx, int n_head,
                  int n_head_kv, int head_dim);
+/* the threads per block hk_attention launches with for this max_pos and head_dim: the only part
+ * of a launch, besides the token count, that depends on the step (keys of captured CUDA graphs) */
+int hk_attention_threads(int max_pos, int head_dim);
 
 /* out (n_rows, ffn) [F32, F16 or BF16] = silu(gu[:, :ffn]) * gu[:, ffn:], gu (n_rows, 2*ffn) fp32
  * (gate and up projections side by side, from one fused GEMM) */

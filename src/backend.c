@@ -18,6 +18,11 @@ int backend_cuda_open(backend **out, const backend_desc *d, char *err, size_t er
     *out = NULL;
     return hat_err(err, errlen, HAT_ERR_UNSUPPORTED, "this build has no CUDA backend");
 }
+
+backend_cuda_stats backend_cuda_stats_of(const backend *b) {
+    (void)b;
+    return (backend_cuda_stats){0};
+}
 #endif
 
 int backend_open(backend **out, const backend_desc *d, char *note, size_t notelen, char *err, size_t errlen) {

@@ -53,7 +53,15 @@ typedef struct {
     tp_comm tp;
     int nccl;                /* CUDA under tensor parallelism: 1 all-reduce with NCCL on the GPU when it
                               * can run (one GPU per rank), else host-staged through tp.allreduce */
+    int no_graphs;           /* CUDA: 1 never captures CUDA graphs (every step launches its kernels) */
 } backend_desc;
+
+/* CUDA backend counters (backend_cuda_stats_of; all zero for another backend) */
+typedef struct {
+    long long graph_steps;    /* steps replayed from a captured CUDA graph */
+    long long direct_steps;   /* steps whose kernels were launched one by one */
+    long long captures;       /* graphs captured and instantiated */
+} backend_cuda_stats;
 
 typedef struct {
     int slot, pos0, n_tok;
@@ -111,5 +119,7 @@ int backend_cpu_open(backend **out, const backend_desc *d, char *err, size_t err
 /* CUDA: 0 and n > 0 GPUs, or non-zero and *why set (no GPU, driver missing, CPU-only build) */
 int backend_cuda_available(int *n_gpu, char *why, size_t whylen);
 int backend_cuda_open(backend **out, const backend_desc *d, char *err, size_t errlen);
+/* the CUDA backend's counters (zeros for another backend or a CPU-only build) */
+backend_cuda_stats backend_cuda_stats_of(const backend *b);
 
 #endif

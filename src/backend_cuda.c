@@ -20,6 +20,11 @@
  * (rank 0's GEMM keeps beta = 1, the others beta = 0) and x is all-reduced twice per layer. The
  * collectives run with NCCL on device buffers when every rank of the group has its own GPU
  * (backend_desc.nccl), else host-staged: device -> pinned host -> tp_comm (MPI) -> device.
+ * CUDA graphs (backend_desc.no_graphs = 0, the default): the layer loop of a step is captured the
+ * second time its shape (token count, attention block size) is seen and replayed from then on, so
+ * a decode step costs one launch instead of ~12 per layer; the last 16 shapes are kept, steps of
+ * more than 256 tokens launch directly, and a failed capture turns graphs off with a note. Not with
+ * host-staged collectives (they synchronise inside a step).
  * Only this file and kernels/ include CUDA headers.
  */
 #include "backend.h"
@@ -45,6 +50,18 @@ typedef struct {
     void *wdown;             /* (d_rows, d_cols) */
     float *attn_norm, *ffn_norm;   /* (dim) fp32 */
 } cu_layer;
+
+#define GRAPH_CACHE 16     /* shapes kept; the least recently used one is replaced */
+#define GRAPH_MAX_TOK 256  /* steps of more tokens are GEMM-bound: launched directly */
+#define GRAPH_AFTER 2      /* a shape is captured the second time it is seen (one-off shapes never are) */
+#define CUBLAS_WS ((size_t)32 << 20)
+
+typedef struct {
+    int tok, threads;            /* the shape; tok 0: unused entry */
+    int seen;
+    unsigned long long used;     /* LRU clock */
+    cudaGraphExec_t exec;        /* NULL until captured */
+} cu_graph;
 
 typedef struct {
     int device;
@@ -80,6 +97,16 @@ typedef struct {
     ncclComm_t nccl;
 #endif
     char tp_note[96];
+    /* CUDA graphs: a step's layer loop (everything between the input and the output copies) is
+     * captured once per shape and replayed; a shape is the token count and the attention launch's
+     * block size (hk_attention_threads); every pointer is fixed at open and the step's slots and
+     * positions are read from d_meta, so one graph serves every step of its shape */
+    int graphs;                  /* 1: capture and replay; 0: launch every kernel (graphs_why says why) */
+    char graphs_why[160];
+    void *blas_ws;               /* cuBLAS workspace (set explicitly: no allocation inside a capture) */
+    cu_graph gcache[GRAPH_CACHE];
+    unsigned long long gclock;
+    backend_cuda_stats stats;
 } cu_impl;
 
 #define CU(call, what)                                                                                        \
@@ -190,28 +217,12 @@ static int gather_residual(cu_impl *c, int n, int dim, char *err, size_t errlen)
     return gather_cols(c, c->x, c->tp_send, n, c->ds, sizeof(float), err, errlen);
 }
 
-static int cuda_forward(backend *b, const backend_seq *seqs, int n_seq, char *err, size_t errlen) {
-    cu_impl *c = b->impl;
+/* enqueues layers [l0, l1) of one step of tok tokens (x holds their inputs; d_meta their slots and
+ * positions) on the stream: directly, or inside a graph capture */
+static int cuda_layers(backend *b, cu_impl *c, int tok, int max_pos, char *err, size_t errlen) {
     const model_config *mc = &b->cfg;
     const int dim = mc->dim;
-    const int rc = backend_check_step(b, seqs, n_seq, err, errlen);
-    if (rc) return rc;
-    int tok = 0, max_pos = 0;
-    for (int i = 0; i < n_seq; i++) {
-        const backend_seq *s = &seqs[i];
-        for (int t = 0; t < s->n_tok; t++) {
-            c->h_meta[tok + t] = s->slot;
-            c->h_meta[b->max_tok + tok + t] = s->pos0 + t;
-        }
-        tok += s->n_tok;
-        if (s->pos0 + s->n_tok > max_pos) max_pos = s->pos0 + s->n_tok;
-    }
-    if (!tok) return HAT_OK;
     const int32_t *d_slot = c->d_meta, *d_pos = c->d_meta + b->max_tok;
-    CU(cudaSetDevice(c->device), "cudaSetDevice");
-    CU(cudaMemcpyAsync(c->d_meta, c->h_meta, sizeof(int32_t) * 2 * (size_t)b->max_tok, cudaMemcpyHostToDevice, c->st),
-       "copy metadata");
-    CU(cudaMemcpyAsync(c->x, c->h_io, sizeof(float) * (size_t)tok * dim, cudaMemcpyHostToDevice, c->st), "copy input");
     const int qd = c->qd, kvl = c->kvd, fl = c->fl, tp = c->S > 1, exact = tp && c->mode == TP_EXACT;
     const float beta_res = !tp || exact || c->rank == 0 ? 1.0f : 0.0f;   /* allreduce: rank 0 keeps the residual */
     for (int l = b->l0; l < b->l1; l++) {
@@ -252,6 +263,90 @@ static int cuda_forward(backend *b, const backend_seq *seqs, int n_seq, char *er
             if (tp && (rc = dev_allreduce(c, c->x, (size_t)tok * dim, err, errlen))) return rc;
         }
     }
+    return HAT_OK;
+}
+
+/* graphs off for the rest of the run, with a note on stderr (the step then launches directly) */
+static void graphs_off(cu_impl *c, const char *what, cudaError_t e, const char *detail) {
+    (void)cudaGetLastError();   /* clear a non-sticky error left by the failed call */
+    snprintf(c->graphs_why, sizeof c->graphs_why, "%s failed: %s", what,
+             detail ? detail : cudaGetErrorString(e));
+    fprintf(stderr, "backend cuda: note: CUDA graphs turned off (%s); steps launch their kernels directly\n",
+            c->graphs_why);
+    c->graphs = 0;
+}
+
+/* one step through the graph of its shape: HAT_OK when it ran (launched on the stream), 1 when the
+ * caller must launch directly (a new shape, a step too large, or graphs turned off) */
+static int graph_step(backend *b, cu_impl *c, int tok, int max_pos) {
+    if (!c->graphs || tok > GRAPH_MAX_TOK) return 1;
+    const int th = hk_attention_threads(max_pos, b->cfg.head_dim);
+    cu_graph *g = NULL, *victim = &c->gcache[0];
+    for (int i = 0; i < GRAPH_CACHE; i++) {
+        cu_graph *e = &c->gcache[i];
+        if (e->tok == tok && e->threads == th) { g = e; break; }
+        if (!e->tok || (victim->tok && e->used < victim->used)) victim = e;
+    }
+    if (!g) {   /* first sight of this shape: remember it, launch directly */
+        if (victim->exec) cudaGraphExecDestroy(victim->exec);
+        *victim = (cu_graph){.tok = tok, .threads = th, .seen = 1, .used = ++c->gclock};
+        return 1;
+    }
+    g->used = ++c->gclock;
+    if (!g->exec) {
+        if (++g->seen < GRAPH_AFTER) return 1;
+        char err[256] = "";
+        cudaGraph_t graph = NULL;
+        cudaError_t e = cudaStreamBeginCapture(c->st, cudaStreamCaptureModeThreadLocal);
+        if (e != cudaSuccess) { graphs_off(c, "cudaStreamBeginCapture", e, NULL); return 1; }
+        const int rc = cuda_layers(b, c, tok, max_pos, err, sizeof err);
+        e = cudaStreamEndCapture(c->st, &graph);
+        if (rc || e != cudaSuccess) {   /* nothing ran: the caller launches the step directly */
+            if (graph) cudaGraphDestroy(graph);
+            graphs_off(c, "capturing a step", e, rc ? err : NULL);
+            return 1;
+        }
+        e = cudaGraphInstantiateWithFlags(&g->exec, graph, 0);
+        cudaGraphDestroy(graph);
+        if (e != cudaSuccess) {
+            g->exec = NULL;
+            graphs_off(c, "cudaGraphInstantiate", e, NULL);
+            return 1;
+        }
+        c->stats.captures++;
+    }
+    const cudaError_t e = cudaGraphLaunch(g->exec, c->st);
+    if (e != cudaSuccess) { graphs_off(c, "cudaGraphLaunch", e, NULL); return 1; }
+    c->stats.graph_steps++;
+    return HAT_OK;
+}
+
+static int cuda_forward(backend *b, const backend_seq *seqs, int n_seq, char *err, size_t errlen) {
+    cu_impl *c = b->impl;
+    const model_config *mc = &b->cfg;
+    const int dim = mc->dim;
+    const int rc = backend_check_step(b, seqs, n_seq, err, errlen);
+    if (rc) return rc;
+    int tok = 0, max_pos = 0;
+    for (int i = 0; i < n_seq; i++) {
+        const backend_seq *s = &seqs[i];
+        for (int t = 0; t < s->n_tok; t++) {
+            c->h_meta[tok + t] = s->slot;
+            c->h_meta[b->max_tok + tok + t] = s->pos0 + t;
+        }
+        tok += s->n_tok;
+        if (s->pos0 + s->n_tok > max_pos) max_pos = s->pos0 + s->n_tok;
+    }
+    if (!tok) return HAT_OK;
+    CU(cudaSetDevice(c->device), "cudaSetDevice");
+    CU(cudaMemcpyAsync(c->d_meta, c->h_meta, sizeof(int32_t) * 2 * (size_t)b->max_tok, cudaMemcpyHostToDevice, c->st),
+       "copy metadata");
+    CU(cudaMemcpyAsync(c->x, c->h_io, sizeof(float) * (size_t)tok * dim, cudaMemcpyHostToDevice, c->st), "copy input");
+    if (graph_step(b, c, tok, max_pos)) {
+        const int lrc = cuda_layers(b, c, tok, max_pos, err, errlen);
+        if (lrc) return lrc;
+        c->stats.direct_steps++;
+    }
     CU(cudaMemcpyAsync(c->h_io, c->x, sizeof(float) * (size_t)tok * dim, cudaMemcpyDeviceToHost, c->st), "copy output");
     CU(cudaStreamSynchronize(c->st), "step");
     for (int i = 0; i < n_seq; i++) c->kv_n[seqs[i].slot] = seqs[i].pos0 + seqs[i].n_tok;
@@ -271,7 +366,10 @@ static void cuda_free(backend *b) {
     cu_impl *c = b->impl;
     if (c) {
         cudaSetDevice(c->device);
+        for (int i = 0; i < GRAPH_CACHE; i++)
+            if (c->gcache[i].exec) cudaGraphExecDestroy(c->gcache[i].exec);
         if (c->blas) cublasDestroy(c->blas);
+        cudaFree(c->blas_ws);
         if (c->st) cudaStreamDestroy(c->st);
         cudaFree(c->wmem); cudaFree(c->kvmem);
         cudaFree(c->d_kc); cudaFree(c->d_vc);
@@ -289,6 +387,11 @@ static void cuda_free(backend *b) {
 }
 
 static const backend_ops cuda_ops = {"cuda", cuda_forward, cuda_kv_len, cuda_truncate, cuda_free};
+
+backend_cuda_stats backend_cuda_stats_of(const backend *b) {
+    if (!b || b->kind != BACKEND_CUDA || !b->impl) return (backend_cuda_stats){0};
+    return ((const cu_impl *)b->impl)->stats;
+}
 
 /* rows [r0, r0 + nr) x columns [c0, c0 + nc) of a matrix of the GGUF part into dst (nr, nc) [dtype],
  * through a host fp32 staging buffer and the GPU */
@@ -426,10 +529,16 @@ static int cuda_open(backend *b, cu_impl *c, const backend_desc *d, char *err, s
     CU(cudaStreamCreateWithFlags(&c->st, cudaStreamNonBlocking), "cudaStreamCreate");
     BL(cublasCreate(&c->blas), "cublasCreate");
     BL(cublasSetStream(c->blas, c->st), "cublasSetStream");
+    CU(cudaMalloc(&c->blas_ws, CUBLAS_WS), "allocating the cuBLAS workspace");
+    BL(cublasSetWorkspace(c->blas, c->blas_ws, CUBLAS_WS), "cublasSetWorkspace");
     if (c->S > 1) {   /* first: every rank of the group reaches these collectives (nothing before can fail on one rank only) */
         int rc = tp_setup_nccl(c, d->nccl, err, errlen);
         if (rc) return rc;
     }
+    c->graphs = !d->no_graphs && (c->S == 1 || c->use_nccl);
+    snprintf(c->graphs_why, sizeof c->graphs_why, "%s",
+             d->no_graphs ? "turned off by the configuration"
+             : c->graphs  ? "" : "host-staged collectives synchronise inside a step");
     c->wt = d->dtype == BACKEND_BF16 ? HK_BF16 : HK_F16;
     c->ct = d->dtype == BACKEND_BF16 ? CUDA_R_16BF : CUDA_R_16F;
     const size_t es = hk_dtype_size(c->wt);
@@ -581,10 +690,11 @@ static int cuda_open(backend *b, cu_impl *c, const backend_desc *d, char *err, s
     char tps[160] = "";
     if (c->S > 1) snprintf(tps, sizeof tps, ", tensor-parallel (%s) rank %d of %d, %s", tp_mode_name(c->mode), c->rank, c->S, c->tp_note);
     snprintf(tmp, sizeof tmp,
-             "cuda, GPU %d %s (%.0f GiB), %s, layers [%d, %d)%s, %s weights %.2f GiB, KV %.2f GiB (%d slots x %d), %s%s",
+             "cuda, GPU %d %s (%.0f GiB), %s, layers [%d, %d)%s, %s weights %.2f GiB, KV %.2f GiB (%d slots x %d), %s%s, %s",
              c->device, prop.name, total_b / 1073741824.0, d->m ? (d->m->name[0] ? d->m->name : "model") : "synthetic",
              d->l0, d->l1, tps, backend_dtype_name(d->dtype), c->bytes_weights / 1073741824.0, c->bytes_kv / 1073741824.0,
-             d->n_slots, d->n_ctx, d->m ? "from the GGUF part (dequantised)" : "generated on the GPU", syn);
+             d->n_slots, d->n_ctx, d->m ? "from the GGUF part (dequantised)" : "generated on the GPU", syn,
+             c->graphs ? "CUDA graphs" : "no CUDA graphs");
     snprintf(b->desc, sizeof b->desc, "%.319s", tmp);
     return HAT_OK;
 }

@@ -26,6 +26,7 @@
  *               back to the CPU with a message; auto: cuda where a GPU is present)
  *               gpu_dtype = fp16|bf16 [fp16]  (GPU weights and GEMM inputs; fp32 accumulation)
  *               gpu = <int> [-1]  (CUDA device; -1: the cloud rank's index on its host mod GPUs)
+ *               gpu_graphs = on|off [on]  (CUDA: replay each step shape from a captured CUDA graph)
  *   [transport] wire_dtype = fp32|fp16|bf16 [fp32]     chunk_tokens = <int> [32]
  *               inflight = <int> [4]  (messages a device may have outstanding)
  *               emulate_links = on|off [on]
@@ -120,6 +121,7 @@ typedef struct {
     int backend;                   /* backend_kind (backend.h): 0 cpu, 1 cuda, 2 auto */
     int gpu_dtype;                 /* backend_dtype: 0 fp16, 1 bf16 */
     int gpu;                       /* CUDA device ordinal, -1 auto */
+    int gpu_graphs;                /* 1: CUDA graphs for repeated step shapes */
     /* [transport] */
     wire_dtype wire;
     int chunk_tokens, inflight, emulate_links;

@@ -4,7 +4,8 @@
  * LLaMA-2-7B shape, all layers): batch 1, 8 devices x 1 token, 30 devices x 5 tokens (a decode
  * round of gamma = 4 each) and a 1,000-token prefill. Medians of --reps timed repetitions after
  * warm-up, CUDA events around device work; the backend steps are timed on the host around
- * backend_forward (it copies in, runs, copies out and synchronises: what a cloud rank waits for).
+ * backend_forward (it copies in, runs, copies out and synchronises: what a cloud rank waits for),
+ * once with CUDA graphs (the default) and once with every kernel launched directly.
  *   bench_gpu [--shape llama2-7b] [--layers N] [--ctx 512] [--reps 20] [--dtype fp16|bf16] [--json F]
  * Synthetic weights: every output says so. Exits 77 without a GPU.
  */
@@ -90,6 +91,43 @@ static double time_step(backend *be, const backend_seq *seqs, int ns, int reps) 
     return m;
 }
 
+/* the four cloud steps (batch 1, 8 x 1, 30 x 5, 1000-token prefill) of a fresh backend, median
+ * seconds into t[4]; 0 or 1 on failure (message printed) */
+static int cloud_steps(const char *shape, int layers, int ctx, backend_dtype dt, int no_graphs, int reps, double t[4],
+                       backend_cuda_stats *stats, char *desc) {
+    char err[HAT_ERRLEN];
+    backend *be;
+    const int max_tok = 1024, dim = synth_shape(shape)->dim;
+    if (backend_cuda_open(&be, &(backend_desc){.kind = BACKEND_CUDA, .synth = {shape, 7}, .l0 = 0, .l1 = layers,
+                          .n_slots = 30, .max_tok = max_tok, .n_ctx = ctx + 1024, .gpu = 0, .dtype = dt,
+                          .no_graphs = no_graphs}, err, sizeof err)) {
+        fprintf(stderr, "bench_gpu: %s\n", err);
+        return 1;
+    }
+    if (desc) snprintf(desc, 320, "%s", be->desc);
+    /* contexts: every slot prefilled with ctx positions (synthetic inputs) */
+    for (int s = 0; s < 30; s++)
+        for (int p = 0; p < ctx; p += max_tok) {
+            const int n = ctx - p < max_tok ? ctx - p : max_tok;
+            for (size_t i = 0; i < (size_t)n * dim; i++) backend_io(be)[i] = synth_value(9, (uint32_t)s, i + (size_t)p * dim, 1, 0);
+            if (backend_forward(be, &(backend_seq){.slot = s, .pos0 = p, .n_tok = n}, 1, err, sizeof err)) {
+                fprintf(stderr, "%s\n", err);
+                backend_free(be);
+                return 1;
+            }
+        }
+    for (size_t i = 0; i < (size_t)max_tok * dim; i++) backend_io(be)[i] = synth_value(10, 0, i, 1, 0);
+    backend_seq s1 = {0, ctx, 1, 1}, s8[8], s30[30], sp = {29, 0, 1000, 0};
+    for (int i = 0; i < 8; i++) s8[i] = (backend_seq){i, ctx, 1, 1};
+    for (int i = 0; i < 30; i++) s30[i] = (backend_seq){i, ctx, 5, 1};
+    t[0] = time_step(be, &s1, 1, reps);
+    t[1] = time_step(be, s8, 8, reps);
+    t[2] = time_step(be, s30, 30, reps);
+    t[3] = time_step(be, &sp, 1, reps > 5 ? 5 : reps);
+    if (stats) *stats = backend_cuda_stats_of(be);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *shape = "llama2-7b", *json = NULL;
     int layers = -1, ctx = 512, reps = 20;
@@ -164,55 +202,46 @@ int main(int argc, char **argv) {
     cudaFree(kv); cudaFree(ac.kc); cudaFree(ac.vc); cudaFree(ac.slot); cudaFree(ac.pos); cudaFree(ac.q); cudaFree(ac.out);
     cudaFree(ec.x); cudaFree(ec.w); cudaFree(ec.out); cudaFree(ec.gu);
 
-    /* the cloud step */
-    char err[HAT_ERRLEN];
-    backend *be;
-    const int max_tok = 1024;
-    if (backend_cuda_open(&be, &(backend_desc){.kind = BACKEND_CUDA, .synth = {shape, 7}, .l0 = 0, .l1 = layers,
-                          .n_slots = 30, .max_tok = max_tok, .n_ctx = ctx + 1024, .gpu = 0, .dtype = dt}, err, sizeof err)) {
-        fprintf(stderr, "bench_gpu: %s\n", err);
-        return 1;
-    }
-    printf("backend: %s\n", be->desc);
-    /* contexts: every slot prefilled with ctx positions (synthetic inputs) */
-    for (int s = 0; s < 30; s++)
-        for (int p = 0; p < ctx; p += max_tok) {
-            const int n = ctx - p < max_tok ? ctx - p : max_tok;
-            for (size_t i = 0; i < (size_t)n * dim; i++) backend_io(be)[i] = synth_value(9, (uint32_t)s, i + (size_t)p * dim, 1, 0);
-            if (backend_forward(be, &(backend_seq){.slot = s, .pos0 = p, .n_tok = n}, 1, err, sizeof err)) {
-                fprintf(stderr, "%s\n", err);
-                return 1;
-            }
-        }
-    for (size_t i = 0; i < (size_t)max_tok * dim; i++) backend_io(be)[i] = synth_value(10, 0, i, 1, 0);
-    backend_seq s1 = {0, ctx, 1, 1}, s8[8], s30[30], sp = {29, 0, 1000, 0};
-    for (int i = 0; i < 8; i++) s8[i] = (backend_seq){i, ctx, 1, 1};
-    for (int i = 0; i < 30; i++) s30[i] = (backend_seq){i, ctx, 5, 1};
-    const double t1 = time_step(be, &s1, 1, reps), t8 = time_step(be, s8, 8, reps), t30 = time_step(be, s30, 30, reps);
-    const double tp = time_step(be, &sp, 1, reps > 5 ? 5 : reps);
+    /* the cloud step: with CUDA graphs (the default) and with every kernel launched directly */
+    double st_g[4], st_d[4];
+    backend_cuda_stats sg;
+    char desc[320];
+    if (cloud_steps(shape, layers, ctx, dt, 0, reps, st_g, &sg, desc)) return 1;
+    printf("backend: %s\n", desc);
+    printf("  CUDA graphs: %lld steps replayed from %lld captured graphs, %lld launched directly\n", sg.graph_steps,
+           sg.captures, sg.direct_steps);
+    if (cloud_steps(shape, layers, ctx, dt, 1, reps, st_d, NULL, NULL)) return 1;
+    const double t1 = st_g[0], t8 = st_g[1], t30 = st_g[2], tp = st_g[3];
     const size_t es = 2;   /* fp16 and bf16 */
     const double wbytes = (double)layers * (((double)dim + 2 * mc->kv_dim) * dim + (double)dim * dim + 3.0 * ffn * dim) * es;
     const double flops_pf = 2.0 * wbytes / es * 1000 + 4.0 * layers * dim * 1000.0 * 1000 / 2;   /* GEMMs + causal attention */
     printf("\ncloud step, synthetic %s, %d layers, %s, context %d (median of %d, host-timed incl. copies):\n", shape, layers,
            backend_dtype_name(dt), ctx, reps);
-    printf("| step | tokens | ms | weights GB/s | vs copy bandwidth | vs batch 1 |\n|---|---|---|---|---|---|\n");
-    printf("| batch 1 | 1 | %.3f | %.0f | %.0f %% | 1.00 |\n", t1 * 1e3, wbytes / t1 / 1e9, 100 * wbytes / t1 / bw_copy);
-    printf("| 8 devices x 1 | 8 | %.3f | %.0f | %.0f %% | %.2f |\n", t8 * 1e3, wbytes / t8 / 1e9, 100 * wbytes / t8 / bw_copy, t8 / t1);
-    printf("| 30 devices x 5 | 150 | %.3f | %.0f | %.0f %% | %.2f |\n", t30 * 1e3, wbytes / t30 / 1e9, 100 * wbytes / t30 / bw_copy, t30 / t1);
-    printf("| prefill | 1000 | %.3f | - | %.1f TFLOP/s = %.0f %% of the GEMM rate | - |\n", tp * 1e3, flops_pf / tp / 1e12,
-           100 * flops_pf / tp / 1e12 / tf_gemm);
+    printf("| step | tokens | ms | weights GB/s | vs copy bandwidth | vs batch 1 | ms without graphs |\n"
+           "|---|---|---|---|---|---|---|\n");
+    printf("| batch 1 | 1 | %.3f | %.0f | %.0f %% | 1.00 | %.3f |\n", t1 * 1e3, wbytes / t1 / 1e9, 100 * wbytes / t1 / bw_copy,
+           st_d[0] * 1e3);
+    printf("| 8 devices x 1 | 8 | %.3f | %.0f | %.0f %% | %.2f | %.3f |\n", t8 * 1e3, wbytes / t8 / 1e9,
+           100 * wbytes / t8 / bw_copy, t8 / t1, st_d[1] * 1e3);
+    printf("| 30 devices x 5 | 150 | %.3f | %.0f | %.0f %% | %.2f | %.3f |\n", t30 * 1e3, wbytes / t30 / 1e9,
+           100 * wbytes / t30 / bw_copy, t30 / t1, st_d[2] * 1e3);
+    printf("| prefill | 1000 | %.3f | - | %.1f TFLOP/s = %.0f %% of the GEMM rate | - | %.3f |\n", tp * 1e3,
+           flops_pf / tp / 1e12, 100 * flops_pf / tp / 1e12 / tf_gemm, st_d[3] * 1e3);
+    printf("(steps of more than %d tokens, the prefill here, always launch directly)\n", 256);
     if (json) {
         FILE *f = fopen(json, "w");
         if (f) {
             fprintf(f, "{\"device\": \"%s\", \"synthetic\": \"%s\", \"layers\": %d, \"dtype\": \"%s\", \"context\": %d, \"reps\": %d,\n"
                        " \"copy_gbs\": %.1f, \"gemm_tflops\": %.1f, \"rmsnorm_us\": %.2f, \"swiglu_us\": %.2f, \"attention_us\": %.2f,\n"
                        " \"weights_bytes\": %.0f, \"step_b1_ms\": %.4f, \"step_b8_ms\": %.4f, \"step_30x5_ms\": %.4f, \"prefill_1000_ms\": %.4f,\n"
-                       " \"b1_frac_of_copy\": %.4f, \"ratio_30x5_b1\": %.4f, \"prefill_tflops\": %.2f}\n",
+                       " \"b1_frac_of_copy\": %.4f, \"ratio_30x5_b1\": %.4f, \"prefill_tflops\": %.2f,\n"
+                       " \"no_graphs\": {\"step_b1_ms\": %.4f, \"step_b8_ms\": %.4f, \"step_30x5_ms\": %.4f, \"prefill_1000_ms\": %.4f},\n"
+                       " \"graph_steps\": %lld, \"graph_captures\": %lld, \"direct_steps\": %lld}\n",
                     prop.name, shape, layers, backend_dtype_name(dt), ctx, reps, bw_copy / 1e9, tf_gemm, t_rms * 1e6, t_swi * 1e6,
-                    t_att * 1e6, wbytes, t1 * 1e3, t8 * 1e3, t30 * 1e3, tp * 1e3, wbytes / t1 / bw_copy, t30 / t1, flops_pf / tp / 1e12);
+                    t_att * 1e6, wbytes, t1 * 1e3, t8 * 1e3, t30 * 1e3, tp * 1e3, wbytes / t1 / bw_copy, t30 / t1, flops_pf / tp / 1e12,
+                    st_d[0] * 1e3, st_d[1] * 1e3, st_d[2] * 1e3, st_d[3] * 1e3, sg.graph_steps, sg.captures, sg.direct_steps);
             fclose(f);
         }
     }
-    backend_free(be);
     return 0;
 }

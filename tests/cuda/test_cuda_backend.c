@@ -9,6 +9,8 @@
  * Tensor parallelism (tp.h): groups of 2 and 4 threads (tests/tp_threads.c) sharing the GPU, so
  * the collectives are host-staged (NCCL refuses ranks that share a GPU: the check is exercised),
  * modes exact and allreduce, against the unsplit CUDA backend over mixed steps with a rollback.
+ * CUDA graphs: a backend replaying captured steps against one launching every kernel directly,
+ * bit for bit, over 100 steps of changing shapes (more than the graph cache holds) and rollbacks.
  * Exits 77 (skipped) without a GPU.
  */
 #include "backend.h"
@@ -218,10 +220,67 @@ static void run_tp(const char *shape, int n_layer, int S, int mode, backend_dtyp
            same ? "yes" : "NO", worst, tol, jobs[0].desc);
     EXPECT(same, "tp ranks disagree");
     EXPECT(strstr(jobs[0].desc, "host-staged") != NULL, "ranks sharing a GPU must use host staging: %s", jobs[0].desc);
+    EXPECT(strstr(jobs[0].desc, "no CUDA graphs") != NULL, "host-staged collectives cannot be captured: %s", jobs[0].desc);
     EXPECT(worst < tol, "tp %s differs from the unsplit backend by %g", tp_mode_name(mode), worst);
     for (int r = 0; r < S; r++) free(jobs[r].out);
     free(ref.out);
     tp_threads_free(g);
+}
+
+/* ---- CUDA graphs: the same steps replayed from captured graphs and launched directly ---- */
+static void run_graphs(const char *shape, int n_layer, backend_dtype dt) {
+    const int dim = synth_shape(shape)->dim, T = 24, n_ctx = 160;
+    char err[HAT_ERRLEN];
+    backend *bg, *bd;
+    backend_desc d = {.kind = BACKEND_CUDA, .synth = {shape, 7}, .l0 = 0, .l1 = n_layer, .n_slots = 2, .max_tok = T,
+                      .n_ctx = n_ctx, .gpu = 0, .dtype = dt};
+    if (backend_cuda_open(&bg, &d, err, sizeof err)) { EXPECT(0, "%s", err); return; }
+    d.no_graphs = 1;
+    if (backend_cuda_open(&bd, &d, err, sizeof err)) { EXPECT(0, "%s", err); backend_free(bg); return; }
+    EXPECT(strstr(bg->desc, ", CUDA graphs") != NULL, "graphs not on by default: %s", bg->desc);
+    EXPECT(strstr(bd->desc, "no CUDA graphs") != NULL, "no_graphs ignored: %s", bd->desc);
+    /* slot 0: a 12-token prefill, then 100 one-token decode steps (the attention block grows with the
+     * context, so shapes change and repeat); slot 1: rounds of 1 + (step % 20) tokens with a rollback
+     * of 1 each, so more than the cache's 16 shapes come and go; every 7th step both together */
+    int n[2] = {0, 0}, steps = 0, differ = 0;
+    for (int st = 0; st < 100 && n[0] + 2 < n_ctx && n[1] + 24 < n_ctx; st++) {
+        backend_seq seqs[2];
+        int ns = 0, tok = 0;
+        if (st % 7 != 3) seqs[ns++] = (backend_seq){0, n[0], st == 0 ? 12 : 1, st > 0};
+        if (st % 7 == 3 || st % 7 == 0) {
+            const int k = 1 + st % 20 < T - tok ? 1 + st % 20 : T - tok - 1;
+            const int pos0 = n[1] > 0 ? n[1] - 1 : 0;
+            seqs[ns++] = (backend_seq){1, pos0, k, 1};
+        }
+        for (int i = 0; i < ns; i++) {
+            for (int t = 0; t < seqs[i].n_tok; t++)
+                for (int j = 0; j < dim; j++)
+                    backend_io(bg)[(size_t)(tok + t) * dim + j] =
+                        (float)(((seqs[i].pos0 + t) * 131 + j * 7 + seqs[i].slot * 17 + st) % 97 - 48) / 48.0f;
+            if (seqs[i].pos0 < backend_kv_len(bg, seqs[i].slot)) {
+                backend_truncate(bg, seqs[i].slot, seqs[i].pos0);
+                backend_truncate(bd, seqs[i].slot, seqs[i].pos0);
+            }
+            tok += seqs[i].n_tok;
+        }
+        memcpy(backend_io(bd), backend_io(bg), sizeof(float) * tok * dim);
+        EXPECT(backend_forward(bg, seqs, ns, err, sizeof err) == 0, "graphs, step %d: %s", st, err);
+        EXPECT(backend_forward(bd, seqs, ns, err, sizeof err) == 0, "direct, step %d: %s", st, err);
+        differ += memcmp(backend_io(bg), backend_io(bd), sizeof(float) * tok * dim) != 0;
+        for (int i = 0; i < ns; i++) n[seqs[i].slot] = seqs[i].pos0 + seqs[i].n_tok;
+        steps++;
+    }
+    const backend_cuda_stats sg = backend_cuda_stats_of(bg), sd = backend_cuda_stats_of(bd);
+    printf("cuda graphs, synthetic %s layers [0, %d), %s: %d steps, %lld replayed from %lld captured graphs, %lld launched "
+           "directly; outputs equal to the direct backend's in %d of %d steps\n", shape, n_layer, backend_dtype_name(dt),
+           steps, sg.graph_steps, sg.captures, sg.direct_steps, steps - differ, steps);
+    EXPECT(differ == 0, "graph replay differs from direct launches in %d steps", differ);
+    EXPECT(sg.graph_steps > steps / 2 && sg.captures > 0 && sg.graph_steps + sg.direct_steps == steps,
+           "graph counters: %lld replayed, %lld direct, %lld captures of %d steps", sg.graph_steps, sg.direct_steps,
+           sg.captures, steps);
+    EXPECT(sd.graph_steps == 0 && sd.captures == 0 && sd.direct_steps == steps, "no_graphs backend replayed graphs");
+    backend_free(bg);
+    backend_free(bd);
 }
 
 int main(void) {
@@ -235,6 +294,8 @@ int main(void) {
     run_shape("tiny", 4, BACKEND_BF16, 3e-2);
     run_shape("smollm2-135m", 4, BACKEND_FP16, 3e-3);
     run_shape("llama2-7b", 2, BACKEND_FP16, 3e-3);
+    run_graphs("tiny", 4, BACKEND_FP16);
+    run_graphs("smollm2-135m", 3, BACKEND_BF16);
     run_tp("tiny", 4, 2, TP_EXACT, BACKEND_FP16, 3e-3);
     run_tp("tiny", 4, 2, TP_ALLREDUCE, BACKEND_FP16, 3e-3);
     run_tp("llama2-7b", 2, 4, TP_EXACT, BACKEND_FP16, 3e-3);
