@@ -37,15 +37,20 @@ int model_read_config(const gguf_file *f, model_config *c, char *err, size_t err
     if (gguf_find_kv(f, "llama.attention.layer_norm_rms_epsilon") &&
         (rc = gguf_get_f32(f, "llama.attention.layer_norm_rms_epsilon", &c->norm_eps, err, errlen)))
         return rc;
+    /* the vocabulary: token_embd's rows; a file of middle layers only (experiments/gguf_prune.py)
+     * has no embedding and says llama.vocab_size instead */
     const gguf_tensor *emb = gguf_find_tensor(f, "token_embd.weight");
-    if (!emb || emb->n_dims != 2)
-        return hat_err(err, errlen, HAT_ERR_FORMAT, "%s: token_embd.weight is missing or not 2-D", f->path);
-    c->n_vocab = (int)emb->ne[1];
+    if (emb && emb->n_dims != 2)
+        return hat_err(err, errlen, HAT_ERR_FORMAT, "%s: token_embd.weight is not 2-D", f->path);
+    if (!emb && !gguf_find_kv(f, "llama.vocab_size"))
+        return hat_err(err, errlen, HAT_ERR_FORMAT, "%s: token_embd.weight is missing (and no llama.vocab_size)", f->path);
+    c->n_vocab = emb ? (int)emb->ne[1] : 0;
     if (gguf_find_kv(f, "llama.vocab_size")) {
         if ((rc = gguf_get_u32(f, "llama.vocab_size", &v, err, errlen))) return rc;
-        if ((int)v != c->n_vocab)
+        if (emb && (int)v != c->n_vocab)
             return hat_err(err, errlen, HAT_ERR_FORMAT, "%s: llama.vocab_size %u disagrees with token_embd rows %d",
                            f->path, v, c->n_vocab);
+        c->n_vocab = (int)v;
     }
     if (c->n_layer <= 0 || c->n_layer > 1024 || c->dim <= 0 || c->dim > 65536 || c->n_head <= 0 ||
         c->n_head_kv <= 0 || c->dim % c->n_head || c->n_head % c->n_head_kv || c->ffn_dim <= 0 ||
