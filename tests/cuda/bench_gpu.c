@@ -215,18 +215,25 @@ int main(int argc, char **argv) {
     const size_t es = 2;   /* fp16 and bf16 */
     const double wbytes = (double)layers * (((double)dim + 2 * mc->kv_dim) * dim + (double)dim * dim + 3.0 * ffn * dim) * es;
     const double flops_pf = 2.0 * wbytes / es * 1000 + 4.0 * layers * dim * 1000.0 * 1000 / 2;   /* GEMMs + causal attention */
+    /* compulsory traffic of a step: the weights once, and every session's K and V (fp16) over its
+     * positions once; the 30 x 5 step's bound on its ratio to batch 1 at equal bandwidth follows */
+    const double kvpos = (double)layers * mc->kv_dim * 2 * 2;   /* bytes of K and V per position */
+    const double kv1 = kvpos * (ctx + 1), kv8 = 8 * kvpos * (ctx + 1), kv30 = 30 * kvpos * (ctx + 5);
+    const double bound30 = (wbytes + kv30) / (wbytes + kv1);
     printf("\ncloud step, synthetic %s, %d layers, %s, context %d (median of %d, host-timed incl. copies):\n", shape, layers,
            backend_dtype_name(dt), ctx, reps);
-    printf("| step | tokens | ms | weights GB/s | vs copy bandwidth | vs batch 1 | ms without graphs |\n"
-           "|---|---|---|---|---|---|---|\n");
-    printf("| batch 1 | 1 | %.3f | %.0f | %.0f %% | 1.00 | %.3f |\n", t1 * 1e3, wbytes / t1 / 1e9, 100 * wbytes / t1 / bw_copy,
-           st_d[0] * 1e3);
-    printf("| 8 devices x 1 | 8 | %.3f | %.0f | %.0f %% | %.2f | %.3f |\n", t8 * 1e3, wbytes / t8 / 1e9,
-           100 * wbytes / t8 / bw_copy, t8 / t1, st_d[1] * 1e3);
-    printf("| 30 devices x 5 | 150 | %.3f | %.0f | %.0f %% | %.2f | %.3f |\n", t30 * 1e3, wbytes / t30 / 1e9,
-           100 * wbytes / t30 / bw_copy, t30 / t1, st_d[2] * 1e3);
-    printf("| prefill | 1000 | %.3f | - | %.1f TFLOP/s = %.0f %% of the GEMM rate | - | %.3f |\n", tp * 1e3,
+    printf("| step | tokens | ms | weights GB/s | vs copy bandwidth | K/V GB | weights + K/V vs copy bandwidth | vs batch 1 "
+           "| ms without graphs |\n|---|---|---|---|---|---|---|---|---|\n");
+    printf("| batch 1 | 1 | %.3f | %.0f | %.0f %% | %.2f | %.0f %% | 1.00 | %.3f |\n", t1 * 1e3, wbytes / t1 / 1e9,
+           100 * wbytes / t1 / bw_copy, kv1 / 1e9, 100 * (wbytes + kv1) / t1 / bw_copy, st_d[0] * 1e3);
+    printf("| 8 devices x 1 | 8 | %.3f | %.0f | %.0f %% | %.2f | %.0f %% | %.2f | %.3f |\n", t8 * 1e3, wbytes / t8 / 1e9,
+           100 * wbytes / t8 / bw_copy, kv8 / 1e9, 100 * (wbytes + kv8) / t8 / bw_copy, t8 / t1, st_d[1] * 1e3);
+    printf("| 30 devices x 5 | 150 | %.3f | %.0f | %.0f %% | %.2f | %.0f %% | %.2f | %.3f |\n", t30 * 1e3, wbytes / t30 / 1e9,
+           100 * wbytes / t30 / bw_copy, kv30 / 1e9, 100 * (wbytes + kv30) / t30 / bw_copy, t30 / t1, st_d[2] * 1e3);
+    printf("| prefill | 1000 | %.3f | - | %.1f TFLOP/s = %.0f %% of the GEMM rate | - | - | - | %.3f |\n", tp * 1e3,
            flops_pf / tp / 1e12, 100 * flops_pf / tp / 1e12 / tf_gemm, st_d[3] * 1e3);
+    printf("the 30 x 5 step reads every session's K/V: at context %d its compulsory traffic is %.2f x batch 1's (the "
+           "ratio's lower bound at equal bandwidth); measured %.2f\n", ctx, bound30, t30 / t1);
     printf("(steps of more than %d tokens, the prefill here, always launch directly)\n", 256);
     if (json) {
         FILE *f = fopen(json, "w");
@@ -236,10 +243,12 @@ int main(int argc, char **argv) {
                        " \"weights_bytes\": %.0f, \"step_b1_ms\": %.4f, \"step_b8_ms\": %.4f, \"step_30x5_ms\": %.4f, \"prefill_1000_ms\": %.4f,\n"
                        " \"b1_frac_of_copy\": %.4f, \"ratio_30x5_b1\": %.4f, \"prefill_tflops\": %.2f,\n"
                        " \"no_graphs\": {\"step_b1_ms\": %.4f, \"step_b8_ms\": %.4f, \"step_30x5_ms\": %.4f, \"prefill_1000_ms\": %.4f},\n"
-                       " \"graph_steps\": %lld, \"graph_captures\": %lld, \"direct_steps\": %lld}\n",
+                       " \"graph_steps\": %lld, \"graph_captures\": %lld, \"direct_steps\": %lld,\n"
+                       " \"kv_bytes_b1\": %.0f, \"kv_bytes_30x5\": %.0f, \"ratio_30x5_b1_traffic_bound\": %.4f}\n",
                     prop.name, shape, layers, backend_dtype_name(dt), ctx, reps, bw_copy / 1e9, tf_gemm, t_rms * 1e6, t_swi * 1e6,
                     t_att * 1e6, wbytes, t1 * 1e3, t8 * 1e3, t30 * 1e3, tp * 1e3, wbytes / t1 / bw_copy, t30 / t1, flops_pf / tp / 1e12,
-                    st_d[0] * 1e3, st_d[1] * 1e3, st_d[2] * 1e3, st_d[3] * 1e3, sg.graph_steps, sg.captures, sg.direct_steps);
+                    st_d[0] * 1e3, st_d[1] * 1e3, st_d[2] * 1e3, st_d[3] * 1e3, sg.graph_steps, sg.captures, sg.direct_steps,
+                    kv1, kv30, bound30);
             fclose(f);
         }
     }
