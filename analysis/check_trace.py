@@ -26,6 +26,7 @@ STR_ATTRS = ["hat_version", "git_hash", "compiler", "build_type", "c_flags", "fe
              "created_utc", "mode", "privacy", "adapter"]
 INT_ATTRS = ["n_ranks", "n_devices", "n_cloud", "split_a", "split_b", "n_layer"]
 OPTIONAL_INT_ATTRS = ["cloud_tp"]   # absent from traces written before tensor parallelism (means 1)
+OPTIONAL_FIELDS = {"batches": ["group_s"]}   # absent from traces written before tensor parallelism
 FIELDS = {
     "tokens": ["device", "index", "step", "token", "t_emit", "latency_s"],
     "steps": ["device", "seq", "kind", "pos0", "n_tok", "cloud_rank", "batch_tokens", "batch_devices",
@@ -33,7 +34,7 @@ FIELDS = {
               "t_cloud_ready", "cloud_queue_s", "cloud_compute_s", "t_down_send", "down_model_s",
               "t_down_ready", "dev_out_s", "dev_out_pred_s", "t_end", "gamma", "accepted", "emitted",
               "t_up_first", "draft_s", "draft_pred_s"],
-    "batches": ["cloud_rank", "batch", "n_tok", "n_dev", "t_start", "t_end"],
+    "batches": ["cloud_rank", "batch", "n_tok", "n_dev", "t_start", "t_end", "group_s"],
     "devices": ["device", "rank", "cloud_rank", "prompt_tokens", "gen_tokens", "n_steps", "profile_exceeded",
                 "rounds", "drafted", "accepted", "t_request", "t_first", "t_done", "up_bytes", "down_bytes"],
     "summary": ["device", "n_tokens", "n_tbt", "ttft_mean", "ttft_p50", "ttft_p90", "ttft_p99", "tbt_mean",
@@ -191,7 +192,9 @@ def check_schema(t, p):
             ok = False
             continue
         have = list(t[name].dtype.names or [])
-        if have != fields:
+        if have != fields and have == [x for x in fields if x not in OPTIONAL_FIELDS.get(name, [])]:
+            pass   # an older trace without the optional fields
+        elif have != fields:
             missing = [x for x in fields if x not in have]
             extra = [x for x in have if x not in fields]
             p.add("dataset", f"/{name} fields differ: missing {missing}, unexpected {extra}"
@@ -294,6 +297,11 @@ def check_steps(st, dev_by, p):
 def check_batches(bat, p):
     for i in np.nonzero(bat["t_start"] > bat["t_end"])[0]:
         p.add("batches", f"cloud {bat['cloud_rank'][i]} batch {bat['batch'][i]}: t_start > t_end")
+    if "group_s" in (bat.dtype.names or []):
+        bad = (bat["group_s"] < 0) | (bat["group_s"] > bat["t_end"] - bat["t_start"] + TIME_SLACK)
+        for i in np.nonzero(bad)[0]:
+            p.add("batches", f"cloud {bat['cloud_rank'][i]} batch {bat['batch'][i]}: group_s {bat['group_s'][i]:.6g} "
+                  f"outside [0, t_end - t_start]")
     for i in np.nonzero((bat["n_dev"] < 1) | (bat["n_tok"] < bat["n_dev"]))[0]:
         p.add("batches", f"cloud {bat['cloud_rank'][i]} batch {bat['batch'][i]}: n_tok {bat['n_tok'][i]}, "
               f"n_dev {bat['n_dev'][i]} (need n_tok >= n_dev >= 1)")

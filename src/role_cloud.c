@@ -179,10 +179,11 @@ void role_cloud_main(run_ctx *r) {
             group_bcast(r, seqs, sizeof *seqs * (size_t)ns, "a step's sequences");
             group_bcast(r, io, sizeof(float) * (size_t)tok * dim, "a step's hidden states");
         }
+        const double tg = comm_now();
         CHECK(backend_forward(be, seqs, ns, err, sizeof err) == HAT_OK, "%s", err);
         const double t1 = comm_now();
         trace_batch tb = {.cloud_rank = (uint32_t)r->rank, .batch = batch_no++, .n_tok = (uint32_t)tok, .n_dev = (uint32_t)ns,
-                          .t_start = t0, .t_end = t1};
+                          .t_start = t0, .t_end = t1, .group_s = tg - t0};
         collector_add(&r->col, TRACE_BATCHES, &tb);
         int off = 0;
         for (int k = 0; k < ns; k++) {

@@ -43,7 +43,7 @@ typedef struct {
 /* A changed struct must change its field list here and in analysis/check_trace.py. */
 _Static_assert(sizeof(trace_token) == 32, "trace_token changed: update token_fields and check_trace.py");
 _Static_assert(sizeof(trace_step) == 200, "trace_step changed: update step_fields and check_trace.py");
-_Static_assert(sizeof(trace_batch) == 32, "trace_batch changed: update batch_fields and check_trace.py");
+_Static_assert(sizeof(trace_batch) == 40, "trace_batch changed: update batch_fields and check_trace.py");
 _Static_assert(sizeof(trace_device) == 88, "trace_device changed: update device_fields and check_trace.py");
 _Static_assert(sizeof(report_row) == 128, "report_row changed: update row_fields and check_trace.py");
 _Static_assert(sizeof(report_hist) == 16, "report_hist changed: update hist_fields and check_trace.py");
@@ -72,6 +72,7 @@ static const field step_fields[] = {
 static const field batch_fields[] = {
     F(trace_batch, cloud_rank, F_U32), F(trace_batch, batch, F_U32), F(trace_batch, n_tok, F_U32),
     F(trace_batch, n_dev, F_U32),      F(trace_batch, t_start, F_F64), F(trace_batch, t_end, F_F64),
+    F(trace_batch, group_s, F_F64),
 };
 static const field device_fields[] = { /* pad is not stored */
     F(trace_device, device, F_U32),        F(trace_device, rank, F_U32),

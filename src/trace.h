@@ -71,6 +71,8 @@ typedef struct {
     uint32_t cloud_rank, batch;
     uint32_t n_tok, n_dev;
     double t_start, t_end;
+    double group_s;                  /* of [t_start, t_end): broadcasting the step to the rank's tensor-parallel
+                                      * group before the forward (0 without one) */
 } trace_batch;
 
 typedef struct {

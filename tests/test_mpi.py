@@ -303,8 +303,13 @@ else:
             sel = tk[tk["device"] == d]
             got = [int(x) for x in sel["token"][np.argsort(sel["index"])]]
             same.append(next((i for i, (x, y) in enumerate(zip(got, refs[prompt])) if x != y), len(got)))
+        bat = tr["batches"]
+        gs = bat["group_s"]
+        if not (gs > 0).all() or not (gs <= bat["t_end"] - bat["t_start"]).all():
+            fail(f"np5_tp3_allreduce: /batches group_s should be > 0 and within each batch: {gs[:8]}")
         print(f"ok   np5_tp3_allreduce: runs, trace checks (cloud_tp {tr['attrs']['cloud_tp']}); tokens equal to the "
-              f"monolithic engine's before index {same} of {MAX_TOKENS} (rounding, see src/tp.h)")
+              f"monolithic engine's before index {same} of {MAX_TOKENS} (rounding, see src/tp.h); group broadcast "
+              f"{np.median(gs) * 1e3:.3f} ms median of {np.median(bat['t_end'] - bat['t_start']) * 1e3:.3f} ms per step")
 t = check_run("np2_compute", 1, 1, 2, 2, wire="fp32", chunk=8, compute="raspberry-pi-5")
 if t is not None:
     check_compute_profile("np2_compute", t)

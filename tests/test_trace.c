@@ -48,7 +48,7 @@ static const tfield step_f[] = {
 };
 static const tfield batch_f[] = {
     TF(trace_batch, cloud_rank), TF(trace_batch, batch), TF(trace_batch, n_tok),
-    TF(trace_batch, n_dev), TF(trace_batch, t_start), TF(trace_batch, t_end),
+    TF(trace_batch, n_dev), TF(trace_batch, t_start), TF(trace_batch, t_end), TF(trace_batch, group_s),
 };
 static const tfield device_f[] = {
     TF(trace_device, device), TF(trace_device, rank), TF(trace_device, cloud_rank),
