@@ -53,7 +53,9 @@ typedef struct {
 
 #define GRAPH_CACHE 16     /* shapes kept; the least recently used one is replaced */
 #define GRAPH_MAX_TOK 256  /* steps of more tokens are GEMM-bound: launched directly */
-#define GRAPH_AFTER 2      /* a shape is captured the second time it is seen (one-off shapes never are) */
+#define GRAPH_AFTER 2      /* a shape is captured the second time it is seen: one-off shapes never are, and the
+                            * first, direct run has loaded every kernel it uses (CUDA's lazy module loading
+                            * must not happen inside a capture) */
 #define CUBLAS_WS ((size_t)32 << 20)
 
 typedef struct {
