@@ -68,6 +68,14 @@ int hk_attention_threads(int max_pos, int head_dim);
  * (gate and up projections side by side, from one fused GEMM) */
 int hk_swiglu(void *stream, void *out, hk_dtype out_t, const float *gu, int n_rows, int ffn);
 
+/* out (n, d_out) fp32 with row stride ldc = X (n, d_in) @ W^T + beta * out (beta 0: out is not
+ * read), W (d_out, d_in) and X of type t (F16 or BF16), fp32 accumulation, n <= HK_GEMV_MAX_N:
+ * the weight-streaming product of decode steps (kernels/gemv.cu). W and X 16-byte aligned,
+ * d_in a multiple of 8. */
+#define HK_GEMV_MAX_N 8
+int hk_gemv(void *stream, float *out, int ldc, const void *W, const void *X, hk_dtype t, int n, int d_out, int d_in,
+            float beta);
+
 /* x (n) += y (n), fp32 */
 int hk_add(void *stream, float *x, const float *y, size_t n);
 

@@ -54,13 +54,20 @@ typedef struct {
     int nccl;                /* CUDA under tensor parallelism: 1 all-reduce with NCCL on the GPU when it
                               * can run (one GPU per rank), else host-staged through tp.allreduce */
     int no_graphs;           /* CUDA: 1 never captures CUDA graphs (every step launches its kernels) */
+    int gemv;                /* CUDA products of steps of <= 8 tokens: BACKEND_GEMV_AUTO (the custom GEMV
+                              * kernel where it matches cuBLAS and is timed faster at open), _OFF (cuBLAS
+                              * only), _ON (the GEMV kernel for every such step, still checked) */
 } backend_desc;
+enum { BACKEND_GEMV_AUTO = 0, BACKEND_GEMV_OFF = 1, BACKEND_GEMV_ON = 2 };
 
 /* CUDA backend counters (backend_cuda_stats_of; all zero for another backend) */
 typedef struct {
     long long graph_steps;    /* steps replayed from a captured CUDA graph */
     long long direct_steps;   /* steps whose kernels were launched one by one */
     long long captures;       /* graphs captured and instantiated */
+    int gemv_max_n;           /* steps of up to this many tokens use the GEMV kernel (0: cuBLAS only) */
+    double gemv_us, cublas_us;/* one layer's products at 1 token, timed at open (0: not timed) */
+    char gemv_note[200];      /* the choice and why, one line */
 } backend_cuda_stats;
 
 typedef struct {

@@ -39,6 +39,7 @@
 #ifdef HAT_HAVE_NCCL
 #include <nccl.h>
 #endif
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,6 +150,10 @@ int backend_cuda_available(int *n_gpu, char *why, size_t whylen) {
  * column-major C (d_out x n) = op_T(W stored (d_in x d_out)) * X stored (d_in x n) */
 static int gemm_ld(cu_impl *c, float *out, int ldc, const void *W, const void *X, int n, int d_out, int d_in, float beta,
                    char *err, size_t errlen) {
+    if (n <= c->stats.gemv_max_n) {
+        HK(hk_gemv(c->st, out, ldc, W, X, c->wt, n, d_out, d_in, beta));
+        return HAT_OK;
+    }
     const float alpha = 1.0f;
     BL(cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, d_out, n, d_in, &alpha, W, c->ct, d_in, X, c->ct, d_in, &beta,
                     out, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
@@ -158,6 +163,139 @@ static int gemm_ld(cu_impl *c, float *out, int ldc, const void *W, const void *X
 static int gemm(cu_impl *c, float *out, const void *W, const void *X, int n, int d_out, int d_in, float beta,
                 char *err, size_t errlen) {
     return gemm_ld(c, out, d_out, W, X, n, d_out, d_in, beta, err, errlen);
+}
+
+/* ---- the GEMV kernel for small steps: checked against cuBLAS and timed at open ---- */
+
+typedef struct { const void *w; int d_out, d_in; } gv_prod;
+
+/* one layer's products (layer index li), as cuda_layers runs them */
+static int layer_prods(const cu_impl *c, int li, int dim, gv_prod p[6]) {
+    const cu_layer *w = &c->layers[li];
+    const size_t es = hk_dtype_size(c->wt);
+    p[0] = (gv_prod){w->wqkv, c->qd, dim};
+    p[1] = (gv_prod){(const char *)w->wqkv + (size_t)c->qd * dim * es, c->kvd, dim};
+    p[2] = (gv_prod){(const char *)w->wqkv + ((size_t)c->qd + c->kvd) * dim * es, c->kvd, dim};
+    p[3] = (gv_prod){w->wo, c->o_rows, c->o_cols};
+    p[4] = (gv_prod){w->wgu, 2 * c->fl, dim};
+    p[5] = (gv_prod){w->wdown, c->d_rows, c->d_cols};
+    return 6;
+}
+
+/* median-free timing of reps runs of a layer's products at n tokens, one way (gemv 1: the kernel) */
+static int time_prods(cu_impl *c, const gv_prod *p, int np, int n, const void *X, float *out, int gemv, int reps,
+                      double *us, char *err, size_t errlen) {
+    const int keep = c->stats.gemv_max_n;
+    c->stats.gemv_max_n = gemv ? HK_GEMV_MAX_N : 0;
+    cudaEvent_t a = NULL, b = NULL;
+    int rc = HAT_OK;
+    if (cudaEventCreate(&a) != cudaSuccess || cudaEventCreate(&b) != cudaSuccess) rc = HAT_ERR_UNSUPPORTED;
+    for (int r = -2; r < reps && !rc; r++) {
+        if (r == 0 && cudaEventRecord(a, c->st) != cudaSuccess) rc = HAT_ERR_UNSUPPORTED;
+        for (int i = 0; i < np && !rc; i++) rc = gemm(c, out, p[i].w, X, n, p[i].d_out, p[i].d_in, 0.0f, err, errlen);
+    }
+    float ms = 0;
+    if (!rc && (cudaEventRecord(b, c->st) != cudaSuccess || cudaEventSynchronize(b) != cudaSuccess ||
+                cudaEventElapsedTime(&ms, a, b) != cudaSuccess))
+        rc = HAT_ERR_UNSUPPORTED;
+    if (a) cudaEventDestroy(a);
+    if (b) cudaEventDestroy(b);
+    c->stats.gemv_max_n = keep;
+    *us = 1e3 * ms / reps;
+    if (rc && !err[0]) hat_err(err, errlen, HAT_ERR_UNSUPPORTED, "backend cuda: timing the GEMV kernel");
+    return rc;
+}
+
+/* decides stats.gemv_max_n: the kernel is used for steps of up to that many tokens where, on layer
+ * 0's products with random inputs, it agrees with cuBLAS (relative L2 <= 1e-4: the same fp32
+ * accumulation of exact products, another order) and (mode auto) is faster at 1, 2, 4 and 8 tokens
+ * up to that count. A disagreement is a loud note and cuBLAS only, never an error. */
+static int gemv_setup(backend *b, cu_impl *c, int mode, char *err, size_t errlen) {
+    const int dim = b->cfg.dim;
+    c->stats.gemv_max_n = 0;
+    if (mode == BACKEND_GEMV_OFF || b->l1 <= b->l0) {
+        snprintf(c->stats.gemv_note, sizeof c->stats.gemv_note, "cuBLAS only%s", mode == BACKEND_GEMV_OFF ? " (gpu_gemv = off)" : "");
+        return HAT_OK;
+    }
+    gv_prod p[6];
+    const int np = layer_prods(c, 0, dim, p);
+    int max_in = 0, max_out = 0, ok = 1;
+    for (int l = 0; l < b->l1 - b->l0 && ok; l++) {
+        gv_prod q[6];
+        layer_prods(c, l, dim, q);
+        for (int i = 0; i < np; i++) ok &= q[i].d_in % 8 == 0 && (uintptr_t)q[i].w % 16 == 0;
+    }
+    if (!ok) {
+        snprintf(c->stats.gemv_note, sizeof c->stats.gemv_note, "cuBLAS only (products not in 16-byte rows)");
+        return HAT_OK;
+    }
+    for (int i = 0; i < np; i++) {
+        if (p[i].d_in > max_in) max_in = p[i].d_in;
+        if (p[i].d_out > max_out) max_out = p[i].d_out;
+    }
+    const int top = b->max_tok < HK_GEMV_MAX_N ? b->max_tok : HK_GEMV_MAX_N;
+    const size_t es = hk_dtype_size(c->wt);
+    void *X = NULL;
+    float *o1 = NULL, *o2 = NULL, *h1 = xmalloc(sizeof(float) * top * (size_t)max_out), *h2 = xmalloc(sizeof(float) * top * (size_t)max_out);
+    int rc = HAT_OK;
+    if (cudaMalloc(&X, es * top * (size_t)max_in) != cudaSuccess || cudaMalloc((void **)&o1, sizeof(float) * top * (size_t)max_out) != cudaSuccess ||
+        cudaMalloc((void **)&o2, sizeof(float) * top * (size_t)max_out) != cudaSuccess)
+        rc = hat_err(err, errlen, HAT_ERR_NOMEM, "backend cuda: allocating the GEMV check buffers");
+    if (!rc && hk_synth_fill(c->st, X, c->wt, (size_t)top * max_in, 11, 1, 1.0f, 0.0f))
+        rc = hat_err(err, errlen, HAT_ERR_UNSUPPORTED, "backend cuda: %s", hk_last_error());
+    double worst = 0;
+    int bad_n = 0, bad_i = 0;
+    for (int n = 1; n <= top && !rc; n++)   /* every token count the kernel may serve */
+        for (int i = 0; i < np && !rc; i++) {
+            const size_t cnt = (size_t)n * p[i].d_out;
+            int keep = c->stats.gemv_max_n;
+            c->stats.gemv_max_n = 0;
+            rc = gemm(c, o1, p[i].w, X, n, p[i].d_out, p[i].d_in, 0.0f, err, errlen);
+            c->stats.gemv_max_n = HK_GEMV_MAX_N;
+            if (!rc) rc = gemm(c, o2, p[i].w, X, n, p[i].d_out, p[i].d_in, 0.0f, err, errlen);
+            c->stats.gemv_max_n = keep;
+            if (!rc && (cudaMemcpyAsync(h1, o1, sizeof(float) * cnt, cudaMemcpyDeviceToHost, c->st) != cudaSuccess ||
+                        cudaMemcpyAsync(h2, o2, sizeof(float) * cnt, cudaMemcpyDeviceToHost, c->st) != cudaSuccess ||
+                        cudaStreamSynchronize(c->st) != cudaSuccess))
+                rc = hat_err(err, errlen, HAT_ERR_UNSUPPORTED, "backend cuda: checking the GEMV kernel");
+            if (rc) break;
+            double d = 0, r = 0;
+            for (size_t k = 0; k < cnt; k++) {
+                const double x = h2[k], y = h1[k];
+                d += (x - y) * (x - y);
+                r += y * y;
+            }
+            const double e = isfinite(d) ? sqrt(d / (r > 0 ? r : 1)) : INFINITY;
+            if (!(e <= worst)) { worst = e; bad_n = n; bad_i = i; }
+        }
+    double us_g[4] = {0}, us_b[4] = {0};
+    int max_n = 0;
+    if (!rc && !(worst <= 1e-4)) {
+        snprintf(c->stats.gemv_note, sizeof c->stats.gemv_note, "cuBLAS only: the GEMV kernel differs from cuBLAS by %.2g (rel L2) at %d "
+                 "tokens, product %d (%d x %d)", worst, bad_n, bad_i, p[bad_i].d_out, p[bad_i].d_in);
+        fprintf(stderr, "backend cuda: WARNING: %s\n", c->stats.gemv_note);
+    } else if (!rc) {
+        static const int ns[4] = {1, 2, 4, 8};
+        for (int k = 0; k < 4 && ns[k] <= top && !rc; k++) {
+            if ((rc = time_prods(c, p, np, ns[k], X, o1, 1, 10, &us_g[k], err, errlen)) ||
+                (rc = time_prods(c, p, np, ns[k], X, o1, 0, 10, &us_b[k], err, errlen)))
+                break;
+            if (mode == BACKEND_GEMV_ON || (max_n == (k ? ns[k - 1] : 0) && us_g[k] < us_b[k])) max_n = ns[k];
+        }
+        if (mode == BACKEND_GEMV_ON) max_n = top;
+        c->stats.gemv_us = us_g[0];
+        c->stats.cublas_us = us_b[0];
+        if (max_n)
+            snprintf(c->stats.gemv_note, sizeof c->stats.gemv_note, "GEMV kernel for steps of <= %d tokens (a layer's products at 1 token "
+                     "%.1f us, cuBLAS %.1f us; matches cuBLAS to %.1e)", max_n, us_g[0], us_b[0], worst);
+        else
+            snprintf(c->stats.gemv_note, sizeof c->stats.gemv_note, "cuBLAS only (the GEMV kernel is slower here: %.1f us vs %.1f us "
+                     "for a layer's products at 1 token)", us_g[0], us_b[0]);
+    }
+    c->stats.gemv_max_n = rc ? 0 : max_n;
+    cudaFree(X); cudaFree(o1); cudaFree(o2);
+    free(h1); free(h2);
+    return rc;
 }
 
 /* ---- the group's collectives on device buffers (stream-ordered) ---- */
@@ -686,6 +824,10 @@ static int cuda_open(backend *b, cu_impl *c, const backend_desc *d, char *err, s
         cudaFree(d_stage);
         if (rc) return rc;
     }
+    {
+        const int rc = gemv_setup(b, c, d->gemv, err, errlen);
+        if (rc) return rc;
+    }
     b->io = c->h_io;
     char tmp[1024], syn[96] = "";
     if (!d->m) snprintf(syn, sizeof syn, ", synthetic %s seed %llu", d->synth.shape, (unsigned long long)d->synth.seed);
@@ -697,6 +839,10 @@ static int cuda_open(backend *b, cu_impl *c, const backend_desc *d, char *err, s
              d->l0, d->l1, tps, backend_dtype_name(d->dtype), c->bytes_weights / 1073741824.0, c->bytes_kv / 1073741824.0,
              d->n_slots, d->n_ctx, d->m ? "from the GGUF part (dequantised)" : "generated on the GPU", syn,
              c->graphs ? "CUDA graphs" : "no CUDA graphs");
+    if (c->stats.gemv_max_n) {   /* appended while it fits */
+        const size_t used = strlen(tmp);
+        snprintf(tmp + used, sizeof tmp - used, ", GEMV kernel n<=%d", c->stats.gemv_max_n);
+    }
     snprintf(b->desc, sizeof b->desc, "%.319s", tmp);
     return HAT_OK;
 }

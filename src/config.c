@@ -317,7 +317,7 @@ static int v_str(const ini_doc *d, const ini_kv *kv, const char *sec, const char
 static const char *const K_RUN[] = {"mode", "seed", "trace", NULL};
 static const char *const K_MODEL[] = {"path", "ctx", "device_threads", "cloud_threads", NULL};
 static const char *const K_SPLIT[] = {"a", "b", NULL};
-static const char *const K_CLOUD[] = {"ranks", "scheme", "tp", "tp_mode", "max_batch_tokens", "backend", "gpu_dtype", "gpu", "gpu_graphs", NULL};
+static const char *const K_CLOUD[] = {"ranks", "scheme", "tp", "tp_mode", "max_batch_tokens", "backend", "gpu_dtype", "gpu", "gpu_graphs", "gpu_gemv", NULL};
 static const char *const K_TRANSPORT[] = {"wire_dtype", "chunk_tokens", "inflight", "emulate_links", NULL};
 static const char *const K_PROFILES[] = {"links", "devices", NULL};
 static const char *const K_DEVICES[] = {"count", "link", "compute", "prompts", "prompt", "chat", "max_tokens",
@@ -334,6 +334,7 @@ static const char *const SCHEMES[] = {"replica", NULL};
 static const char *const TP_MODES[] = {"exact", "allreduce", NULL};   /* tp_mode (tp.h) */
 static const char *const BACKENDS[] = {"cpu", "cuda", "auto", NULL};   /* = backend_kind */
 static const char *const GPU_DTYPES[] = {"fp16", "bf16", NULL};         /* = backend_dtype */
+static const char *const GPU_GEMV[] = {"auto", "off", "on", NULL};     /* = BACKEND_GEMV_* */
 static const char *const WIRES[] = {"fp32", "fp16", "bf16", NULL};
 static const char *const JITTERS[] = {"none", "normal", "exponential", NULL};
 static const char *const FAULTS[] = {"none", "truncated_message", "bad_version", "token_ids", "bad_checksum", NULL};
@@ -472,6 +473,7 @@ static int load_scalars(hat_config *c, const ini_doc *d, aux_t *a) {
         (rc = v_enum(d, AT("cloud", "gpu_dtype"), GPU_DTYPES, 0, &gpu_dtype)) ||
         (rc = v_int(d, AT("cloud", "gpu"), -1, -1, &c->gpu)) ||
         (rc = v_bool(d, AT("cloud", "gpu_graphs"), 1, &c->gpu_graphs)) ||
+        (rc = v_enum(d, AT("cloud", "gpu_gemv"), GPU_GEMV, 0, &c->gpu_gemv)) ||
         (rc = v_str(d, AT("profiles", "links"), "configs/links.ini", c->links_path, sizeof c->links_path)) ||
         (rc = v_str(d, AT("profiles", "devices"), "configs/devices.ini", c->devices_path, sizeof c->devices_path)) ||
         (rc = v_int(d, AT("devices", "count"), 0, 1, &c->n_devices)) ||
@@ -659,9 +661,9 @@ static char *dump_resolved(const hat_config *c, const aux_t *a) {
     sb_kv(&b, "path", c->model_path, 0);
     sb_printf(&b, "ctx = %d\ndevice_threads = %d\ncloud_threads = %d\n", c->ctx, c->device_threads, c->cloud_threads);
     sb_printf(&b, "\n[split]\na = %d\nb = %d\n", c->a, c->b);
-    sb_printf(&b, "\n[cloud]\nranks = %d\nscheme = %s\ntp = %d\ntp_mode = %s\nmax_batch_tokens = %d\nbackend = %s\ngpu_dtype = %s\ngpu = %d\ngpu_graphs = %s\n",
+    sb_printf(&b, "\n[cloud]\nranks = %d\nscheme = %s\ntp = %d\ntp_mode = %s\nmax_batch_tokens = %d\nbackend = %s\ngpu_dtype = %s\ngpu = %d\ngpu_graphs = %s\ngpu_gemv = %s\n",
               c->n_cloud, c->scheme, c->tp, TP_MODES[c->tp_mode], c->max_batch_tokens, BACKENDS[c->backend], GPU_DTYPES[c->gpu_dtype], c->gpu,
-              c->gpu_graphs ? "on" : "off");
+              c->gpu_graphs ? "on" : "off", GPU_GEMV[c->gpu_gemv]);
     sb_printf(&b, "\n[transport]\nwire_dtype = %s\nchunk_tokens = %d\ninflight = %d\nemulate_links = %s\n",
               wire_dtype_name(c->wire), c->chunk_tokens, c->inflight, c->emulate_links ? "on" : "off");
     sb_printf(&b, "\n[profiles]\n");

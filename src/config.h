@@ -27,6 +27,8 @@
  *               gpu_dtype = fp16|bf16 [fp16]  (GPU weights and GEMM inputs; fp32 accumulation)
  *               gpu = <int> [-1]  (CUDA device; -1: the cloud rank's index on its host mod GPUs)
  *               gpu_graphs = on|off [on]  (CUDA: replay each step shape from a captured CUDA graph)
+ *               gpu_gemv = auto|off|on [auto]  (CUDA, steps of <= 8 tokens: the GEMV kernel where it
+ *               matches cuBLAS and is timed faster at start-up / cuBLAS only / always, still checked)
  *   [transport] wire_dtype = fp32|fp16|bf16 [fp32]     chunk_tokens = <int> [32]
  *               inflight = <int> [4]  (messages a device may have outstanding)
  *               emulate_links = on|off [on]
@@ -122,6 +124,7 @@ typedef struct {
     int gpu_dtype;                 /* backend_dtype: 0 fp16, 1 bf16 */
     int gpu;                       /* CUDA device ordinal, -1 auto */
     int gpu_graphs;                /* 1: CUDA graphs for repeated step shapes */
+    int gpu_gemv;                  /* BACKEND_GEMV_*: 0 auto, 1 off, 2 on */
     /* [transport] */
     wire_dtype wire;
     int chunk_tokens, inflight, emulate_links;

@@ -269,7 +269,7 @@ int cli_run(int argc, char **argv) {
                                .l1 = L - r->cfg.b, .n_slots = partners > 0 ? partners : 1, .max_tok = max_tok,
                                .n_ctx = r->cfg.ctx, .n_threads = r->cfg.cloud_threads, .gpu = r->cfg.gpu,
                                .local_rank = comm_get()->local_rank, .dtype = (backend_dtype)r->cfg.gpu_dtype, .tp = r->tp, .nccl = 1,
-                               .no_graphs = !r->cfg.gpu_graphs};
+                               .no_graphs = !r->cfg.gpu_graphs, .gemv = r->cfg.gpu_gemv};
             /* a tensor-parallel group runs on one kind of backend: CUDA only if every rank of it has a GPU
              * (agreed before any rank opens one: the CUDA backend's set-up is collective over the group) */
             char group_note[160] = "";

@@ -5,7 +5,8 @@
  * round of gamma = 4 each) and a 1,000-token prefill. Medians of --reps timed repetitions after
  * warm-up, CUDA events around device work; the backend steps are timed on the host around
  * backend_forward (it copies in, runs, copies out and synchronises: what a cloud rank waits for),
- * once with CUDA graphs (the default) and once with every kernel launched directly.
+ * with the defaults (CUDA graphs, the GEMV kernel where it was timed faster), without graphs, and
+ * with cuBLAS only.
  *   bench_gpu [--shape llama2-7b] [--layers N] [--ctx 512] [--reps 20] [--dtype fp16|bf16] [--json F]
  * Synthetic weights: every output says so. Exits 77 without a GPU.
  */
@@ -93,14 +94,14 @@ static double time_step(backend *be, const backend_seq *seqs, int ns, int reps) 
 
 /* the four cloud steps (batch 1, 8 x 1, 30 x 5, 1000-token prefill) of a fresh backend, median
  * seconds into t[4]; 0 or 1 on failure (message printed) */
-static int cloud_steps(const char *shape, int layers, int ctx, backend_dtype dt, int no_graphs, int reps, double t[4],
-                       backend_cuda_stats *stats, char *desc) {
+static int cloud_steps(const char *shape, int layers, int ctx, backend_dtype dt, int no_graphs, int gemv, int reps,
+                       double t[4], backend_cuda_stats *stats, char *desc) {
     char err[HAT_ERRLEN];
     backend *be;
     const int max_tok = 1024, dim = synth_shape(shape)->dim;
     if (backend_cuda_open(&be, &(backend_desc){.kind = BACKEND_CUDA, .synth = {shape, 7}, .l0 = 0, .l1 = layers,
                           .n_slots = 30, .max_tok = max_tok, .n_ctx = ctx + 1024, .gpu = 0, .dtype = dt,
-                          .no_graphs = no_graphs}, err, sizeof err)) {
+                          .no_graphs = no_graphs, .gemv = gemv}, err, sizeof err)) {
         fprintf(stderr, "bench_gpu: %s\n", err);
         return 1;
     }
@@ -203,14 +204,16 @@ int main(int argc, char **argv) {
     cudaFree(ec.x); cudaFree(ec.w); cudaFree(ec.out); cudaFree(ec.gu);
 
     /* the cloud step: with CUDA graphs (the default) and with every kernel launched directly */
-    double st_g[4], st_d[4];
+    double st_g[4], st_d[4], st_c[4];
     backend_cuda_stats sg;
     char desc[320];
-    if (cloud_steps(shape, layers, ctx, dt, 0, reps, st_g, &sg, desc)) return 1;
+    if (cloud_steps(shape, layers, ctx, dt, 0, BACKEND_GEMV_AUTO, reps, st_g, &sg, desc)) return 1;
     printf("backend: %s\n", desc);
     printf("  CUDA graphs: %lld steps replayed from %lld captured graphs, %lld launched directly\n", sg.graph_steps,
            sg.captures, sg.direct_steps);
-    if (cloud_steps(shape, layers, ctx, dt, 1, reps, st_d, NULL, NULL)) return 1;
+    printf("  products of small steps: %s\n", sg.gemv_note);
+    if (cloud_steps(shape, layers, ctx, dt, 1, BACKEND_GEMV_AUTO, reps, st_d, NULL, NULL)) return 1;
+    if (cloud_steps(shape, layers, ctx, dt, 0, BACKEND_GEMV_OFF, reps, st_c, NULL, NULL)) return 1;
     const double t1 = st_g[0], t8 = st_g[1], t30 = st_g[2], tp = st_g[3];
     const size_t es = 2;   /* fp16 and bf16 */
     const double wbytes = (double)layers * (((double)dim + 2 * mc->kv_dim) * dim + (double)dim * dim + 3.0 * ffn * dim) * es;
@@ -223,15 +226,16 @@ int main(int argc, char **argv) {
     printf("\ncloud step, synthetic %s, %d layers, %s, context %d (median of %d, host-timed incl. copies):\n", shape, layers,
            backend_dtype_name(dt), ctx, reps);
     printf("| step | tokens | ms | weights GB/s | vs copy bandwidth | K/V GB | weights + K/V vs copy bandwidth | vs batch 1 "
-           "| ms without graphs |\n|---|---|---|---|---|---|---|---|---|\n");
-    printf("| batch 1 | 1 | %.3f | %.0f | %.0f %% | %.2f | %.0f %% | 1.00 | %.3f |\n", t1 * 1e3, wbytes / t1 / 1e9,
-           100 * wbytes / t1 / bw_copy, kv1 / 1e9, 100 * (wbytes + kv1) / t1 / bw_copy, st_d[0] * 1e3);
-    printf("| 8 devices x 1 | 8 | %.3f | %.0f | %.0f %% | %.2f | %.0f %% | %.2f | %.3f |\n", t8 * 1e3, wbytes / t8 / 1e9,
-           100 * wbytes / t8 / bw_copy, kv8 / 1e9, 100 * (wbytes + kv8) / t8 / bw_copy, t8 / t1, st_d[1] * 1e3);
-    printf("| 30 devices x 5 | 150 | %.3f | %.0f | %.0f %% | %.2f | %.0f %% | %.2f | %.3f |\n", t30 * 1e3, wbytes / t30 / 1e9,
-           100 * wbytes / t30 / bw_copy, kv30 / 1e9, 100 * (wbytes + kv30) / t30 / bw_copy, t30 / t1, st_d[2] * 1e3);
-    printf("| prefill | 1000 | %.3f | - | %.1f TFLOP/s = %.0f %% of the GEMM rate | - | - | - | %.3f |\n", tp * 1e3,
-           flops_pf / tp / 1e12, 100 * flops_pf / tp / 1e12 / tf_gemm, st_d[3] * 1e3);
+           "| ms without graphs | ms cuBLAS only |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    printf("| batch 1 | 1 | %.3f | %.0f | %.0f %% | %.2f | %.0f %% | 1.00 | %.3f | %.3f |\n", t1 * 1e3, wbytes / t1 / 1e9,
+           100 * wbytes / t1 / bw_copy, kv1 / 1e9, 100 * (wbytes + kv1) / t1 / bw_copy, st_d[0] * 1e3, st_c[0] * 1e3);
+    printf("| 8 devices x 1 | 8 | %.3f | %.0f | %.0f %% | %.2f | %.0f %% | %.2f | %.3f | %.3f |\n", t8 * 1e3, wbytes / t8 / 1e9,
+           100 * wbytes / t8 / bw_copy, kv8 / 1e9, 100 * (wbytes + kv8) / t8 / bw_copy, t8 / t1, st_d[1] * 1e3, st_c[1] * 1e3);
+    printf("| 30 devices x 5 | 150 | %.3f | %.0f | %.0f %% | %.2f | %.0f %% | %.2f | %.3f | %.3f |\n", t30 * 1e3,
+           wbytes / t30 / 1e9, 100 * wbytes / t30 / bw_copy, kv30 / 1e9, 100 * (wbytes + kv30) / t30 / bw_copy, t30 / t1,
+           st_d[2] * 1e3, st_c[2] * 1e3);
+    printf("| prefill | 1000 | %.3f | - | %.1f TFLOP/s = %.0f %% of the GEMM rate | - | - | - | %.3f | %.3f |\n", tp * 1e3,
+           flops_pf / tp / 1e12, 100 * flops_pf / tp / 1e12 / tf_gemm, st_d[3] * 1e3, st_c[3] * 1e3);
     printf("the 30 x 5 step reads every session's K/V: at context %d its compulsory traffic is %.2f x batch 1's (the "
            "ratio's lower bound at equal bandwidth); measured %.2f\n", ctx, bound30, t30 / t1);
     printf("(steps of more than %d tokens, the prefill here, always launch directly)\n", 256);
@@ -243,11 +247,14 @@ int main(int argc, char **argv) {
                        " \"weights_bytes\": %.0f, \"step_b1_ms\": %.4f, \"step_b8_ms\": %.4f, \"step_30x5_ms\": %.4f, \"prefill_1000_ms\": %.4f,\n"
                        " \"b1_frac_of_copy\": %.4f, \"ratio_30x5_b1\": %.4f, \"prefill_tflops\": %.2f,\n"
                        " \"no_graphs\": {\"step_b1_ms\": %.4f, \"step_b8_ms\": %.4f, \"step_30x5_ms\": %.4f, \"prefill_1000_ms\": %.4f},\n"
+                       " \"cublas_only\": {\"step_b1_ms\": %.4f, \"step_b8_ms\": %.4f, \"step_30x5_ms\": %.4f, \"prefill_1000_ms\": %.4f},\n"
+                       " \"gemv_max_n\": %d, \"gemv_layer_us\": %.2f, \"cublas_layer_us\": %.2f,\n"
                        " \"graph_steps\": %lld, \"graph_captures\": %lld, \"direct_steps\": %lld,\n"
                        " \"kv_bytes_b1\": %.0f, \"kv_bytes_30x5\": %.0f, \"ratio_30x5_b1_traffic_bound\": %.4f}\n",
                     prop.name, shape, layers, backend_dtype_name(dt), ctx, reps, bw_copy / 1e9, tf_gemm, t_rms * 1e6, t_swi * 1e6,
                     t_att * 1e6, wbytes, t1 * 1e3, t8 * 1e3, t30 * 1e3, tp * 1e3, wbytes / t1 / bw_copy, t30 / t1, flops_pf / tp / 1e12,
-                    st_d[0] * 1e3, st_d[1] * 1e3, st_d[2] * 1e3, st_d[3] * 1e3, sg.graph_steps, sg.captures, sg.direct_steps,
+                    st_d[0] * 1e3, st_d[1] * 1e3, st_d[2] * 1e3, st_d[3] * 1e3, st_c[0] * 1e3, st_c[1] * 1e3, st_c[2] * 1e3,
+                    st_c[3] * 1e3, sg.gemv_max_n, sg.gemv_us, sg.cublas_us, sg.graph_steps, sg.captures, sg.direct_steps,
                     kv1, kv30, bound30);
             fclose(f);
         }

@@ -11,6 +11,7 @@
  * modes exact and allreduce, against the unsplit CUDA backend over mixed steps with a rollback.
  * CUDA graphs: a backend replaying captured steps against one launching every kernel directly,
  * bit for bit, over 100 steps of changing shapes (more than the graph cache holds) and rollbacks.
+ * The GEMV kernel (forced on) against cuBLAS only over the same plan, to rounding.
  * Exits 77 (skipped) without a GPU.
  */
 #include "backend.h"
@@ -227,22 +228,14 @@ static void run_tp(const char *shape, int n_layer, int S, int mode, backend_dtyp
     tp_threads_free(g);
 }
 
-/* ---- CUDA graphs: the same steps replayed from captured graphs and launched directly ---- */
-static void run_graphs(const char *shape, int n_layer, backend_dtype dt) {
-    const int dim = synth_shape(shape)->dim, T = 24, n_ctx = 160;
+/* ---- two backends over the same 100-step plan: a prefill on slot 0, then one-token decodes
+ * whose attention block grows with the context, rounds of 1..20 tokens on slot 1 with a rollback
+ * of 1 each, every 7th step both; more shapes than the graph cache holds ---- */
+static int pair_plan(backend *ba, backend *bb, int T, int n_ctx, int dim, int *differ, double *worst) {
     char err[HAT_ERRLEN];
-    backend *bg, *bd;
-    backend_desc d = {.kind = BACKEND_CUDA, .synth = {shape, 7}, .l0 = 0, .l1 = n_layer, .n_slots = 2, .max_tok = T,
-                      .n_ctx = n_ctx, .gpu = 0, .dtype = dt};
-    if (backend_cuda_open(&bg, &d, err, sizeof err)) { EXPECT(0, "%s", err); return; }
-    d.no_graphs = 1;
-    if (backend_cuda_open(&bd, &d, err, sizeof err)) { EXPECT(0, "%s", err); backend_free(bg); return; }
-    EXPECT(strstr(bg->desc, ", CUDA graphs") != NULL, "graphs not on by default: %s", bg->desc);
-    EXPECT(strstr(bd->desc, "no CUDA graphs") != NULL, "no_graphs ignored: %s", bd->desc);
-    /* slot 0: a 12-token prefill, then 100 one-token decode steps (the attention block grows with the
-     * context, so shapes change and repeat); slot 1: rounds of 1 + (step % 20) tokens with a rollback
-     * of 1 each, so more than the cache's 16 shapes come and go; every 7th step both together */
-    int n[2] = {0, 0}, steps = 0, differ = 0;
+    int n[2] = {0, 0}, steps = 0;
+    *differ = 0;
+    *worst = 0;
     for (int st = 0; st < 100 && n[0] + 2 < n_ctx && n[1] + 24 < n_ctx; st++) {
         backend_seq seqs[2];
         int ns = 0, tok = 0;
@@ -255,32 +248,81 @@ static void run_graphs(const char *shape, int n_layer, backend_dtype dt) {
         for (int i = 0; i < ns; i++) {
             for (int t = 0; t < seqs[i].n_tok; t++)
                 for (int j = 0; j < dim; j++)
-                    backend_io(bg)[(size_t)(tok + t) * dim + j] =
+                    backend_io(ba)[(size_t)(tok + t) * dim + j] =
                         (float)(((seqs[i].pos0 + t) * 131 + j * 7 + seqs[i].slot * 17 + st) % 97 - 48) / 48.0f;
-            if (seqs[i].pos0 < backend_kv_len(bg, seqs[i].slot)) {
-                backend_truncate(bg, seqs[i].slot, seqs[i].pos0);
-                backend_truncate(bd, seqs[i].slot, seqs[i].pos0);
+            if (seqs[i].pos0 < backend_kv_len(ba, seqs[i].slot)) {
+                backend_truncate(ba, seqs[i].slot, seqs[i].pos0);
+                backend_truncate(bb, seqs[i].slot, seqs[i].pos0);
             }
             tok += seqs[i].n_tok;
         }
-        memcpy(backend_io(bd), backend_io(bg), sizeof(float) * tok * dim);
-        EXPECT(backend_forward(bg, seqs, ns, err, sizeof err) == 0, "graphs, step %d: %s", st, err);
-        EXPECT(backend_forward(bd, seqs, ns, err, sizeof err) == 0, "direct, step %d: %s", st, err);
-        differ += memcmp(backend_io(bg), backend_io(bd), sizeof(float) * tok * dim) != 0;
+        memcpy(backend_io(bb), backend_io(ba), sizeof(float) * tok * dim);
+        EXPECT(backend_forward(ba, seqs, ns, err, sizeof err) == 0, "step %d: %s", st, err);
+        EXPECT(backend_forward(bb, seqs, ns, err, sizeof err) == 0, "step %d: %s", st, err);
+        *differ += memcmp(backend_io(ba), backend_io(bb), sizeof(float) * tok * dim) != 0;
+        const double e = rel_l2(backend_io(ba), backend_io(bb), (size_t)tok * dim);
+        if (e > *worst) *worst = e;
         for (int i = 0; i < ns; i++) n[seqs[i].slot] = seqs[i].pos0 + seqs[i].n_tok;
         steps++;
     }
+    return steps;
+}
+
+/* CUDA graphs: replayed steps bit for bit equal to direct launches */
+static void run_graphs(const char *shape, int n_layer, backend_dtype dt) {
+    const int dim = synth_shape(shape)->dim, T = 24, n_ctx = 160;
+    char err[HAT_ERRLEN];
+    backend *bg, *bd;
+    backend_desc d = {.kind = BACKEND_CUDA, .synth = {shape, 7}, .l0 = 0, .l1 = n_layer, .n_slots = 2, .max_tok = T,
+                      .n_ctx = n_ctx, .gpu = 0, .dtype = dt};
+    if (backend_cuda_open(&bg, &d, err, sizeof err)) { EXPECT(0, "%s", err); return; }
+    d.no_graphs = 1;
+    if (backend_cuda_open(&bd, &d, err, sizeof err)) { EXPECT(0, "%s", err); backend_free(bg); return; }
+    EXPECT(strstr(bg->desc, ", CUDA graphs") != NULL, "graphs not on by default: %s", bg->desc);
+    EXPECT(strstr(bd->desc, "no CUDA graphs") != NULL, "no_graphs ignored: %s", bd->desc);
+    int differ;
+    double worst;
+    const int steps = pair_plan(bg, bd, T, n_ctx, dim, &differ, &worst);
     const backend_cuda_stats sg = backend_cuda_stats_of(bg), sd = backend_cuda_stats_of(bd);
     printf("cuda graphs, synthetic %s layers [0, %d), %s: %d steps, %lld replayed from %lld captured graphs, %lld launched "
            "directly; outputs equal to the direct backend's in %d of %d steps\n", shape, n_layer, backend_dtype_name(dt),
            steps, sg.graph_steps, sg.captures, sg.direct_steps, steps - differ, steps);
-    EXPECT(differ == 0, "graph replay differs from direct launches in %d steps", differ);
+    EXPECT(differ == 0, "graph replay differs from direct launches in %d steps (worst rel L2 %g)", differ, worst);
     EXPECT(sg.graph_steps > steps / 2 && sg.captures > 0 && sg.graph_steps + sg.direct_steps == steps,
            "graph counters: %lld replayed, %lld direct, %lld captures of %d steps", sg.graph_steps, sg.direct_steps,
            sg.captures, steps);
     EXPECT(sd.graph_steps == 0 && sd.captures == 0 && sd.direct_steps == steps, "no_graphs backend replayed graphs");
     backend_free(bg);
     backend_free(bd);
+}
+
+/* the GEMV kernel for every step of <= 8 tokens against cuBLAS only (another summation order:
+ * equal to rounding), and what auto chose on this GPU */
+static void run_gemv(const char *shape, int n_layer, backend_dtype dt, double tol) {
+    const int dim = synth_shape(shape)->dim, T = 24, n_ctx = 160;
+    char err[HAT_ERRLEN];
+    backend *bk, *bc, *ba;
+    backend_desc d = {.kind = BACKEND_CUDA, .synth = {shape, 7}, .l0 = 0, .l1 = n_layer, .n_slots = 2, .max_tok = T,
+                      .n_ctx = n_ctx, .gpu = 0, .dtype = dt, .gemv = BACKEND_GEMV_ON};
+    if (backend_cuda_open(&bk, &d, err, sizeof err)) { EXPECT(0, "%s", err); return; }
+    d.gemv = BACKEND_GEMV_OFF;
+    if (backend_cuda_open(&bc, &d, err, sizeof err)) { EXPECT(0, "%s", err); backend_free(bk); return; }
+    const backend_cuda_stats sk = backend_cuda_stats_of(bk), sc = backend_cuda_stats_of(bc);
+    EXPECT(sk.gemv_max_n == 8, "gemv = on: %s", sk.gemv_note);
+    EXPECT(sc.gemv_max_n == 0, "gemv = off: %s", sc.gemv_note);
+    int differ;
+    double worst;
+    const int steps = pair_plan(bk, bc, T, n_ctx, dim, &differ, &worst);
+    printf("cuda GEMV kernel vs cuBLAS, synthetic %s layers [0, %d), %s: %d steps, worst rel L2 %.2e (limit %.0e)\n  %s\n",
+           shape, n_layer, backend_dtype_name(dt), steps, worst, tol, sk.gemv_note);
+    EXPECT(worst < tol, "GEMV kernel vs cuBLAS: %g", worst);
+    d.gemv = BACKEND_GEMV_AUTO;
+    if (!backend_cuda_open(&ba, &d, err, sizeof err)) {
+        printf("  auto: %s\n", backend_cuda_stats_of(ba).gemv_note);
+        backend_free(ba);
+    } else EXPECT(0, "%s", err);
+    backend_free(bk);
+    backend_free(bc);
 }
 
 int main(void) {
@@ -296,6 +338,8 @@ int main(void) {
     run_shape("llama2-7b", 2, BACKEND_FP16, 3e-3);
     run_graphs("tiny", 4, BACKEND_FP16);
     run_graphs("smollm2-135m", 3, BACKEND_BF16);
+    run_gemv("tiny", 4, BACKEND_FP16, 3e-3);
+    run_gemv("llama2-7b", 2, BACKEND_BF16, 3e-2);
     run_tp("tiny", 4, 2, TP_EXACT, BACKEND_FP16, 3e-3);
     run_tp("tiny", 4, 2, TP_ALLREDUCE, BACKEND_FP16, 3e-3);
     run_tp("llama2-7b", 2, 4, TP_EXACT, BACKEND_FP16, 3e-3);

@@ -487,6 +487,59 @@ static void test_swiglu(void) {
         }
 }
 
+/* ---- GEMV (weight streaming for small steps) ---- */
+/* out rows t of stride ldc, columns [0, d_out): ref = X W^T + beta * prior (fp64 on the rounded
+ * inputs); the columns [d_out, ldc) between rows must keep their prior values (never written) */
+static void test_gemv(void) {
+    const int shapes[][3] = {/* n, d_out, d_in */ {1, 576, 576}, {3, 192, 576}, {8, 1536, 576}, {1, 577, 1536},
+                             {5, 4096, 11008}, {8, 1003, 4104}, {2, 9, 8}};
+    const hk_dtype ts[2] = {HK_F16, HK_BF16};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int ti = 0; ti < 2; ti++)
+            for (int bi = 0; bi < 2; bi++) {
+                const int n = shapes[s][0], d_out = shapes[s][1], d_in = shapes[s][2], ldc = d_out + 3 * (int)(s % 2);
+                const hk_dtype t = ts[ti];
+                const float beta = bi ? 1.0f : 0.0f;
+                const size_t nw = (size_t)d_out * d_in, nx = (size_t)n * d_in, no = (size_t)n * ldc;
+                float *w = malloc(nw * 4), *x = malloc(nx * 4), *prior = malloc(no * 4), *out = malloc(no * 4);
+                uint16_t *hw = malloc(nw * 2), *hx = malloc(nx * 2);
+                double *ref = malloc((size_t)n * d_out * 8);
+                fill_uniform(w, nw, -1, 1);
+                fill_uniform(x, nx, -2, 2);
+                fill_uniform(prior, no, -3, 3);
+                for (size_t i = 0; i < nw; i++) { hw[i] = t == HK_F16 ? f2h(w[i]) : f2b(w[i]); w[i] = round_to(t, w[i]); }
+                for (size_t i = 0; i < nx; i++) { hx[i] = t == HK_F16 ? f2h(x[i]) : f2b(x[i]); x[i] = round_to(t, x[i]); }
+                for (int r = 0; r < n; r++)
+                    for (int o = 0; o < d_out; o++) {
+                        double a = 0;
+                        for (int k = 0; k < d_in; k++) a += (double)w[(size_t)o * d_in + k] * x[(size_t)r * d_in + k];
+                        ref[(size_t)r * d_out + o] = a + (bi ? prior[(size_t)r * ldc + o] : 0.0);
+                    }
+                void *dw = dupload(hw, nw * 2), *dx = dupload(hx, nx * 2);
+                float *dout = dupload(prior, no * 4);
+                if (!bi) /* beta 0: out must not be read: poison the columns it writes */
+                    for (int r = 0; r < n; r++) poison(dout + (size_t)r * ldc, (size_t)d_out * 4);
+                OK(hk_gemv(NULL, dout, ldc, dw, dx, t, n, d_out, d_in, beta));
+                CK(cudaMemcpy(out, dout, no * 4, cudaMemcpyDeviceToHost));
+                float *packed = malloc((size_t)n * d_out * 4);
+                size_t kept_bad = 0, first = 0;
+                for (int r = 0; r < n; r++) {
+                    memcpy(packed + (size_t)r * d_out, out + (size_t)r * ldc, (size_t)d_out * 4);
+                    for (int o = d_out; o < ldc; o++)
+                        if (f2u(out[(size_t)r * ldc + o]) != f2u(prior[(size_t)r * ldc + o]) && !kept_bad++) first = (size_t)r * ldc + o;
+                }
+                char name[128];
+                snprintf(name, sizeof name, "gemv n %d d_out %d d_in %d ldc %d %s beta %g", n, d_out, d_in, ldc, tname(t), beta);
+                compare(name, packed, ref, (size_t)n * d_out, (size_t)d_out, 1e-5, 1e-5);
+                if (ldc > d_out) {
+                    snprintf(name, sizeof name, "gemv n %d ldc %d: columns past d_out untouched", n, ldc);
+                    report_exact(name, (size_t)n * (ldc - d_out), kept_bad, first);
+                }
+                CK(cudaFree(dw)); CK(cudaFree(dx)); CK(cudaFree(dout));
+                free(w); free(x); free(prior); free(out); free(hw); free(hx); free(ref); free(packed);
+            }
+}
+
 /* ---- residual add (exact) ---- */
 static void test_add(void) {
     const size_t n = 1000003;
@@ -690,6 +743,12 @@ static void test_args(void) {
     expect_error("synth_fill bad dtype", hk_synth_fill(NULL, d, (hk_dtype)-1, 16, 1, 0, 1.0f, 0.0f), "hk_synth_fill",
                  "out_t");
     expect_error("copy NULL dst", hk_copy(NULL, NULL, d, 16), "hk_copy", "dst");
+    expect_error("gemv d_in 12", hk_gemv(NULL, d, 4, d, d, HK_F16, 1, 4, 12, 0.0f), "hk_gemv", "d_in");
+    expect_error("gemv n 9", hk_gemv(NULL, d, 4, d, d, HK_F16, 9, 4, 16, 0.0f), "hk_gemv", "n");
+    expect_error("gemv f32", hk_gemv(NULL, d, 4, d, d, HK_F32, 1, 4, 16, 0.0f), "hk_gemv", "dtype");
+    expect_error("gemv ldc < d_out", hk_gemv(NULL, d, 3, d, d, HK_F16, 1, 4, 16, 0.0f), "hk_gemv", "ldc");
+    expect_error("gemv misaligned W", hk_gemv(NULL, d, 4, (const char *)d + 2, d, HK_F16, 1, 4, 16, 0.0f), "hk_gemv",
+                 "aligned");
     CK(cudaFree(d)); CK(cudaFree(di)); CK(cudaFree(dp));
 }
 
@@ -708,6 +767,7 @@ int main(void) {
     test_kv_store();
     test_attention();
     test_swiglu();
+    test_gemv();
     test_add();
     test_embed();
     test_convert();
