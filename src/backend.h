@@ -74,7 +74,8 @@ typedef struct {
     int slot, pos0, n_tok;
     /* numerics of single-token decoding for every token (CPU: bit-identical to n_tok one-token
      * steps; see forward_seq). The CUDA backend computes every row the same way whatever the
-     * batch, except that cuBLAS may choose another GEMM algorithm for another batch size. */
+     * batch, except that the products of another step size may run another way (another cuBLAS
+     * algorithm, or the GEMV kernel for steps of <= 8 tokens): equal to rounding. */
     int decode;
 } backend_seq;
 
