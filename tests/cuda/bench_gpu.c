@@ -65,6 +65,23 @@ static void do_gemm(void *p) {
     }
 }
 
+/* one weight-streaming product: out (n, d_out) = X (n, d_in) W^T, fp16, by the GEMV kernel or cuBLAS */
+typedef struct { cublasHandle_t h; void *W, *X; float *out; int n, d_out, d_in, gemv; } mv_ctx;
+static void do_mv(void *p) {
+    mv_ctx *m = p;
+    if (m->gemv) {
+        HKC(hk_gemv(NULL, m->out, m->d_out, m->W, m->X, HK_F16, m->n, m->d_out, m->d_in, 0.0f));
+        return;
+    }
+    const float one = 1, zero = 0;
+    if (cublasGemmEx(m->h, CUBLAS_OP_T, CUBLAS_OP_N, m->d_out, m->n, m->d_in, &one, m->W, CUDA_R_16F, m->d_in, m->X,
+                     CUDA_R_16F, m->d_in, &zero, m->out, CUDA_R_32F, m->d_out, CUBLAS_COMPUTE_32F,
+                     CUBLAS_GEMM_DEFAULT) != CUBLAS_STATUS_SUCCESS) {
+        fprintf(stderr, "cublasGemmEx failed\n");
+        exit(1);
+    }
+}
+
 typedef struct { float *x, *w; void *out; int n, dim; float *gu; int ffn; } ew_ctx;
 static void do_rmsnorm(void *p) { ew_ctx *c = p; HKC(hk_rmsnorm(NULL, c->out, HK_F16, c->x, c->w, c->n, c->dim, 1e-5f)); }
 static void do_swiglu(void *p) { ew_ctx *c = p; HKC(hk_swiglu(NULL, c->out, HK_F16, c->gu, c->n, c->ffn)); }
@@ -203,6 +220,34 @@ int main(int argc, char **argv) {
     cudaFree(kv); cudaFree(ac.kc); cudaFree(ac.vc); cudaFree(ac.slot); cudaFree(ac.pos); cudaFree(ac.q); cudaFree(ac.out);
     cudaFree(ec.x); cudaFree(ec.w); cudaFree(ec.out); cudaFree(ec.gu);
 
+    /* the weight-streaming products of a decode step (fp16): the shape's fused Wq|Wk|Wv, Wgate|Wup
+     * and Wdown at 1 and 8 tokens, the GEMV kernel and cuBLAS, as weight bytes per second */
+    const int prods[3][2] = {{dim + 2 * mc->kv_dim, dim}, {2 * ffn, dim}, {dim, ffn}};
+    double mv_gbs[3][2][2];   /* [product][n = 1, 8][gemv, cublas] */
+    {
+        mv_ctx mc_ = {.n = 1};
+        cublasCreate(&mc_.h);
+        const size_t wmax = (size_t)2 * ffn * dim > (size_t)(dim + 2 * mc->kv_dim) * dim ? (size_t)2 * ffn * dim
+                                                                                          : (size_t)(dim + 2 * mc->kv_dim) * dim;
+        CK(cudaMalloc(&mc_.W, wmax * 2)); CK(cudaMalloc(&mc_.X, (size_t)8 * ffn * 2));
+        CK(cudaMalloc((void **)&mc_.out, sizeof(float) * 8 * (size_t)(2 * ffn > dim + 2 * mc->kv_dim ? 2 * ffn : dim + 2 * mc->kv_dim)));
+        HKC(hk_synth_fill(NULL, mc_.W, HK_F16, wmax, 6, 1, 0.05f, 0)); HKC(hk_synth_fill(NULL, mc_.X, HK_F16, (size_t)8 * ffn, 6, 2, 1, 0));
+        printf("decode products (fp16 weights), weight GB/s — GEMV kernel / cuBLAS:");
+        for (int i = 0; i < 3; i++)
+            for (int k = 0; k < 2; k++)
+                for (int g = 0; g < 2; g++) {
+                    mc_.d_out = prods[i][0]; mc_.d_in = prods[i][1]; mc_.n = k ? 8 : 1; mc_.gemv = !g;
+                    const double t = time_events(do_mv, &mc_, reps);
+                    mv_gbs[i][k][g] = (double)mc_.d_out * mc_.d_in * 2 / t / 1e9;
+                }
+        for (int i = 0; i < 3; i++)
+            printf("%s %dx%d: n=1 %.0f / %.0f, n=8 %.0f / %.0f", i ? ";" : "", prods[i][0], prods[i][1], mv_gbs[i][0][0],
+                   mv_gbs[i][0][1], mv_gbs[i][1][0], mv_gbs[i][1][1]);
+        printf(" (copy: %.0f read + write)\n", bw_copy / 1e9);
+        cudaFree(mc_.W); cudaFree(mc_.X); cudaFree(mc_.out);
+        cublasDestroy(mc_.h);
+    }
+
     /* the cloud step: with CUDA graphs (the default) and with every kernel launched directly */
     double st_g[4], st_d[4], st_c[4];
     backend_cuda_stats sg;
@@ -249,12 +294,16 @@ int main(int argc, char **argv) {
                        " \"no_graphs\": {\"step_b1_ms\": %.4f, \"step_b8_ms\": %.4f, \"step_30x5_ms\": %.4f, \"prefill_1000_ms\": %.4f},\n"
                        " \"cublas_only\": {\"step_b1_ms\": %.4f, \"step_b8_ms\": %.4f, \"step_30x5_ms\": %.4f, \"prefill_1000_ms\": %.4f},\n"
                        " \"gemv_max_n\": %d, \"gemv_layer_us\": %.2f, \"cublas_layer_us\": %.2f,\n"
+                       " \"decode_products_gbs\": [[%d, %d, %.1f, %.1f, %.1f, %.1f], [%d, %d, %.1f, %.1f, %.1f, %.1f], [%d, %d, %.1f, %.1f, %.1f, %.1f]],\n"
                        " \"graph_steps\": %lld, \"graph_captures\": %lld, \"direct_steps\": %lld,\n"
                        " \"kv_bytes_b1\": %.0f, \"kv_bytes_30x5\": %.0f, \"ratio_30x5_b1_traffic_bound\": %.4f}\n",
                     prop.name, shape, layers, backend_dtype_name(dt), ctx, reps, bw_copy / 1e9, tf_gemm, t_rms * 1e6, t_swi * 1e6,
                     t_att * 1e6, wbytes, t1 * 1e3, t8 * 1e3, t30 * 1e3, tp * 1e3, wbytes / t1 / bw_copy, t30 / t1, flops_pf / tp / 1e12,
                     st_d[0] * 1e3, st_d[1] * 1e3, st_d[2] * 1e3, st_d[3] * 1e3, st_c[0] * 1e3, st_c[1] * 1e3, st_c[2] * 1e3,
-                    st_c[3] * 1e3, sg.gemv_max_n, sg.gemv_us, sg.cublas_us, sg.graph_steps, sg.captures, sg.direct_steps,
+                    st_c[3] * 1e3, sg.gemv_max_n, sg.gemv_us, sg.cublas_us,
+                    prods[0][0], prods[0][1], mv_gbs[0][0][0], mv_gbs[0][0][1], mv_gbs[0][1][0], mv_gbs[0][1][1],
+                    prods[1][0], prods[1][1], mv_gbs[1][0][0], mv_gbs[1][0][1], mv_gbs[1][1][0], mv_gbs[1][1][1],
+                    prods[2][0], prods[2][1], mv_gbs[2][0][0], mv_gbs[2][0][1], mv_gbs[2][1][0], mv_gbs[2][1][1], sg.graph_steps, sg.captures, sg.direct_steps,
                     kv1, kv30, bound30);
             fclose(f);
         }
