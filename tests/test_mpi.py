@@ -310,6 +310,48 @@ else:
         print(f"ok   np5_tp3_allreduce: runs, trace checks (cloud_tp {tr['attrs']['cloud_tp']}); tokens equal to the "
               f"monolithic engine's before index {same} of {MAX_TOKENS} (rounding, see src/tp.h); group broadcast "
               f"{np.median(gs) * 1e3:.3f} ms median of {np.median(bat['t_end'] - bat['t_start']) * 1e3:.3f} ms per step")
+# the shipped 30-device configuration (configs/paper30.ini: HAT, 31 ranks, fp16 on the wire, Wi-Fi/5G/4G
+# links emulated), shortened: every device's tokens must equal the monolithic model with fp16 rounding
+# at the same cuts, and the cloud must have batched several devices' work into one pass
+with open(os.path.join(SRC, "configs", "paper30.ini")) as f:
+    p30 = f.read()
+subs = {"path": MODEL, "trace": os.path.join(tmp, "paper30.h5"), "max_tokens": str(MAX_TOKENS), "adapter": "identity",
+        "links": os.path.join(SRC, "configs", "links.ini"), "devices": os.path.join(SRC, "configs", "devices.ini"),
+        "prompts": os.path.join(SRC, "configs", "prompts.txt")}
+p30 = "\n".join(f"{l.split('=')[0].strip()} = {subs[l.split('=')[0].strip()]}"
+                 if "=" in l and l.split("=")[0].strip() in subs else l for l in p30.splitlines()) + "\n"
+cfg30 = os.path.join(tmp, "paper30.ini")
+with open(cfg30, "w") as f:
+    f.write(p30)
+rc, out = mpirun(31, ["--config", cfg30])
+if rc != 0:
+    fail(f"paper30: exit {rc}\n{out[-3000:]}")
+else:
+    probs = check_trace_cli(os.path.join(tmp, "paper30.h5"), expect_devices=30)
+    if probs:
+        fail("paper30: trace check: " + "; ".join(probs[:5]))
+    tr = check_trace.load_trace(os.path.join(tmp, "paper30.h5"))
+    with open(os.path.join(SRC, "configs", "prompts.txt")) as f:
+        plines = [l.rstrip("\n").replace("\\n", "\n") for l in f if l.strip()]
+    bad = 0
+    for d in range(30):
+        prompt = plines[d % len(plines)]
+        key = (prompt, "fp16", 8, 8)
+        if key not in refs:
+            refs[key] = reference_ids(prompt, "fp16", 8, 8)
+        sel = tr["tokens"][tr["tokens"]["device"] == d]
+        got = [int(x) for x in sel["token"][np.argsort(sel["index"])]]
+        if got != refs[key]:
+            bad += 1
+            fail(f"paper30: device {d} tokens {got} != monolithic with fp16 rounding at the cuts {refs[key]}")
+    bat = tr["batches"]
+    if int(bat["n_dev"].max()) < 2:
+        fail("paper30: the cloud never batched two devices")
+    if not bad:
+        print(f"ok   paper30: configs/paper30.ini shortened to {MAX_TOKENS} tokens (identity adapter): 31 ranks, every "
+              f"device's tokens equal the monolithic model with fp16 at the cuts; {len(bat)} cloud passes, up to "
+              f"{int(bat['n_dev'].max())} devices and {int(bat['n_tok'].max())} tokens in one; backend "
+              f"'{tr['attrs'].get('cloud_backend', '?')[:40]}'")
 t = check_run("np2_compute", 1, 1, 2, 2, wire="fp32", chunk=8, compute="raspberry-pi-5")
 if t is not None:
     check_compute_profile("np2_compute", t)
