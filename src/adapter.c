@@ -5,7 +5,6 @@
 #include "common.h"
 #include "wire.h"
 
-#include <errno.h>
 #include <gsl/gsl_eigen.h>
 #include <gsl/gsl_errno.h>
 #include <gsl/gsl_linalg.h>
@@ -499,47 +498,9 @@ int adapter_save(const adapter *ad, const char *path, char *err, size_t errlen) 
         for (int i = 0; i < d; i++, p += 4) put_f32(p, ad->c[i]);
     put_u32(p, wire_crc32c(0, buf, size - 4));
 
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
-        free(buf);
-        return hat_err(err, errlen, HAT_ERR_ARG, "%s: path too long", path);
-    }
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        free(buf);
-        return hat_err(err, errlen, HAT_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
-    }
-    int ok = fwrite(buf, 1, size, f) == size;
-    ok = (fclose(f) == 0) && ok;
+    const int rc = hat_write_file(path, buf, size, err, errlen);
     free(buf);
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        return hat_err(err, errlen, HAT_ERR_IO, "cannot write %s: %s", path, strerror(e));
-    }
-    return HAT_OK;
-}
-
-static int read_file(const char *path, uint8_t **out, size_t *size, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return hat_err(err, errlen, HAT_ERR_IO, "cannot open adapter %s: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    uint8_t *buf = xmalloc(cap);
-    for (;;) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        buf = realloc(buf, cap *= 2);
-        CHECK(buf, "out of memory reading %s", path);
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return hat_err(err, errlen, HAT_ERR_IO, "cannot read adapter %s", path);
-    }
-    *out = buf;
-    *size = n;
-    return HAT_OK;
+    return rc;
 }
 
 int adapter_load(adapter **out, const char *path, const gguf_file *model_file, int n_layer, int dim, int a, int b,
@@ -547,7 +508,7 @@ int adapter_load(adapter **out, const char *path, const gguf_file *model_file, i
     *out = NULL;
     uint8_t *buf = NULL;
     size_t size = 0;
-    int rc = read_file(path, &buf, &size, err, errlen);
+    int rc = hat_read_file(path, "adapter", &buf, &size, err, errlen);
     if (rc) return rc;
 #define FAIL(code, ...) do { rc = hat_err(err, errlen, code, __VA_ARGS__); goto fail; } while (0)
     if (size < 12 || memcmp(buf, MAGIC, 8) != 0)

@@ -148,9 +148,10 @@ int backend_cuda_available(int *n_gpu, char *why, size_t whylen) {
 
 /* out (n, d_out) [f32] = beta * out + X (n, d_in) [dtype] @ W^T, W (d_out, d_in) [dtype], row-major:
  * column-major C (d_out x n) = op_T(W stored (d_in x d_out)) * X stored (d_in x n) */
-static int gemm_ld(cu_impl *c, float *out, int ldc, const void *W, const void *X, int n, int d_out, int d_in, float beta,
-                   char *err, size_t errlen) {
-    if (n <= c->stats.gemv_max_n) {
+/* by the GEMV kernel (gemv 1, n <= HK_GEMV_MAX_N) or cuBLAS */
+static int prod(cu_impl *c, int gemv, float *out, int ldc, const void *W, const void *X, int n, int d_out, int d_in,
+                float beta, char *err, size_t errlen) {
+    if (gemv) {
         HK(hk_gemv(c->st, out, ldc, W, X, c->wt, n, d_out, d_in, beta));
         return HAT_OK;
     }
@@ -159,6 +160,10 @@ static int gemm_ld(cu_impl *c, float *out, int ldc, const void *W, const void *X
                     out, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
        "GEMM");
     return HAT_OK;
+}
+static int gemm_ld(cu_impl *c, float *out, int ldc, const void *W, const void *X, int n, int d_out, int d_in, float beta,
+                   char *err, size_t errlen) {
+    return prod(c, n <= c->stats.gemv_max_n, out, ldc, W, X, n, d_out, d_in, beta, err, errlen);
 }
 static int gemm(cu_impl *c, float *out, const void *W, const void *X, int n, int d_out, int d_in, float beta,
                 char *err, size_t errlen) {
@@ -182,17 +187,15 @@ static int layer_prods(const cu_impl *c, int li, int dim, gv_prod p[6]) {
     return 6;
 }
 
-/* median-free timing of reps runs of a layer's products at n tokens, one way (gemv 1: the kernel) */
+/* mean microseconds of a layer's products at n tokens over reps runs, one way (gemv 1: the kernel) */
 static int time_prods(cu_impl *c, const gv_prod *p, int np, int n, const void *X, float *out, int gemv, int reps,
                       double *us, char *err, size_t errlen) {
-    const int keep = c->stats.gemv_max_n;
-    c->stats.gemv_max_n = gemv ? HK_GEMV_MAX_N : 0;
     cudaEvent_t a = NULL, b = NULL;
     int rc = HAT_OK;
     if (cudaEventCreate(&a) != cudaSuccess || cudaEventCreate(&b) != cudaSuccess) rc = HAT_ERR_UNSUPPORTED;
     for (int r = -2; r < reps && !rc; r++) {
         if (r == 0 && cudaEventRecord(a, c->st) != cudaSuccess) rc = HAT_ERR_UNSUPPORTED;
-        for (int i = 0; i < np && !rc; i++) rc = gemm(c, out, p[i].w, X, n, p[i].d_out, p[i].d_in, 0.0f, err, errlen);
+        for (int i = 0; i < np && !rc; i++) rc = prod(c, gemv, out, p[i].d_out, p[i].w, X, n, p[i].d_out, p[i].d_in, 0.0f, err, errlen);
     }
     float ms = 0;
     if (!rc && (cudaEventRecord(b, c->st) != cudaSuccess || cudaEventSynchronize(b) != cudaSuccess ||
@@ -200,7 +203,6 @@ static int time_prods(cu_impl *c, const gv_prod *p, int np, int n, const void *X
         rc = HAT_ERR_UNSUPPORTED;
     if (a) cudaEventDestroy(a);
     if (b) cudaEventDestroy(b);
-    c->stats.gemv_max_n = keep;
     *us = 1e3 * ms / reps;
     if (rc && !err[0]) hat_err(err, errlen, HAT_ERR_UNSUPPORTED, "backend cuda: timing the GEMV kernel");
     return rc;
@@ -248,12 +250,8 @@ static int gemv_setup(backend *b, cu_impl *c, int mode, char *err, size_t errlen
     for (int n = 1; n <= top && !rc; n++)   /* every token count the kernel may serve */
         for (int i = 0; i < np && !rc; i++) {
             const size_t cnt = (size_t)n * p[i].d_out;
-            int keep = c->stats.gemv_max_n;
-            c->stats.gemv_max_n = 0;
-            rc = gemm(c, o1, p[i].w, X, n, p[i].d_out, p[i].d_in, 0.0f, err, errlen);
-            c->stats.gemv_max_n = HK_GEMV_MAX_N;
-            if (!rc) rc = gemm(c, o2, p[i].w, X, n, p[i].d_out, p[i].d_in, 0.0f, err, errlen);
-            c->stats.gemv_max_n = keep;
+            rc = prod(c, 0, o1, p[i].d_out, p[i].w, X, n, p[i].d_out, p[i].d_in, 0.0f, err, errlen);
+            if (!rc) rc = prod(c, 1, o2, p[i].d_out, p[i].w, X, n, p[i].d_out, p[i].d_in, 0.0f, err, errlen);
             if (!rc && (cudaMemcpyAsync(h1, o1, sizeof(float) * cnt, cudaMemcpyDeviceToHost, c->st) != cudaSuccess ||
                         cudaMemcpyAsync(h2, o2, sizeof(float) * cnt, cudaMemcpyDeviceToHost, c->st) != cudaSuccess ||
                         cudaStreamSynchronize(c->st) != cudaSuccess))

@@ -282,35 +282,12 @@ static void model_name_of(const gguf_file *f, char *out, size_t len) {
     }
 }
 
-static int read_all(const char *path, const char *what, uint8_t **out, size_t *size, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return hat_err(err, errlen, HAT_ERR_IO, "cannot open %s %s: %s", what, path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    uint8_t *buf = xmalloc(cap);
-    for (;;) {
-        n += fread(buf + n, 1, cap - n - 1, f);
-        if (n < cap - 1) break;
-        buf = realloc(buf, cap *= 2);
-        CHECK(buf, "out of memory reading %s", path);
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return hat_err(err, errlen, HAT_ERR_IO, "cannot read %s %s", what, path);
-    }
-    buf[n] = 0;
-    *out = buf;
-    *size = n;
-    return HAT_OK;
-}
-
 /* One prompt per non-empty line, trimmed; a literal \n stands for a newline (as `hat run`'s prompts files). */
 static int read_prompts(const char *path, char ***out, int *n_out, uint64_t *size, uint32_t *crc, char *err,
                         size_t errlen) {
     uint8_t *raw;
     size_t n;
-    int rc = read_all(path, "prompts file", &raw, &n, err, errlen);
+    int rc = hat_read_file(path, "prompts file", &raw, &n, err, errlen);
     if (rc) return rc;
     if (memchr(raw, 0, n)) {
         free(raw);
@@ -527,26 +504,16 @@ static int corpus_save(const corpus *c, const char *path, char *err, size_t errl
     for (int i = 0; i < c->n_seq; i++)
         for (uint32_t k = 0; k < c->n_tok[i]; k++, p += 4) put_u32(p, (uint32_t)c->ids[c->off[i] + k]);
     put_u32(p, wire_crc32c(0, buf, size - 4));
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) { free(buf); return hat_err(err, errlen, HAT_ERR_IO, "cannot write %s: %s", tmp, strerror(errno)); }
-    int ok = fwrite(buf, 1, size, f) == size;
-    ok = (fclose(f) == 0) && ok;
+    const int rc = hat_write_file(path, buf, size, err, errlen);
     free(buf);
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        return hat_err(err, errlen, HAT_ERR_IO, "cannot write %s: %s", path, strerror(e));
-    }
-    return HAT_OK;
+    return rc;
 }
 
 static int corpus_load(corpus *c, const char *path, const gguf_file *f, int n_vocab, char *err, size_t errlen) {
     uint8_t *buf = NULL;
     size_t size = 0;
     memset(c, 0, sizeof *c);
-    int rc = read_all(path, "corpus", &buf, &size, err, errlen);
+    int rc = hat_read_file(path, "corpus", &buf, &size, err, errlen);
     if (rc) return rc;
 #define FAIL(...) do { rc = hat_err(err, errlen, HAT_ERR_FORMAT, __VA_ARGS__); goto fail; } while (0)
     if (size < 12 || memcmp(buf, CORPUS_MAGIC, 8)) FAIL("%s is not a HAT calibration corpus (bad magic)", path);

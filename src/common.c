@@ -1,7 +1,9 @@
 #define _GNU_SOURCE
 #include "common.h"
 
+#include <errno.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -65,4 +67,43 @@ size_t hat_peak_rss_bytes(void) {
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
     return (size_t)ru.ru_maxrss * 1024u;
+}
+
+int hat_read_file(const char *path, const char *what, uint8_t **out, size_t *size, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return hat_err(err, errlen, HAT_ERR_IO, "cannot open %s %s: %s", what, path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    uint8_t *buf = xmalloc(cap);
+    for (;;) {
+        n += fread(buf + n, 1, cap - n - 1, f);
+        if (n < cap - 1) break;
+        buf = realloc(buf, cap *= 2);
+        CHECK(buf, "out of memory reading %s", path);
+    }
+    const int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return hat_err(err, errlen, HAT_ERR_IO, "cannot read %s %s", what, path);
+    }
+    buf[n] = 0;
+    *out = buf;
+    *size = n;
+    return HAT_OK;
+}
+
+int hat_write_file(const char *path, const void *buf, size_t size, char *err, size_t errlen) {
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return hat_err(err, errlen, HAT_ERR_ARG, "%s: path too long", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return hat_err(err, errlen, HAT_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
+    int ok = fwrite(buf, 1, size, f) == size;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        const int e = errno;
+        remove(tmp);
+        return hat_err(err, errlen, HAT_ERR_IO, "cannot write %s: %s", path, strerror(e));
+    }
+    return HAT_OK;
 }

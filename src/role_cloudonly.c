@@ -158,15 +158,8 @@ void role_cloudonly_device_main(run_ctx *r) {
                                .t_up_first = h->t_peer_ready, .t_up_send = h->t_peer_ready, .emitted = 1};
             td.rounds++;
         }
-        st->t_cloud_ready = h->t_peer_ready;
-        st->cloud_queue_s = h->queue_s;
-        st->cloud_compute_s = h->compute_s;
-        st->batch_tokens = h->batch_tokens;
-        st->batch_devices = h->batch_devices;
-        st->t_down_send = h->t_send;
-        st->down_model_s = h->t_deliver - h->t_send;
-        st->t_down_ready = st->t_end = m.t_seen;
-        st->down_bytes = m.bytes;
+        run_step_reply(st, &m);
+        st->t_end = m.t_seen;
         td.up_bytes += st->up_bytes;
         td.down_bytes += st->down_bytes;
         td.n_steps++;

@@ -118,15 +118,7 @@ static void step_receive(device_ctx *d, const transport_msg *m, int head) {
     CHECK(st->seq == h->seq && st->pos0 == h->pos0 && st->n_tok == h->n_tok,
           "device %d: reply for message %u (positions %u+%u) does not match the request (%u, %u+%u)", d->r->device,
           h->seq, h->pos0, h->n_tok, st->seq, st->pos0, st->n_tok);
-    st->t_cloud_ready = h->t_peer_ready;
-    st->cloud_queue_s = h->queue_s;
-    st->cloud_compute_s = h->compute_s;
-    st->batch_tokens = h->batch_tokens;
-    st->batch_devices = h->batch_devices;
-    st->t_down_send = h->t_send;
-    st->down_model_s = h->t_deliver - h->t_send;
-    st->t_down_ready = m->t_seen;
-    st->down_bytes = m->bytes;
+    run_step_reply(st, m);
     const double t0 = comm_now();
     wire_decode(d->ep.dtype, m->payload, d->fs.x, (size_t)h->n_tok * d->ep.dim);
     endpoint_release(&d->ep);
@@ -295,15 +287,7 @@ void role_device_main(run_ctx *r) {
         CHECK(h->kind == WIRE_HIDDEN_DOWN && h->seq == d.seq - 1 && (int)h->pos0 == pos && (int)h->n_tok == g + 1,
               "device %d: reply (message %u, positions %u+%u) does not match the round (message %u, positions %d+%d)",
               r->device, h->seq, h->pos0, h->n_tok, d.seq - 1, pos, g + 1);
-        st->t_cloud_ready = h->t_peer_ready;
-        st->cloud_queue_s = h->queue_s;
-        st->cloud_compute_s = h->compute_s;
-        st->batch_tokens = h->batch_tokens;
-        st->batch_devices = h->batch_devices;
-        st->t_down_send = h->t_send;
-        st->down_model_s = h->t_deliver - h->t_send;
-        st->t_down_ready = m.t_seen;
-        st->down_bytes = m.bytes;
+        run_step_reply(st, &m);
         wire_decode(d.ep.dtype, m.payload, d.fs.x, (size_t)h->n_tok * d.ep.dim);
         endpoint_release(&d.ep);
         n_emit = hat_dev_verify(hd, d.fs.x, emitted, &hr);

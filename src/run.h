@@ -10,6 +10,7 @@
 #include "model.h"
 #include "partition.h"
 #include "tokenizer.h"
+#include "transport.h"
 
 typedef struct {
     hat_config cfg;
@@ -51,6 +52,20 @@ static inline int run_msg_max_tok(const hat_config *c) {
 static inline int run_msg_depth(const hat_config *c) {
     const int g = c->run_mode == RUN_HAT ? (c->gamma_adaptive ? c->gamma_max : c->gamma) + 1 : 1;
     return c->inflight > g ? c->inflight : g;
+}
+
+/* a device's step record from the cloud's reply m: the cloud's timings and batch, the download */
+static inline void run_step_reply(trace_step *st, const transport_msg *m) {
+    const wire_header *h = &m->h;
+    st->t_cloud_ready = h->t_peer_ready;
+    st->cloud_queue_s = h->queue_s;
+    st->cloud_compute_s = h->compute_s;
+    st->batch_tokens = h->batch_tokens;
+    st->batch_devices = h->batch_devices;
+    st->t_down_send = h->t_send;
+    st->down_model_s = h->t_deliver - h->t_send;
+    st->t_down_ready = m->t_seen;
+    st->down_bytes = m->bytes;
 }
 
 /* weight elements of layers [l0,l1) plus head (for the compute profile's FLOP count) */

@@ -151,6 +151,23 @@ static void start_send(endpoint *e, size_t n) {
     e->msgs_sent++;
 }
 
+/* the payload is in place after msg's header: stamp the send time and the emulated delivery, seal
+ * (checksum) and start the send */
+static link_sched seal_and_send(endpoint *e, uint8_t *msg, wire_header *h, double *t_send) {
+    h->reserved = 0;
+    h->reserved2 = 0;
+    h->checksum = 0;
+    const size_t bytes = WIRE_HEADER_BYTES + (size_t)h->payload_bytes;
+    h->t_send = comm_now();
+    *t_send = h->t_send;
+    const link_sched ls = link_schedule(&e->link, h->t_send, bytes);
+    h->t_deliver = ls.deliver;
+    memcpy(msg, h, sizeof *h);
+    wire_seal(msg);
+    start_send(e, bytes);
+    return ls;
+}
+
 link_sched endpoint_send(endpoint *e, const wire_header *hin, const float *hidden, double *t_send) {
     const int from_device = !e->peer_is_device;
     if (e->allow_tokens)   /* a cloud-only session: its only other message is the device's bye */
@@ -173,19 +190,8 @@ link_sched endpoint_send(endpoint *e, const wire_header *hin, const float *hidde
     h.dtype = (uint16_t)e->dtype;
     h.n_tok = (uint32_t)n_tok;
     h.payload_bytes = wire_payload_bytes(e->dtype, n_tok, e->dim);
-    h.reserved = 0;
-    h.reserved2 = 0;
-    h.checksum = 0;
     if (n_tok) wire_encode(e->dtype, hidden, msg + WIRE_HEADER_BYTES, (size_t)n_tok * e->dim);
-    const size_t bytes = WIRE_HEADER_BYTES + (size_t)h.payload_bytes;
-    h.t_send = comm_now();
-    *t_send = h.t_send;
-    const link_sched ls = link_schedule(&e->link, h.t_send, bytes);
-    h.t_deliver = ls.deliver;
-    memcpy(msg, &h, sizeof h);
-    wire_seal(msg);
-    start_send(e, bytes);
-    return ls;
+    return seal_and_send(e, msg, &h, t_send);
 }
 
 void endpoint_allow_tokens(endpoint *e, int n_vocab) {
@@ -211,19 +217,8 @@ link_sched endpoint_send_tokens(endpoint *e, const wire_header *hin, const int32
     h.dim = 0;
     h.dtype = WIRE_TOKEN_I32;
     h.payload_bytes = (uint64_t)n_tok * sizeof(int32_t);
-    h.reserved = 0;
-    h.reserved2 = 0;
-    h.checksum = 0;
     if (n_tok) memcpy(msg + WIRE_HEADER_BYTES, ids, (size_t)h.payload_bytes);
-    const size_t bytes = WIRE_HEADER_BYTES + (size_t)h.payload_bytes;
-    h.t_send = comm_now();
-    *t_send = h.t_send;
-    const link_sched ls = link_schedule(&e->link, h.t_send, bytes);
-    h.t_deliver = ls.deliver;
-    memcpy(msg, &h, sizeof h);
-    wire_seal(msg);
-    start_send(e, bytes);
-    return ls;
+    return seal_and_send(e, msg, &h, t_send);
 }
 
 void endpoint_send_raw(endpoint *e, const void *msg, size_t n) {

@@ -84,6 +84,20 @@ def mpirun(n, args, timeout=TIMEOUT):
         return "timeout", (e.stdout or b"").decode(errors="replace") + (e.stderr or b"").decode(errors="replace")
 
 
+def run_checked(name, cfg, n_ranks, n_dev):
+    """`hat run` on cfg under mpirun, its trace (tmp/name.h5) checked by analysis/check_trace.py and
+    loaded; None when the run fails. Every problem is recorded with fail()."""
+    rc, out = mpirun(n_ranks, ["--config", cfg])
+    if rc != 0:
+        fail(f"{name}: exit {rc}\n{out[-3000:]}")
+        return None
+    trace = os.path.join(tmp, name + ".h5")
+    problems = check_trace_cli(trace, expect_devices=n_dev)
+    if problems:
+        fail(f"{name}: trace check: " + "; ".join(problems[:5]))
+    return check_trace.load_trace(trace)
+
+
 def reference_ids(prompt, wire=None, a=0, b=0):
     """`hat generate` greedy ids: the monolithic model, or with --wire-sim the same model with the
     hidden states rounded to the wire dtype at the two cuts (in one process)"""
@@ -152,16 +166,9 @@ def check_run(name, n_dev, n_cloud, a, b, **kw):
     where they differ from the unrounded model the first differing index is reported."""
     n_fail = len(failures)
     wire = kw.get("wire", "fp32")
-    cfg = write_cfg(name, n_dev, n_cloud, a, b, **kw)
-    trace = os.path.join(tmp, name + ".h5")
-    rc, out = mpirun(n_dev + n_cloud, ["--config", cfg])
-    if rc != 0:
-        fail(f"{name}: exit {rc}\n{out[-3000:]}")
+    t = run_checked(name, write_cfg(name, n_dev, n_cloud, a, b, **kw), n_dev + n_cloud, n_dev)
+    if t is None:
         return None
-    problems = check_trace_cli(trace, expect_devices=n_dev)
-    if problems:
-        fail(f"{name}: trace check: " + "; ".join(problems[:5]))
-    t = check_trace.load_trace(trace)
     tok = t["tokens"]
     notes = []
     for d in range(n_dev):
@@ -286,30 +293,24 @@ if not QUICK:
 # mode allreduce (Megatron-LM): runs and its trace checks; its tokens follow the model to rounding only,
 # so how many equal the monolithic engine's is reported, not required
 cfg = write_cfg("np5_tp3_allreduce", 2, 3, 2, 2, cloud_extra="tp = 3\ntp_mode = allreduce\n")
-rc, out = mpirun(5, ["--config", cfg])
-if rc != 0:
-    fail(f"np5_tp3_allreduce: exit {rc}\n{out[-2000:]}")
-else:
-    probs = check_trace_cli(os.path.join(tmp, "np5_tp3_allreduce.h5"), expect_devices=2)
-    if probs:
-        fail("np5_tp3_allreduce: trace check: " + "; ".join(probs[:5]))
-    else:
-        tr = check_trace.load_trace(os.path.join(tmp, "np5_tp3_allreduce.h5"))
-        tk, same = tr["tokens"], []
-        for d in range(2):
-            prompt = PROMPTS[d]
-            if prompt not in refs:
-                refs[prompt] = reference_ids(prompt)
-            sel = tk[tk["device"] == d]
-            got = [int(x) for x in sel["token"][np.argsort(sel["index"])]]
-            same.append(next((i for i, (x, y) in enumerate(zip(got, refs[prompt])) if x != y), len(got)))
-        bat = tr["batches"]
-        gs = bat["group_s"]
-        if not (gs > 0).all() or not (gs <= bat["t_end"] - bat["t_start"]).all():
-            fail(f"np5_tp3_allreduce: /batches group_s should be > 0 and within each batch: {gs[:8]}")
-        print(f"ok   np5_tp3_allreduce: runs, trace checks (cloud_tp {tr['attrs']['cloud_tp']}); tokens equal to the "
-              f"monolithic engine's before index {same} of {MAX_TOKENS} (rounding, see src/tp.h); group broadcast "
-              f"{np.median(gs) * 1e3:.3f} ms median of {np.median(bat['t_end'] - bat['t_start']) * 1e3:.3f} ms per step")
+n_fail = len(failures)
+tr = run_checked("np5_tp3_allreduce", cfg, 5, 2)
+if tr is not None and len(failures) == n_fail:
+    tk, same = tr["tokens"], []
+    for d in range(2):
+        prompt = PROMPTS[d]
+        if prompt not in refs:
+            refs[prompt] = reference_ids(prompt)
+        sel = tk[tk["device"] == d]
+        got = [int(x) for x in sel["token"][np.argsort(sel["index"])]]
+        same.append(next((i for i, (x, y) in enumerate(zip(got, refs[prompt])) if x != y), len(got)))
+    bat = tr["batches"]
+    gs = bat["group_s"]
+    if not (gs > 0).all() or not (gs <= bat["t_end"] - bat["t_start"]).all():
+        fail(f"np5_tp3_allreduce: /batches group_s should be > 0 and within each batch: {gs[:8]}")
+    print(f"ok   np5_tp3_allreduce: runs, trace checks (cloud_tp {tr['attrs']['cloud_tp']}); tokens equal to the "
+          f"monolithic engine's before index {same} of {MAX_TOKENS} (rounding, see src/tp.h); group broadcast "
+          f"{np.median(gs) * 1e3:.3f} ms median of {np.median(bat['t_end'] - bat['t_start']) * 1e3:.3f} ms per step")
 # the shipped 30-device configuration (configs/paper30.ini: HAT, 31 ranks, fp16 on the wire, Wi-Fi/5G/4G
 # links emulated), shortened: every device's tokens must equal the monolithic model with fp16 rounding
 # at the same cuts, and the cloud must have batched several devices' work into one pass
@@ -323,14 +324,8 @@ p30 = "\n".join(f"{l.split('=')[0].strip()} = {subs[l.split('=')[0].strip()]}"
 cfg30 = os.path.join(tmp, "paper30.ini")
 with open(cfg30, "w") as f:
     f.write(p30)
-rc, out = mpirun(31, ["--config", cfg30])
-if rc != 0:
-    fail(f"paper30: exit {rc}\n{out[-3000:]}")
-else:
-    probs = check_trace_cli(os.path.join(tmp, "paper30.h5"), expect_devices=30)
-    if probs:
-        fail("paper30: trace check: " + "; ".join(probs[:5]))
-    tr = check_trace.load_trace(os.path.join(tmp, "paper30.h5"))
+tr = run_checked("paper30", cfg30, 31, 30)
+if tr is not None:
     with open(os.path.join(SRC, "configs", "prompts.txt")) as f:
         plines = [l.rstrip("\n").replace("\\n", "\n") for l in f if l.strip()]
     bad = 0
@@ -386,15 +381,9 @@ check_run("hat_tp3", 2, 3, 2, 2, chunk=8, mode="hat", hat={"gamma": 4, "adapter"
 # temperature > 0: runs, and the trace is consistent (the distribution test is test_speculate)
 cfg = write_cfg("hat_temp", 2, 1, 2, 2, mode="hat", hat={"gamma": 3, "adapter": fitted},
                 dev_keys={0: "temp = 0.8\ntop_k = 40\n", 1: "temp = 1.0\n"})
-rc, out = mpirun(3, ["--config", cfg])
-if rc != 0:
-    fail(f"hat_temp: exit {rc}\n{out[-2000:]}")
-else:
-    probs = check_trace_cli(os.path.join(tmp, "hat_temp.h5"), expect_devices=2)
-    if probs:
-        fail("hat_temp: trace check: " + "; ".join(probs[:5]))
-    else:
-        print("ok   hat_temp: temperature 0.8 / 1.0 with drafting runs and its trace checks")
+n_fail = len(failures)
+if run_checked("hat_temp", cfg, 3, 2) is not None and len(failures) == n_fail:
+    print("ok   hat_temp: temperature 0.8 / 1.0 with drafting runs and its trace checks")
 # an adapter is refused for another split, and for another model file
 if fitted != "identity":
     cfg = write_cfg("hat_bad_split", 1, 1, 3, 2, mode="hat", hat={"adapter": fitted})
@@ -469,16 +458,9 @@ def check_cloudonly(name, n_dev, n_cloud=1, sampled=None, **kw):
     """sampled: {device: (temp, top_k)} for devices that sample; the others are greedy"""
     n_fail = len(failures)
     sampled = sampled or {}
-    cfg = cloudonly_cfg(name, n_dev, n_cloud, sampled, **kw)
-    trace = os.path.join(tmp, name + ".h5")
-    rc, out = mpirun(n_dev + n_cloud, ["--config", cfg])
-    if rc != 0:
-        fail(f"{name}: exit {rc}\n{out[-3000:]}")
+    t = run_checked(name, cloudonly_cfg(name, n_dev, n_cloud, sampled, **kw), n_dev + n_cloud, n_dev)
+    if t is None:
         return None
-    problems = check_trace_cli(trace, expect_devices=n_dev)
-    if problems:
-        fail(f"{name}: trace check: " + "; ".join(problems[:5]))
-    t = check_trace.load_trace(trace)
     privacy = t["attrs"].get("privacy", "")
     if not privacy.startswith("NOT private: token ids"):
         fail(f"{name}: trace attribute privacy is {privacy!r}")

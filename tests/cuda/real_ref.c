@@ -19,30 +19,40 @@ typedef struct {
     int32_t n_prompt[RR_MAX_SLOT], n_pos[RR_MAX_SLOT];
 } ref_head;
 
-static int wr(FILE *f, const void *p, size_t n) { return fwrite(p, 1, n, f) == n ? 0 : 1; }
+/* appends n bytes to a growing buffer */
+typedef struct { uint8_t *p; size_t n, cap; } obuf;
+static void put(obuf *b, const void *src, size_t n) {
+    if (b->n + n > b->cap) {
+        b->cap = (b->n + n) * 2;
+        b->p = realloc(b->p, b->cap);
+        CHECK(b->p, "out of memory");
+    }
+    memcpy(b->p + b->n, src, n);
+    b->n += n;
+}
+static int put_file(const char *path, obuf *b, char *err, size_t errlen) {
+    const int rc = hat_write_file(path, b->p, b->n, err, errlen);
+    free(b->p);
+    return rc;
+}
 static int rd(FILE *f, void *p, size_t n) { return fread(p, 1, n, f) == n ? 0 : 1; }
 
-/* written to path.tmp, renamed over path when complete */
+/* written whole through path.tmp and a rename (hat_write_file) */
 int real_ref_write(const char *path, const real_ref *r, char *err, size_t errlen) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return hat_err(err, errlen, HAT_ERR_IO, "%s: cannot create", tmp);
     ref_head h = {r->dim, r->n_layer, r->a, r->l1, r->n_slot, r->chunk, r->round, {0}, r->model_bytes, {0}, {0}};
     snprintf(h.model, sizeof h.model, "%s", r->model);
     for (int s = 0; s < r->n_slot; s++) { h.n_prompt[s] = r->n_prompt[s]; h.n_pos[s] = r->n_pos[s]; }
-    int bad = wr(f, REF_MAGIC, 8) || wr(f, &h, sizeof h);
-    for (int s = 0; s < r->n_slot && !bad; s++) {
+    obuf b = {0};
+    put(&b, REF_MAGIC, 8);
+    put(&b, &h, sizeof h);
+    for (int s = 0; s < r->n_slot; s++) {
         const size_t n = (size_t)r->n_pos[s] * r->dim * sizeof(float);
-        bad = wr(f, r->tokens[s], sizeof(int32_t) * (r->n_pos[s] + 1)) || wr(f, r->in[s], n) || wr(f, r->mid_q[s], n) ||
-              wr(f, r->mid_f[s], n);
+        put(&b, r->tokens[s], sizeof(int32_t) * (r->n_pos[s] + 1));
+        put(&b, r->in[s], n);
+        put(&b, r->mid_q[s], n);
+        put(&b, r->mid_f[s], n);
     }
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path)) {
-        remove(tmp);
-        return hat_err(err, errlen, HAT_ERR_IO, "%s: write failed", path);
-    }
-    return HAT_OK;
+    return put_file(path, &b, err, errlen);
 }
 
 static long file_size(FILE *f) {
@@ -148,21 +158,16 @@ int real_run(backend *be, const real_ref *r, float **out, int *n_steps, char *er
 }
 
 int real_out_write(const char *path, const real_ref *r, float *const *out, const char *desc, char *err, size_t errlen) {
-    char tmp[4096], d[320] = {0};
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    char d[320] = {0};
     snprintf(d, sizeof d, "%s", desc ? desc : "");
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return hat_err(err, errlen, HAT_ERR_IO, "%s: cannot create", tmp);
     int32_t h[2 + RR_MAX_SLOT] = {r->n_slot, r->dim};
     for (int s = 0; s < r->n_slot; s++) h[2 + s] = r->n_pos[s];
-    int bad = wr(f, OUT_MAGIC, 8) || wr(f, h, sizeof h) || wr(f, d, sizeof d);
-    for (int s = 0; s < r->n_slot && !bad; s++) bad = wr(f, out[s], sizeof(float) * r->n_pos[s] * r->dim);
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path)) {
-        remove(tmp);
-        return hat_err(err, errlen, HAT_ERR_IO, "%s: write failed", path);
-    }
-    return HAT_OK;
+    obuf b = {0};
+    put(&b, OUT_MAGIC, 8);
+    put(&b, h, sizeof h);
+    put(&b, d, sizeof d);
+    for (int s = 0; s < r->n_slot; s++) put(&b, out[s], sizeof(float) * r->n_pos[s] * r->dim);
+    return put_file(path, &b, err, errlen);
 }
 
 int real_out_read(const char *path, const real_ref *r, float **out, char *desc, size_t desclen, char *err, size_t errlen) {
