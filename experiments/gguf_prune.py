@@ -82,24 +82,37 @@ def read_kv(src, buf):
     return r, version, n_tensors, n_kv, bytes(buf[kv_start:r.o]), alignment, n_layer, arch, keys
 
 
+def read_meta(src, buf):
+    """read_kv, then the tensor infos: a clear error for a truncated or corrupt file"""
+    try:
+        r, version, n_tensors, n_kv, kv_bytes, alignment, n_layer, arch, keys = read_kv(src, buf)
+        infos = []
+        for _ in range(n_tensors):
+            name = r.string()
+            nd = r.take("I")
+            dims = [r.take("Q") for _ in range(nd)]
+            ttype, off = r.take("I"), r.take("Q")
+            infos.append((name, dims, ttype, off))
+    except (struct.error, ValueError) as e:
+        sys.exit(f"gguf_prune: {src}: truncated or corrupt GGUF header ({e})")
+    data0 = (r.o + alignment - 1) // alignment * alignment
+    bad = [name for name, _, _, off in infos if data0 + off > len(buf)]
+    if bad:
+        sys.exit(f"gguf_prune: {src}: tensor {bad[0].decode(errors='replace')} starts past the end of the file "
+                 f"(truncated file)")
+    return version, n_kv, kv_bytes, alignment, n_layer, arch, keys, infos, data0
+
+
 def block_count(src):
     with open(src, "rb") as f:
         buf = memoryview(f.read())
-    return read_kv(src, buf)[6]
+    return read_meta(src, buf)[4]
 
 
 def prune(src, l0, l1, dst):
     with open(src, "rb") as f:
         buf = memoryview(f.read())
-    r, version, n_tensors, n_kv, kv_bytes, alignment, n_layer, arch, keys = read_kv(src, buf)
-    infos = []
-    for _ in range(n_tensors):
-        name = r.string()
-        nd = r.take("I")
-        dims = [r.take("Q") for _ in range(nd)]
-        ttype, off = r.take("I"), r.take("Q")
-        infos.append((name, dims, ttype, off))
-    data0 = (r.o + alignment - 1) // alignment * alignment
+    version, n_kv, kv_bytes, alignment, n_layer, arch, keys, infos, data0 = read_meta(src, buf)
     if n_layer is None:
         sys.exit(f"gguf_prune: {src}: no <arch>.block_count key")
     if not (0 <= l0 < l1 <= n_layer):
