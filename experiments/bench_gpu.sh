@@ -37,9 +37,9 @@ if [ -n "$real" ]; then
   echo "real model: $realt; then on the CPU machine: experiments/gpu_real.sh check --out real_out.bin"
 fi
 echo "== benchmark"
-./build-gpu/tests/cuda/bench_gpu --json "$out/bench_gpu.json" "${args[@]}" 2>&1 | tee "$out/bench.log"
+./build-gpu/experiments/gpu/bench_gpu --json "$out/bench_gpu.json" "${args[@]}" 2>&1 | tee "$out/bench.log"
 # a short context too: the 30 x 5 step reads every session's K/V, so its ratio to batch 1 grows with the context
 echo "== benchmark, context 128"
-./build-gpu/tests/cuda/bench_gpu --json "$out/bench_gpu_ctx128.json" "${args[@]}" --ctx 128 2>&1 | tee "$out/bench_ctx128.log"
+./build-gpu/experiments/gpu/bench_gpu --json "$out/bench_gpu_ctx128.json" "${args[@]}" --ctx 128 2>&1 | tee "$out/bench_ctx128.log"
 echo "tests: $tests"
 [ "$tests" = passed ]

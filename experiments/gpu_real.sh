@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
     *) echo "gpu_real.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
-tool=$build/tests/gpu_real
+tool=$build/experiments/gpu/gpu_real
 [ -x "$tool" ] || { echo "gpu_real.sh: $tool not built (cmake --build $build)" >&2; exit 1; }
 [ -f "$model" ] || { echo "gpu_real.sh: no model at $model (scripts/fetch_model.sh)" >&2; exit 1; }
 

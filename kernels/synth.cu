@@ -4,7 +4,7 @@
  * CPU's; F16/BF16 outputs are those values rounded to nearest even. */
 #include "common.cuh"
 
-#include "synth.h"
+#include "engine/synth.h"
 
 #define SYN_THREADS 256
 #define SYN_MAX_BLOCKS 8192u

@@ -2,7 +2,7 @@
  * stepping of a backend over the reference's inputs (real_ref.h). */
 #include "real_ref.h"
 
-#include "common.h"
+#include "core/common.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -17,7 +17,7 @@
  */
 #ifndef HAT_REAL_REF_H
 #define HAT_REAL_REF_H
-#include "backend.h"
+#include "backends/backend.h"
 
 #include <stdint.h>
 

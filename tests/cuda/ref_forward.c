@@ -1,7 +1,7 @@
 /* ref_forward.c — see ref_forward.h. */
 #include "ref_forward.h"
 
-#include "synth.h"
+#include "engine/synth.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-#include "model.h"
+#include "engine/model.h"
 
 typedef struct {
     model_config c;

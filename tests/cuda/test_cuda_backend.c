@@ -14,11 +14,11 @@
  * The GEMV kernel (forced on) against cuBLAS only over the same plan, to rounding.
  * Exits 77 (skipped) without a GPU.
  */
-#include "backend.h"
-#include "common.h"
+#include "backends/backend.h"
+#include "core/common.h"
 #include "ref_forward.h"
-#include "synth.h"
-#include "tp_threads.h"
+#include "engine/synth.h"
+#include "support/tp_threads.h"
 
 #include <math.h>
 #include <stdio.h>

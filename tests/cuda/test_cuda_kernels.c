@@ -18,7 +18,7 @@
  * Without a CUDA GPU the test prints SKIP and exits 77 (CTest: skipped). Exit 1 on any failure.
  */
 #include "hat_kernels.h"
-#include "../../src/synth.h"
+#include "engine/synth.h"
 
 #include <cuda_runtime_api.h>
 #include <math.h>

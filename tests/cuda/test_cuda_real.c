@@ -8,9 +8,9 @@
  *   test_cuda_real MIDDLE.gguf REF.bin OUT.bin [fp16|bf16]
  * Exits 77 (skipped) without a GPU.
  */
-#include "backend.h"
-#include "common.h"
-#include "model.h"
+#include "backends/backend.h"
+#include "core/common.h"
+#include "engine/model.h"
 #include "real_ref.h"
 
 #include <math.h>

@@ -1,0 +1,111 @@
+/* backend_cpu.c — the CPU backend: src/forward.c over one KV cache per session slot. */
+#include "backends/backend.h"
+
+#include "core/common.h"
+#include "engine/forward.h"
+#include "engine/kvcache.h"
+#include "engine/synth.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    model *own;          /* the synthetic model, when this backend made it */
+    model *shard;        /* tensor parallelism: this rank's shard of m */
+    const model *m;      /* what runs: the part, or its shard */
+    tp_comm tp;
+    forward_state fs;
+    kvcache *kv;         /* (n_slots) */
+    forward_seq *seqs;   /* (n_slots) scratch: one step's sequences */
+} cpu_impl;
+
+static int cpu_forward(backend *b, const backend_seq *seqs, int n_seq, char *err, size_t errlen) {
+    cpu_impl *c = b->impl;
+    const int rc = backend_check_step(b, seqs, n_seq, err, errlen);
+    if (rc || !n_seq) return rc;
+    for (int i = 0; i < n_seq; i++)
+        c->seqs[i] = (forward_seq){.kv = &c->kv[seqs[i].slot], .pos0 = seqs[i].pos0, .n_tok = seqs[i].n_tok,
+                                   .decode = seqs[i].decode};
+    transformer_forward_batch(c->m, &c->fs, &(forward_batch_args){.hidden_in = c->fs.x, .seqs = c->seqs, .n_seq = n_seq,
+                                                                  .l0 = b->l0, .l1 = b->l1, .tp = &c->tp});
+    return HAT_OK;
+}
+
+static int cpu_kv_len(const backend *b, int slot) { return ((const cpu_impl *)b->impl)->kv[slot].n; }
+
+static void cpu_truncate(backend *b, int slot, int n) { kvcache_truncate(&((cpu_impl *)b->impl)->kv[slot], n); }
+
+static void cpu_free(backend *b) {
+    cpu_impl *c = b->impl;
+    if (c) {
+        if (c->kv)
+            for (int i = 0; i < b->n_slots; i++) kvcache_free(&c->kv[i]);
+        free(c->kv);
+        free(c->seqs);
+        forward_free(&c->fs);
+        model_free(c->shard);
+        model_free(c->own);
+        free(c);
+    }
+    free(b);
+}
+
+static const backend_ops cpu_ops = {"cpu", cpu_forward, cpu_kv_len, cpu_truncate, cpu_free};
+
+int backend_cpu_open(backend **out, const backend_desc *d, char *err, size_t errlen) {
+    *out = NULL;
+    backend *b = xcalloc(1, sizeof *b);
+    cpu_impl *c = xcalloc(1, sizeof *c);
+    b->ops = &cpu_ops;
+    b->impl = c;
+    b->kind = BACKEND_CPU;
+    b->l0 = d->l0; b->l1 = d->l1; b->n_slots = d->n_slots; b->max_tok = d->max_tok; b->n_ctx = d->n_ctx;
+    int rc = HAT_OK;
+    if (d->m) {
+        c->m = d->m;
+    } else {
+        rc = model_synth(&c->own, d->synth.shape, d->synth.seed, &(model_part){.l0 = d->l0, .l1 = d->l1}, 0, err, errlen);
+        c->m = c->own;
+    }
+    if (rc) { cpu_free(b); return rc; }
+    const model *m = c->m;
+    b->cfg = m->cfg;
+    if (d->l0 < m->part.l0 || d->l1 > m->part.l1) {
+        rc = hat_err(err, errlen, HAT_ERR_ARG, "backend cpu: layers [%d, %d) are not all in the loaded part [%d, %d)",
+                     d->l0, d->l1, m->part.l0, m->part.l1);
+        cpu_free(b);
+        return rc;
+    }
+    c->tp = d->tp;
+    if (c->tp.size < 1) c->tp.size = 1;
+    b->tp_rank = c->tp.rank;
+    b->tp_size = c->tp.size;
+    if (tp_active(&c->tp)) {
+        if (!c->tp.allreduce) rc = hat_err(err, errlen, HAT_ERR_ARG, "backend cpu: tensor parallelism without an all-reduce");
+        else if (c->tp.mode == TP_EXACT && !c->tp.allgather)
+            rc = hat_err(err, errlen, HAT_ERR_ARG, "backend cpu: tensor parallelism (exact) without an all-gather");
+        else rc = model_tp_shard(&c->shard, m, c->tp.rank, c->tp.size, c->tp.mode, err, errlen);
+        if (rc) { cpu_free(b); return rc; }
+        m = c->m = c->shard;
+    }
+    rc = forward_init(&c->fs, m, d->max_tok, d->n_ctx, 0, d->n_threads, err, errlen);
+    if (rc) { cpu_free(b); return rc; }
+    c->kv = xcalloc((size_t)d->n_slots, sizeof *c->kv);
+    c->seqs = xcalloc((size_t)d->n_slots, sizeof *c->seqs);
+    size_t kvb = 0;
+    for (int i = 0; i < d->n_slots && !rc; i++) {
+        rc = kvcache_init(&c->kv[i], d->l0, d->l1, d->n_ctx, m->cfg.kv_dim, err, errlen);
+        if (!rc) kvb += kvcache_bytes(&c->kv[i]);
+    }
+    if (rc) { cpu_free(b); return rc; }
+    b->io = c->fs.x;
+    char tp[64] = "";
+    if (tp_active(&c->tp))
+        snprintf(tp, sizeof tp, ", tensor-parallel (%s) rank %d of %d", tp_mode_name(c->tp.mode), c->tp.rank, c->tp.size);
+    snprintf(b->desc, sizeof b->desc, "cpu, %d threads, %s, layers [%d, %d)%s, %s weights, KV %.1f MiB (%d slots)",
+             d->n_threads, m->name[0] ? m->name : "model", d->l0, d->l1, tp,
+             m->part.weights == MODEL_WEIGHTS_F32 ? "fp32" : "quantised", kvb / 1048576.0, d->n_slots);
+    *out = b;
+    return HAT_OK;
+}

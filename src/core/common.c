@@ -1,0 +1,109 @@
+#define _GNU_SOURCE
+#include "core/common.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+static int g_rank = -1;
+static const char *g_role = "main";
+static void (*g_abort_hook)(int, const char *) = NULL;
+
+void hat_set_identity(int rank, const char *role) { g_rank = rank; g_role = role ? role : "?"; }
+void hat_set_abort_hook(void (*hook)(int, const char *)) { g_abort_hook = hook; }
+
+int hat_err(char *buf, size_t len, int code, const char *fmt, ...) {
+    if (buf && len) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(buf, len, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+_Noreturn void hat_fatal_at(const char *file, int line, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    const char *slash = strrchr(file, '/');   /* the source file's name, not the build machine's path */
+    if (slash) file = slash + 1;
+    if (g_rank >= 0) fprintf(stderr, "[rank %d %s] %s:%d %s\n", g_rank, g_role, file, line, msg);
+    else fprintf(stderr, "[%s] %s:%d %s\n", g_role, file, line, msg);
+    fflush(stderr);
+    if (g_abort_hook) g_abort_hook(1, msg);
+    exit(1);
+}
+
+void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) fatal("out of memory allocating %zu bytes", n);
+    return p;
+}
+void *xcalloc(size_t n, size_t sz) {
+    void *p = calloc(n ? n : 1, sz ? sz : 1);
+    if (!p) fatal("out of memory allocating %zu x %zu bytes", n, sz);
+    return p;
+}
+void *xmalloc_aligned(size_t n) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, n ? (n + 63) / 64 * 64 : 64) != 0) fatal("out of memory allocating %zu bytes", n);
+    return p;
+}
+
+double hat_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+size_t hat_peak_rss_bytes(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+    return (size_t)ru.ru_maxrss * 1024u;
+}
+
+int hat_read_file(const char *path, const char *what, uint8_t **out, size_t *size, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return hat_err(err, errlen, HAT_ERR_IO, "cannot open %s %s: %s", what, path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    uint8_t *buf = xmalloc(cap);
+    for (;;) {
+        n += fread(buf + n, 1, cap - n - 1, f);
+        if (n < cap - 1) break;
+        buf = realloc(buf, cap *= 2);
+        CHECK(buf, "out of memory reading %s", path);
+    }
+    const int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return hat_err(err, errlen, HAT_ERR_IO, "cannot read %s %s", what, path);
+    }
+    buf[n] = 0;
+    *out = buf;
+    *size = n;
+    return HAT_OK;
+}
+
+int hat_write_file(const char *path, const void *buf, size_t size, char *err, size_t errlen) {
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return hat_err(err, errlen, HAT_ERR_ARG, "%s: path too long", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return hat_err(err, errlen, HAT_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
+    int ok = fwrite(buf, 1, size, f) == size;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        const int e = errno;
+        remove(tmp);
+        return hat_err(err, errlen, HAT_ERR_IO, "cannot write %s: %s", path, strerror(e));
+    }
+    return HAT_OK;
+}

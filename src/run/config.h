@@ -1,0 +1,136 @@
+/* config.h — the run configuration of `hat run`: an INI file, validated at start-up.
+ *
+ * Format: `[section]` headers, `key = value` lines, `#` or `;` comments (a whole line, or after
+ * whitespace), blank lines. Unknown sections and keys are errors (named, with file:line).
+ * Every rank parses the same file; the resolved configuration (every key, defaults filled in)
+ * is dumped as INI text and stored in the trace. Relative paths are relative to the working
+ * directory of the run. Sections and keys (default in brackets):
+ *
+ *   [run]       mode = ushape|hat|cloud-only [ushape]       seed = <u64> [1]
+ *               (ushape: one round trip per token; hat: the device drafts with its SLM and the
+ *               cloud verifies; cloud-only: the device sends token ids and the cloud runs the
+ *               whole model — the non-private reference)
+ *               trace = <path> [results/trace.h5]
+ *   [model]     path = <gguf> (required)     ctx = <int> [1024]
+ *               device_threads = <int> [1]   cloud_threads = <int> [1]
+ *   [split]     a = <int> [2]  b = <int> [2]          (device: [0,a) + [L-b,L); cloud: [a,L-b))
+ *   [cloud]     ranks = <int> [1]            scheme = replica [replica]
+ *               tp = <int> [1]  (tensor parallelism: the cloud ranks form groups of tp ranks, each
+ *               rank of a group holding 1/tp of the heads and FFN columns of [a, L-b); groups are
+ *               replicas serving devices round-robin; ranks must be a multiple of tp)
+ *               tp_mode = exact|allreduce [exact]  (exact: all-gathers, bit-identical to the unsplit
+ *               model; allreduce: Megatron-LM's two all-reduces per layer, less traffic, equal to
+ *               rounding only; see src/tp.h)
+ *               max_batch_tokens = <int> [256]
+ *               backend = cpu|cuda|auto [cpu]  (cuda without a GPU, or in a build without CUDA, falls
+ *               back to the CPU with a message; auto: cuda where a GPU is present)
+ *               gpu_dtype = fp16|bf16 [fp16]  (GPU weights and GEMM inputs; fp32 accumulation)
+ *               gpu = <int> [-1]  (CUDA device; -1: the cloud rank's index on its host mod GPUs)
+ *               gpu_graphs = on|off [on]  (CUDA: replay each step shape from a captured CUDA graph)
+ *               gpu_gemv = auto|off|on [auto]  (CUDA, steps of <= 8 tokens: the GEMV kernel where it
+ *               matches cuBLAS and is timed faster at start-up / cuBLAS only / always, still checked)
+ *   [transport] wire_dtype = fp32|fp16|bf16 [fp32]     chunk_tokens = <int> [32]
+ *               inflight = <int> [4]  (messages a device may have outstanding)
+ *               emulate_links = on|off [on]
+ *   [profiles]  links = <ini path> [configs/links.ini]
+ *               devices = <ini path> [configs/devices.ini]
+ *   [devices]   count = <int> (required)     link = <profile name> [ethernet]
+ *               compute = <profile name>|none [none]
+ *               prompts = <text file: one prompt per line; device i takes line i mod lines>
+ *               prompt = <text> (used when no prompts file)
+ *               chat = on|off [on]           max_tokens = <int> [32]
+ *               start_interval_s = <float> [0]   (device i starts at i * interval)
+ *               temp = <float> [0]  top_k = <int> [0]  top_p = <float> [1]
+ *   [device.N]  per-device override of: link, compute, prompt, chat, max_tokens, start_s,
+ *               temp, top_k, top_p   (N in [0, count))
+ *   [hat]       adapter = <adapter file from hat calibrate>|identity [identity]
+ *               gamma = <int> [4]  (draft tokens per round; the first gamma when adaptive)
+ *               adaptive = on|off [off]  gamma_min = <int> [1]  gamma_max = <int> [8]
+ *               (adaptive: per device, from its measured acceptance and round time; speculate.h)
+ *   [fault]     deliberate faults for tests: kind = none|truncated_message|bad_version|
+ *               token_ids|bad_checksum [none]   device = <int> [0]   at_seq = <int> [1]
+ *
+ * Profiles files are INI too: one section per profile name.
+ *   links.ini:   up_mbps, down_mbps, latency_ms, jitter_ms, jitter = none|normal|exponential,
+ *                source = <text: where the numbers come from>
+ *   devices.ini: mem_bw_gbs, efficiency (fraction of bandwidth reached), tflops,
+ *                source = <text>
+ */
+#ifndef HAT_CONFIG_H
+#define HAT_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net/emul.h"
+#include "net/fault.h"
+#include "net/wire.h"
+
+#define CFG_PATH 512
+#define CFG_NAME EMUL_NAME
+#define CFG_SOURCE EMUL_SOURCE
+
+typedef struct {
+    char *prompt;                  /* owned */
+    int chat;                      /* wrap in the model's chat template */
+    int max_tokens;
+    double start_s;                /* on the run clock (0 = when all ranks are ready) */
+    float temp, top_p;
+    int top_k;
+    link_profile link;
+    compute_profile compute;
+} device_cfg;
+
+typedef enum { RUN_USHAPE = 0, RUN_HAT = 1, RUN_CLOUD_ONLY = 2 } run_mode;
+
+typedef struct {
+    char path[CFG_PATH];           /* the config file itself */
+    /* [run] */
+    char mode[16];
+    run_mode run_mode;
+    uint64_t seed;
+    char trace[CFG_PATH];
+    /* [model] */
+    char model_path[CFG_PATH];
+    int ctx, device_threads, cloud_threads;
+    /* [split] */
+    int a, b;
+    /* [cloud] */
+    int n_cloud;
+    char scheme[16];
+    int tp;                        /* tensor-parallel group size (1: none) */
+    int tp_mode;                   /* tp_mode (tp.h): 0 exact, 1 allreduce */
+    int max_batch_tokens;
+    int backend;                   /* backend_kind (backend.h): 0 cpu, 1 cuda, 2 auto */
+    int gpu_dtype;                 /* backend_dtype: 0 fp16, 1 bf16 */
+    int gpu;                       /* CUDA device ordinal, -1 auto */
+    int gpu_graphs;                /* 1: CUDA graphs for repeated step shapes */
+    int gpu_gemv;                  /* BACKEND_GEMV_*: 0 auto, 1 off, 2 on */
+    /* [transport] */
+    wire_dtype wire;
+    int chunk_tokens, inflight, emulate_links;
+    /* [profiles] */
+    char links_path[CFG_PATH], devices_path[CFG_PATH];
+    /* [devices] + [device.N] */
+    int n_devices;
+    device_cfg *dev;               /* (n_devices) */
+    /* [hat] */
+    char adapter_path[CFG_PATH];   /* "identity": no adapter file (plain layer skipping) */
+    int gamma, gamma_adaptive, gamma_min, gamma_max;
+    /* [fault] */
+    fault_kind fault;
+    int fault_device, fault_seq;
+    /* the resolved configuration as INI text (every key, defaults filled in); owned */
+    char *resolved;
+} hat_config;
+
+/* Parse `path` (and the profile files it names, and the prompts file). On error returns a
+ * HAT_ERR_* code with "file:line: message" in err and leaves *c freed. */
+int config_load(hat_config *c, const char *path, char *err, size_t errlen);
+/* Checks that need facts from outside the file: world size == ranks + devices, split points
+ * against the model's layer count (1 <= a, 1 <= b, a + b < n_layer), ctx vs the model. */
+int config_validate(const hat_config *c, int world_size, int n_layer, int n_ctx_train, char *err, size_t errlen);
+void config_free(hat_config *c);
+
+
+#endif

@@ -1,0 +1,325 @@
+/* role_device.c — an edge device of the U-shaped split: embedding + layers [0,a) run here, the
+ * hidden states go to the cloud, the cloud's hidden states come back through layers [L-b,L),
+ * the final norm and the LM head, and the device samples the next token.
+ *
+ * Prefill is chunked (chunk_next): the device sends chunk i and goes on with chunk i+1 while
+ * the cloud works, keeping at most `inflight` messages outstanding; each returned chunk runs
+ * through the output submodel to fill its KV cache, and the last one gives the first token.
+ * Decode is a sequence of rounds (hat_device.h): in the U-shape baseline a round is one token
+ * (gamma = 0); in HAT the device drafts gamma tokens with its SLM, each input-submodel hidden
+ * state goes up as soon as it exists, and one reply of gamma + 1 rows verifies them all.
+ */
+#include "run/run.h"
+
+#include "net/comm.h"
+#include "core/common.h"
+#include "net/emul.h"
+#include "engine/forward.h"
+#include "split/hat_device.h"
+#include "engine/kvcache.h"
+#include "engine/sampler.h"
+#include "net/transport.h"
+#include "net/wire.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    run_ctx *r;
+    const device_cfg *dc;
+    model *m_in, *m_out;
+    kvcache kv_in, kv_out;
+    forward_state fs;
+    endpoint ep;
+    compute_params cp;
+    double params_in, params_out;
+    trace_step *pend;          /* (inflight) steps awaiting their reply, by seq % inflight */
+    trace_device td;
+    int L, a, b;
+    /* the decode round in flight */
+    trace_step rs;
+    uint32_t seq;              /* next message number */
+    int32_t round_tok;         /* the token the round starts from (fault injection only) */
+    int in_round;              /* charge() per piece of a round; profile_exceeded counted per round */
+    double adapter_bytes;      /* weight bytes the adapter streams per token (compute profile) */
+} device_ctx;
+
+/* Runs `fn`'s compute through the device profile: measured time, profile prediction, padding. */
+static double charge(device_ctx *d, double measured, size_t bytes, double params, int n_tok, double *pred_out) {
+    const double pred = compute_predict(&d->cp, bytes, 2.0 * params * n_tok);
+    *pred_out = pred;
+    if (d->cp.enabled && measured > pred && !d->in_round) d->td.profile_exceeded++;
+    return emul_compute(measured, pred);
+}
+
+/* deliberate protocol faults, to prove the receiver refuses them (configured in [fault]): sends a
+ * broken message in place of message `seq` (its hidden state is d->fs.x) and returns 1 */
+static int inject_fault(device_ctx *d, uint32_t seq, int pos0, const int32_t *ids, int n) {
+    const fault_kind fk = d->r->cfg.fault;
+    if (fk == FAULT_NONE || d->r->device != d->r->cfg.fault_device || (int)seq != d->r->cfg.fault_seq) return 0;
+    static uint8_t msg[WIRE_HEADER_BYTES + 4096 * 4];
+    const size_t pay = wire_payload_bytes(d->ep.dtype, 1, d->ep.dim);
+    CHECK(WIRE_HEADER_BYTES + pay <= sizeof msg, "fault message too large");
+    wire_header h = {.magic = WIRE_MAGIC, .version = WIRE_VERSION, .kind = WIRE_HIDDEN_UP, .device = (uint32_t)d->r->device,
+                     .seq = seq, .pos0 = (uint32_t)pos0, .n_tok = 1, .dim = (uint32_t)d->ep.dim,
+                     .dtype = (uint16_t)d->ep.dtype, .payload_bytes = pay, .t_send = comm_now()};
+    h.t_deliver = h.t_send;
+    wire_encode(d->ep.dtype, d->fs.x, msg + WIRE_HEADER_BYTES, (size_t)d->ep.dim);
+    if (fk == FAULT_TOKEN_IDS) {   /* token ids as a payload of int32 */
+        h.kind = WIRE_TOKENS;
+        h.dtype = 0;
+        h.payload_bytes = (uint64_t)n * sizeof(int32_t);
+        memcpy(msg + WIRE_HEADER_BYTES, ids, (size_t)n * sizeof(int32_t));
+    }
+    const size_t bytes = fault_seal(fk, msg, &h);
+    fprintf(stderr, "[rank %d device %d] injecting fault '%s' at message %u (configured in [fault])\n", d->r->rank,
+            d->r->device, fault_kind_name(fk), seq);
+    endpoint_send_raw(&d->ep, msg, bytes);
+    return 1;
+}
+
+/* input submodel on n tokens at pos0, then send the hidden states up */
+static void step_send(device_ctx *d, const int32_t *ids, int n, int pos0, uint32_t seq, int prefill, int last) {
+    trace_step *st = &d->pend[seq % (uint32_t)d->r->cfg.inflight];
+    memset(st, 0, sizeof *st);
+    st->device = (uint32_t)d->r->device;
+    st->seq = seq;
+    st->kind = prefill ? TRACE_STEP_PREFILL : TRACE_STEP_DECODE;
+    st->pos0 = (uint32_t)pos0;
+    st->n_tok = (uint32_t)n;
+    st->cloud_rank = (uint32_t)d->ep.peer;
+    st->t_start = comm_now();
+    transformer_forward(d->m_in, &d->kv_in, &d->fs, &(forward_args){.tokens = ids, .n_tok = n, .pos0 = pos0, .l0 = 0, .l1 = d->a});
+    st->dev_in_s = comm_now() - st->t_start;
+    charge(d, st->dev_in_s, d->m_in->bytes_per_token, d->params_in, n, &st->dev_in_pred_s);
+
+    if (inject_fault(d, seq, pos0, ids, n)) {
+        st->t_up_send = comm_now();
+        return;
+    }
+    wire_header h = {.kind = WIRE_HIDDEN_UP, .seq = seq, .pos0 = (uint32_t)pos0, .n_tok = (uint32_t)n,
+                     .flags = (uint16_t)((prefill ? WIRE_F_PREFILL : 0) | (last ? WIRE_F_LAST_CHUNK : 0))};
+    const link_sched ls = endpoint_send(&d->ep, &h, d->fs.x, &st->t_up_send);
+    st->up_model_s = ls.deliver - st->t_up_send;
+    st->up_bytes = WIRE_HEADER_BYTES + wire_payload_bytes(d->ep.dtype, n, d->ep.dim);
+}
+
+/* the reply to step m.h.seq: output submodel (+ head when `head`), finish the step record */
+static void step_receive(device_ctx *d, const transport_msg *m, int head) {
+    const wire_header *h = &m->h;
+    trace_step *st = &d->pend[h->seq % (uint32_t)d->r->cfg.inflight];
+    CHECK(st->seq == h->seq && st->pos0 == h->pos0 && st->n_tok == h->n_tok,
+          "device %d: reply for message %u (positions %u+%u) does not match the request (%u, %u+%u)", d->r->device,
+          h->seq, h->pos0, h->n_tok, st->seq, st->pos0, st->n_tok);
+    run_step_reply(st, m);
+    const double t0 = comm_now();
+    wire_decode(d->ep.dtype, m->payload, d->fs.x, (size_t)h->n_tok * d->ep.dim);
+    endpoint_release(&d->ep);
+    transformer_forward(d->m_out, &d->kv_out, &d->fs, &(forward_args){.hidden_in = d->fs.x, .n_tok = (int)h->n_tok,
+                        .pos0 = (int)h->pos0, .l0 = d->L - d->b, .l1 = d->L, .head = head});
+    st->dev_out_s = comm_now() - t0;
+    charge(d, st->dev_out_s, d->m_out->bytes_per_token, d->params_out, (int)h->n_tok, &st->dev_out_pred_s);
+    st->t_end = comm_now();
+    d->td.up_bytes += st->up_bytes;
+    d->td.down_bytes += st->down_bytes;
+    d->td.n_steps++;
+    collector_add(&d->r->col, TRACE_STEPS, st);
+}
+
+/* hat_device's hand-off of one hidden state of the round: pad the input submodel's compute to
+ * the device profile, then send the row at once */
+static void round_send(void *ctx, const float *row, int pos, int j, int last) {
+    device_ctx *d = ctx;
+    trace_step *st = &d->rs;
+    if (inject_fault(d, d->seq, pos, &d->round_tok, 1)) {   /* the fault replaces this message */
+        d->seq++;
+        st->t_up_send = comm_now();
+        return;
+    }
+    wire_header h = {.kind = WIRE_HIDDEN_UP, .seq = d->seq++, .pos0 = (uint32_t)pos, .n_tok = 1,
+                     .flags = (uint16_t)(WIRE_F_DRAFT | (last ? WIRE_F_ROUND_END : 0))};
+    double ts;
+    const link_sched ls = endpoint_send(&d->ep, &h, row, &ts);
+    if (j == 0) st->t_up_first = ts;
+    st->t_up_send = ts;
+    st->up_model_s = ls.deliver - ts;
+    st->up_bytes += WIRE_HEADER_BYTES + wire_payload_bytes(d->ep.dtype, 1, d->ep.dim);
+}
+
+/* pads each piece of a round's compute to the device profile (hat_device calls it right after
+ * the piece; the time it sleeps counts as that piece's compute) */
+static void round_pad(void *ctx, hat_piece piece, int n_tok, double measured) {
+    device_ctx *d = ctx;
+    trace_step *st = &d->rs;
+    double pred = 0;
+    if (piece == HAT_PIECE_INPUT) {
+        charge(d, measured, d->m_in->bytes_per_token, d->params_in, 1, &pred);
+        st->dev_in_pred_s += pred;
+    } else if (piece == HAT_PIECE_DRAFT) {
+        charge(d, measured, d->m_out->bytes_per_token + (size_t)d->adapter_bytes, d->params_out + d->adapter_bytes / 4, 1, &pred);
+        st->draft_pred_s += pred;
+    } else {
+        charge(d, measured, d->m_out->bytes_per_token, d->params_out, n_tok, &pred);
+        st->dev_out_pred_s += pred;
+    }
+}
+
+void role_device_main(run_ctx *r) {
+    const hat_config *cfg = &r->cfg;
+    device_ctx d = {0};
+    d.r = r;
+    d.dc = &cfg->dev[r->device];
+    d.L = r->mc.n_layer;
+    d.a = cfg->a;
+    d.b = cfg->b;
+    char err[HAT_ERRLEN];
+    CHECK(model_load_file(&d.m_in, r->gf, &(model_part){.l0 = 0, .l1 = d.a, .embed = 1}, err, sizeof err) == HAT_OK, "%s", err);
+    CHECK(model_load_file(&d.m_out, r->gf, &(model_part){.l0 = d.L - d.b, .l1 = d.L, .head = 1}, err, sizeof err) == HAT_OK,
+          "%s", err);
+    const int max_tok = run_msg_max_tok(cfg), depth = run_msg_depth(cfg);
+    const int hat = cfg->run_mode == RUN_HAT;
+    const int gamma_max = hat ? (cfg->gamma_adaptive ? cfg->gamma_max : cfg->gamma) : 0;
+    CHECK(kvcache_init(&d.kv_in, 0, d.a, cfg->ctx, r->mc.kv_dim, err, sizeof err) == HAT_OK, "%s", err);
+    CHECK(kvcache_init(&d.kv_out, d.L - d.b, d.L, cfg->ctx, r->mc.kv_dim, err, sizeof err) == HAT_OK, "%s", err);
+    CHECK(forward_init(&d.fs, d.m_in, max_tok, cfg->ctx, gamma_max + 1, cfg->device_threads, err, sizeof err) == HAT_OK, "%s", err);
+    link_params up;
+    link_params_from_profile(&up, &d.dc->link, 0);
+    const int cloud = partition_cloud_of_device(&r->part, r->device);
+    endpoint_init(&d.ep, cloud, r->device, 0, depth, r->mc.dim, max_tok, cfg->wire, &up, cfg->emulate_links, cfg->seed);
+    compute_params_from_profile(&d.cp, &d.dc->compute);
+    d.params_in = run_part_params(&r->mc, 0, d.a, 0);
+    d.params_out = run_part_params(&r->mc, d.L - d.b, d.L, 1);
+    d.pend = xcalloc((size_t)cfg->inflight, sizeof *d.pend);
+    sampler *smp;
+    sampler_params sp = {.temp = d.dc->temp, .top_k = d.dc->top_k, .top_p = d.dc->top_p, .seed = cfg->seed + 1000003u * (uint64_t)r->device};
+    CHECK(sampler_init(&smp, &sp, r->mc.n_vocab, err, sizeof err) == HAT_OK, "%s", err);
+    d.td.device = (uint32_t)r->device;
+    d.td.rank = (uint32_t)r->rank;
+    d.td.cloud_rank = (uint32_t)cloud;
+    d.td.prompt_tokens = (uint32_t)r->n_prompt;
+    hat_dev *hd;
+    const hat_dev_parts hp = {.m_in = d.m_in, .m_out = d.m_out, .kv_in = &d.kv_in, .kv_out = &d.kv_out, .fs = &d.fs,
+                              .ad = hat ? r->ad : NULL, .smp = smp, .a = d.a, .b = d.b, .rule = SPEC_RULE_LEVIATHAN,
+                              .greedy = !(d.dc->temp > 0), .pad = round_pad,
+                              .pad_ctx = &d};
+    CHECK(hat_dev_init(&hd, &hp, gamma_max, cfg->seed * 7919u + 1000003u * (uint64_t)r->device + 17u, err, sizeof err) == HAT_OK,
+          "%s", err);
+    if (hat) {   /* fp32 weights the adapter streams per draft token */
+        const adapter_info *ai = adapter_get_info(r->ad);
+        d.adapter_bytes = ai->form == ADAPTER_LINEAR ? 4.0 * ai->dim * (ai->dim + 1)
+                          : ai->form == ADAPTER_LOWRANK ? 4.0 * ai->rank * 2 * ai->dim + 4.0 * ai->dim : 0.0;
+    }
+    spec_gamma_ctl gctl;
+    spec_gamma_init(&gctl, cfg->gamma_min, cfg->gamma_max);
+    gctl.gamma_first = cfg->gamma < cfg->gamma_min ? cfg->gamma_min : cfg->gamma > cfg->gamma_max ? cfg->gamma_max : cfg->gamma;
+
+    emul_sleep_until(d.dc->start_s, comm_now);
+    d.td.t_request = comm_now();
+
+    /* prefill: pipelined chunks */
+    uint32_t seq = 0;
+    int pos_sent = 0, pos_done = 0, outstanding = 0;
+    transport_msg m;
+    while (pos_done < r->n_prompt) {
+        if (pos_sent < r->n_prompt && outstanding < cfg->inflight) {
+            const int n = chunk_next(r->n_prompt - pos_sent, cfg->chunk_tokens);
+            step_send(&d, r->prompt + pos_sent, n, pos_sent, seq++, 1, pos_sent + n == r->n_prompt);
+            pos_sent += n;
+            outstanding++;
+            if (!endpoint_poll(&d.ep, &m, &(double){0})) continue;
+        } else {
+            endpoint_wait(&d.ep, &m);
+        }
+        const int last = (int)(m.h.pos0 + m.h.n_tok) == r->n_prompt;
+        step_receive(&d, &m, last);
+        pos_done += (int)m.h.n_tok;
+        outstanding--;
+    }
+    /* decode: rounds of gamma drafts + 1 (gamma = 0: the U-shape's one token per round trip) */
+    int pos = r->n_prompt, gen = 0;
+    double t_prev = 0;
+    int32_t tok = hat_dev_first(hd, d.fs.logits), emitted[HAT_GAMMA_LIMIT + 1];
+    int n_emit = 1, stop = 0;
+    emitted[0] = tok;
+    uint32_t step = seq;
+    d.seq = seq;
+    for (;;) {
+        for (int i = 0; i < n_emit && !stop; i++) {
+            const double t = comm_now();
+            trace_token tt = {.device = (uint32_t)r->device, .index = (uint32_t)gen, .step = step - 1, .token = emitted[i],
+                              .t_emit = t, .latency_s = gen == 0 ? t - d.td.t_request : t - t_prev};
+            if (gen == 0) d.td.t_first = t;
+            t_prev = t;
+            collector_add(&r->col, TRACE_TOKENS, &tt);
+            d.td.gen_tokens++;
+            gen++;
+            tok = emitted[i];
+            stop = gen >= d.dc->max_tokens || tokenizer_is_eog(r->tok, tok);
+        }
+        if (stop || pos >= cfg->ctx) break;
+        /* this round's draft length: fixed or adaptive, never past max_tokens or the context */
+        int g = hat ? (cfg->gamma_adaptive ? spec_gamma_next(&gctl) : cfg->gamma) : 0;
+        if (g > d.dc->max_tokens - gen - 1) g = d.dc->max_tokens - gen - 1;
+        if (g > cfg->ctx - pos - 1) g = cfg->ctx - pos - 1;
+        if (g < 0) g = 0;
+        trace_step *st = &d.rs;
+        memset(st, 0, sizeof *st);
+        st->device = (uint32_t)r->device;
+        st->seq = step++;
+        st->kind = hat ? TRACE_STEP_ROUND : TRACE_STEP_DECODE;
+        st->pos0 = (uint32_t)pos;
+        st->n_tok = (uint32_t)g + 1;
+        st->cloud_rank = (uint32_t)d.ep.peer;
+        st->t_start = comm_now();
+        hat_round hr;
+        d.round_tok = tok;
+        d.in_round = 1;
+        hat_dev_draft(hd, tok, pos, g, round_send, &d, &hr);
+        endpoint_wait(&d.ep, &m);
+        const wire_header *h = &m.h;
+        CHECK(h->kind == WIRE_HIDDEN_DOWN && h->seq == d.seq - 1 && (int)h->pos0 == pos && (int)h->n_tok == g + 1,
+              "device %d: reply (message %u, positions %u+%u) does not match the round (message %u, positions %d+%d)",
+              r->device, h->seq, h->pos0, h->n_tok, d.seq - 1, pos, g + 1);
+        run_step_reply(st, &m);
+        wire_decode(d.ep.dtype, m.payload, d.fs.x, (size_t)h->n_tok * d.ep.dim);
+        endpoint_release(&d.ep);
+        n_emit = hat_dev_verify(hd, d.fs.x, emitted, &hr);
+        st->t_end = comm_now();
+        st->dev_in_s = hr.in_s;
+        st->draft_s = hr.draft_s;
+        st->dev_out_s = hr.verify_s;
+        d.in_round = 0;
+        if (d.cp.enabled) d.td.profile_exceeded += (st->dev_in_s > st->dev_in_pred_s) + (st->dev_out_s > st->dev_out_pred_s);
+        st->gamma = (uint32_t)g;
+        st->accepted = (uint32_t)hr.accepted;
+        st->emitted = (uint32_t)n_emit;
+        collector_add(&r->col, TRACE_STEPS, st);
+        d.td.up_bytes += st->up_bytes;
+        d.td.down_bytes += st->down_bytes;
+        d.td.n_steps++;
+        d.td.rounds++;
+        d.td.drafted += (uint64_t)g;
+        d.td.accepted += (uint64_t)hr.accepted;
+        if (hat && cfg->gamma_adaptive && g > 0)
+            spec_gamma_update(&gctl, g, hr.accepted, (hr.in_s + hr.draft_s) / g,
+                              (st->t_end - st->t_start) - (hr.in_s + hr.draft_s));
+        pos += n_emit;
+    }
+    d.td.t_done = comm_now();
+    wire_header bye = {.kind = WIRE_BYE, .seq = d.seq};
+    endpoint_send(&d.ep, &bye, NULL, &(double){0});
+    endpoint_flush(&d.ep);
+    collector_add(&r->col, TRACE_DEVICES, &d.td);
+    collector_finish(&r->col);
+
+    hat_dev_free(hd);
+    sampler_free(smp);
+    free(d.pend);
+    endpoint_free(&d.ep);
+    forward_free(&d.fs);
+    kvcache_free(&d.kv_in);
+    kvcache_free(&d.kv_out);
+    model_free(d.m_in);
+    model_free(d.m_out);
+}

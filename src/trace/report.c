@@ -1,0 +1,256 @@
+/* report.c — end-of-run summary from the trace records (see report.h).
+ *
+ * Definitions (analysis/check_trace.py recomputes /summary with exactly these):
+ *  - a device's TTFT sample is latency_s of its token with index 0; its TBT samples are
+ *    latency_s of its tokens with index >= 1; n_tokens counts its token records;
+ *  - mean is the plain mean; pXX is the nearest rank: the sample of 1-based rank
+ *    ceil(XX * n / 100) in ascending order, computed in integers so no rounding moves it;
+ *  - tok_s = gen_tokens / (t_done - t_request); bytes per token = up/down bytes / gen_tokens,
+ *    all from the device's trace_device row;
+ *  - overall (device = -1): pooled TTFT samples (one per device that has a token 0) and pooled
+ *    TBT samples; tok_s = sum gen_tokens / (max t_done - min t_request) over the device rows;
+ *    bytes per token = summed bytes / summed gen_tokens;
+ *  - a statistic without samples (or with a zero/negative denominator) is NaN.
+ */
+#include "trace/report.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/common.h"
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* token records of one device, ordered by index */
+static int cmp_token(const void *a, const void *b) {
+    const trace_token *x = a, *y = b;
+    if (x->device != y->device) return (x->device > y->device) - (x->device < y->device);
+    return (x->index > y->index) - (x->index < y->index);
+}
+
+/* Nearest-rank percentile of n ascending samples; p in percent (integer). */
+static double pct(const double *s, size_t n, unsigned p) {
+    if (n == 0) return NAN;
+    size_t rank = ((size_t)p * n + 99) / 100; /* ceil(p * n / 100) */
+    if (rank < 1) rank = 1;
+    if (rank > n) rank = n;
+    return s[rank - 1];
+}
+
+static double mean(const double *s, size_t n) {
+    if (n == 0) return NAN;
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++) sum += s[i];
+    return sum / (double)n;
+}
+
+static double ratio(double num, double den) { return den > 0.0 ? num / den : NAN; }
+
+/* Sorts the samples in place and fills mean/p50/p90/p99. */
+static void stats(double *s, size_t n, double *m, double *p50, double *p90, double *p99) {
+    qsort(s, n, sizeof *s, cmp_double);
+    *m = mean(s, n);
+    *p50 = pct(s, n, 50);
+    *p90 = pct(s, n, 90);
+    *p99 = pct(s, n, 99);
+}
+
+int report_build(report *r, int n_devices, const trace_token *tok, size_t n_tok,
+                 const trace_device *dev, size_t n_dev, const trace_batch *bat, size_t n_bat,
+                 char *err, size_t errlen) {
+    memset(r, 0, sizeof *r);
+    if (n_devices < 0) return hat_err(err, errlen, HAT_ERR_ARG, "report: n_devices %d < 0", n_devices);
+    if ((n_tok && !tok) || (n_dev && !dev) || (n_bat && !bat))
+        return hat_err(err, errlen, HAT_ERR_ARG, "report: NULL record array with a non-zero count");
+    const uint32_t nd = (uint32_t)n_devices;
+
+    /* device rows by device index; -1 = none */
+    long *row_of = xmalloc((nd ? nd : 1) * sizeof *row_of);
+    for (uint32_t d = 0; d < nd; d++) row_of[d] = -1;
+    int rc = HAT_OK;
+    for (size_t i = 0; i < n_dev && rc == HAT_OK; i++) {
+        uint32_t d = dev[i].device;
+        if (d >= nd)
+            rc = hat_err(err, errlen, HAT_ERR_ARG, "report: device row %zu has device %u, out of range (%d devices)",
+                         i, d, n_devices);
+        else if (row_of[d] >= 0)
+            rc = hat_err(err, errlen, HAT_ERR_ARG, "report: duplicate device row for device %u", d);
+        else
+            row_of[d] = (long)i;
+    }
+    for (size_t i = 0; i < n_tok && rc == HAT_OK; i++)
+        if (tok[i].device >= nd)
+            rc = hat_err(err, errlen, HAT_ERR_ARG, "report: token record %zu has device %u, out of range (%d devices)",
+                         i, tok[i].device, n_devices);
+    if (rc != HAT_OK) {
+        free(row_of);
+        return rc;
+    }
+
+    /* sorted copy: each device's tokens become one run, by index */
+    trace_token *st = xmalloc((n_tok ? n_tok : 1) * sizeof *st);
+    if (n_tok) memcpy(st, tok, n_tok * sizeof *st);
+    qsort(st, n_tok, sizeof *st, cmp_token);
+    for (size_t i = 1; i < n_tok && rc == HAT_OK; i++)
+        if (st[i].device == st[i - 1].device && st[i].index == st[i - 1].index)
+            rc = hat_err(err, errlen, HAT_ERR_ARG, "report: device %u has two tokens with index %u",
+                         st[i].device, st[i].index);
+    for (size_t i = 0; i < n_tok && rc == HAT_OK; i++)
+        if (row_of[st[i].device] < 0)
+            rc = hat_err(err, errlen, HAT_ERR_ARG, "report: device %u has tokens but no device record",
+                         st[i].device);
+    if (rc != HAT_OK) {
+        free(st);
+        free(row_of);
+        return rc;
+    }
+
+    r->n_rows = n_devices + 1;
+    r->rows = xcalloc((size_t)r->n_rows, sizeof *r->rows);
+    double *ttft_all = xmalloc((nd ? nd : 1) * sizeof *ttft_all);
+    double *tbt_all = xmalloc((n_tok ? n_tok : 1) * sizeof *tbt_all);
+    size_t n_ttft_all = 0, n_tbt_all = 0;
+    double gen_sum = 0.0, up_sum = 0.0, down_sum = 0.0, t_req_min = INFINITY, t_done_max = -INFINITY;
+    double drafted_sum = 0.0, accepted_sum = 0.0, round_tok_sum = 0.0;
+    uint32_t rounds_sum = 0;
+
+    size_t i = 0;
+    for (uint32_t d = 0; d < nd; d++) {
+        report_row *row = &r->rows[d];
+        row->device = (int32_t)d;
+        /* this device's run in st: TTFT sample first (index 0 sorts first), then TBT samples */
+        size_t begin = i, n_ttft = 0;
+        double ttft = NAN;
+        double *tbt = tbt_all + n_tbt_all;
+        for (; i < n_tok && st[i].device == d; i++) {
+            if (st[i].index == 0) {
+                ttft = st[i].latency_s;
+                n_ttft = 1;
+            } else {
+                tbt[row->n_tbt++] = st[i].latency_s;
+            }
+        }
+        row->n_tokens = (uint32_t)(i - begin);
+        row->ttft_mean = row->ttft_p50 = row->ttft_p90 = row->ttft_p99 = ttft;
+        if (n_ttft) ttft_all[n_ttft_all++] = ttft;
+        /* sorting the device's slice in place keeps the pooled array a plain sample set */
+        stats(tbt, row->n_tbt, &row->tbt_mean, &row->tbt_p50, &row->tbt_p90, &row->tbt_p99);
+        n_tbt_all += row->n_tbt;
+
+        row->tok_s = row->up_bytes_per_tok = row->down_bytes_per_tok = NAN;
+        row->accept_rate = row->tokens_per_round = NAN;
+        if (row_of[d] >= 0) {
+            const trace_device *dv = &dev[row_of[d]];
+            row->rounds = dv->rounds;
+            row->accept_rate = ratio((double)dv->accepted, (double)dv->drafted);
+            row->tokens_per_round = dv->gen_tokens ? ratio((double)dv->gen_tokens - 1, (double)dv->rounds) : NAN;
+            rounds_sum += dv->rounds;
+            drafted_sum += (double)dv->drafted;
+            accepted_sum += (double)dv->accepted;
+            round_tok_sum += dv->gen_tokens ? (double)dv->gen_tokens - 1 : 0;
+            double gen = (double)dv->gen_tokens;
+            row->tok_s = ratio(gen, dv->t_done - dv->t_request);
+            row->up_bytes_per_tok = ratio((double)dv->up_bytes, gen);
+            row->down_bytes_per_tok = ratio((double)dv->down_bytes, gen);
+            gen_sum += gen;
+            up_sum += (double)dv->up_bytes;
+            down_sum += (double)dv->down_bytes;
+            if (dv->t_request < t_req_min) t_req_min = dv->t_request;
+            if (dv->t_done > t_done_max) t_done_max = dv->t_done;
+        }
+    }
+
+    report_row *all = &r->rows[nd];
+    all->device = -1;
+    all->n_tokens = (uint32_t)n_tok;
+    all->n_tbt = (uint32_t)n_tbt_all;
+    stats(ttft_all, n_ttft_all, &all->ttft_mean, &all->ttft_p50, &all->ttft_p90, &all->ttft_p99);
+    stats(tbt_all, n_tbt_all, &all->tbt_mean, &all->tbt_p50, &all->tbt_p90, &all->tbt_p99);
+    all->tok_s = n_dev ? ratio(gen_sum, t_done_max - t_req_min) : NAN;
+    all->up_bytes_per_tok = ratio(up_sum, gen_sum);
+    all->down_bytes_per_tok = ratio(down_sum, gen_sum);
+    all->rounds = rounds_sum;
+    all->accept_rate = ratio(accepted_sum, drafted_sum);
+    all->tokens_per_round = ratio(round_tok_sum, (double)rounds_sum);
+
+    /* batch-size histogram: runs of equal n_tok in a sorted copy */
+    uint32_t *bs = xmalloc((n_bat ? n_bat : 1) * sizeof *bs);
+    double bsum = 0.0;
+    for (size_t b = 0; b < n_bat; b++) {
+        bs[b] = bat[b].n_tok;
+        bsum += (double)bat[b].n_tok;
+    }
+    qsort(bs, n_bat, sizeof *bs, cmp_u32);
+    r->hist = xcalloc(n_bat ? n_bat : 1, sizeof *r->hist);
+    for (size_t b = 0; b < n_bat; b++) {
+        if (r->n_hist == 0 || r->hist[r->n_hist - 1].batch_tokens != bs[b])
+            r->hist[r->n_hist++].batch_tokens = bs[b];
+        r->hist[r->n_hist - 1].count++;
+    }
+    r->batch_mean = n_bat ? bsum / (double)n_bat : NAN;
+
+    free(bs);
+    free(tbt_all);
+    free(ttft_all);
+    free(st);
+    free(row_of);
+    return HAT_OK;
+}
+
+/* value * scale with the given decimals in a field of width w; "-" for NaN */
+static void put(FILE *f, int w, int prec, double v) {
+    if (isnan(v)) fprintf(f, " %*s", w, "-");
+    else fprintf(f, " %*.*f", w, prec, v);
+}
+
+void report_print(const report *r, FILE *f) {
+    if (!r || !r->rows) return;
+    fprintf(f, "%-7s %7s %9s %9s %9s %9s %7s %9s %9s %9s %9s %9s %10s %10s %7s %7s %7s\n", "device", "tokens",
+            "ttft_ms", "p50", "p90", "p99", "n_tbt", "tbt_ms", "p50", "p90", "p99", "tok/s",
+            "up_B/tok", "down_B/tok", "rounds", "accept", "tok/rnd");
+    for (int i = 0; i < r->n_rows; i++) {
+        const report_row *row = &r->rows[i];
+        if (row->device < 0) fprintf(f, "%-7s", "overall");
+        else fprintf(f, "%-7d", (int)row->device);
+        fprintf(f, " %7u", row->n_tokens);
+        put(f, 9, 2, row->ttft_mean * 1e3);
+        put(f, 9, 2, row->ttft_p50 * 1e3);
+        put(f, 9, 2, row->ttft_p90 * 1e3);
+        put(f, 9, 2, row->ttft_p99 * 1e3);
+        fprintf(f, " %7u", row->n_tbt);
+        put(f, 9, 2, row->tbt_mean * 1e3);
+        put(f, 9, 2, row->tbt_p50 * 1e3);
+        put(f, 9, 2, row->tbt_p90 * 1e3);
+        put(f, 9, 2, row->tbt_p99 * 1e3);
+        put(f, 9, 2, row->tok_s);
+        put(f, 10, 1, row->up_bytes_per_tok);
+        put(f, 10, 1, row->down_bytes_per_tok);
+        fprintf(f, " %7u", row->rounds);
+        put(f, 7, 3, row->accept_rate);
+        put(f, 7, 2, row->tokens_per_round);
+        fputc('\n', f);
+    }
+    fprintf(f, "cloud batch sizes (tokens per forward pass: passes):");
+    if (r->n_hist == 0) fprintf(f, " none");
+    for (int i = 0; i < r->n_hist; i++)
+        fprintf(f, " %u:%llu", r->hist[i].batch_tokens, (unsigned long long)r->hist[i].count);
+    fputc('\n', f);
+    if (isnan(r->batch_mean)) fprintf(f, "mean batch: -\n");
+    else fprintf(f, "mean batch: %.2f tokens\n", r->batch_mean);
+}
+
+void report_free(report *r) {
+    if (!r) return;
+    free(r->rows);
+    free(r->hist);
+    memset(r, 0, sizeof *r);
+}
