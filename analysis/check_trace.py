@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""check_trace.py — validate a HAT run trace (HDF5, schema in src/trace.h).
+"""check_trace.py — validate a HAT run trace (HDF5, schema in src/trace/trace.h).
 
 usage: check_trace.py TRACE [--schema-only] [--expect-devices N] [--summary-tol 1e-9]
 
 Checks the root attributes and the datasets' fields (always), then, unless --schema-only,
 the run's invariants: status, token indices and latencies, step sequence numbers, phase
 timestamps and durations, positions, byte totals, batches, and /summary and /batch_hist
-recomputed from the records exactly as src/report.c defines them. Prints every problem
+recomputed from the records exactly as src/trace/report.c defines them. Prints every problem
 (at most MAX_SHOWN lines per kind, with a count) and exits 1, or prints "trace OK".
 
 From other scripts: `from check_trace import load_trace; t = load_trace(path)` gives a dict of
@@ -20,7 +20,7 @@ import sys
 import h5py
 import numpy as np
 
-# Keep in sync with src/trace.h and src/report.h (C member names; `pad` is not stored).
+# Keep in sync with src/trace/trace.h and src/trace/report.h (C member names; `pad` is not stored).
 STR_ATTRS = ["hat_version", "git_hash", "compiler", "build_type", "c_flags", "features", "config",
              "config_path", "partition", "model_path", "model_name", "model_identity", "status",
              "created_utc", "mode", "privacy", "adapter"]

@@ -6,7 +6,7 @@
  * the op, the bad argument or the CUDA error into the thread's last-error buffer (hk_last_error()).
  * Nothing allocates; all pointers are device pointers unless named h_*. Row-major everywhere.
  *
- * Numerics follow the CPU engine (src/forward.c), which is what these kernels are tested against
+ * Numerics follow the CPU engine (src/engine/forward.c), which is what these kernels are tested against
  * (tests/cuda/test_cuda_kernels.c): RMSNorm scale = 1/sqrt(mean(x^2) + eps) then (x*scale)*w; RoPE in
  * "normal" mode (adjacent pairs (x[2i], x[2i+1]), theta_i = pos * base^(-2i/rope_dim)); causal
  * attention with softmax(q k^T / sqrt(head_dim)) over the fp16 KV cache, GQA (query head h reads
@@ -14,10 +14,10 @@
  *
  * Element types of matrices and GEMM inputs: HK_F16 (IEEE half) or HK_BF16; activations between
  * ops and the residual stream are fp32. The KV cache is fp16, layout per sequence slot:
- * (layer - l0, n_ctx, kv_dim), as the CPU cache (src/kvcache.h).
+ * (layer - l0, n_ctx, kv_dim), as the CPU cache (src/engine/kvcache.h).
  *
  * This header is plain C (no CUDA headers): streams are passed as void * (a cudaStream_t; NULL is
- * the default stream), so src/backend_cuda.c and tests include it without nvcc.
+ * the default stream), so src/backends/cuda/backend_cuda.c and tests include it without nvcc.
  */
 #ifndef HAT_KERNELS_H
 #define HAT_KERNELS_H
@@ -88,7 +88,7 @@ int hk_embed(void *stream, float *out, const void *table, hk_dtype table_t, cons
 int hk_convert(void *stream, void *out, hk_dtype out_t, const void *in, hk_dtype in_t, size_t n);
 
 /* out (n) [F32, F16 or BF16] = synth_value(seed, tensor, i, scale, offset) for i in [0, n), the
- * deterministic synthetic weights of src/synth.h, bit-identical to the CPU generator in fp32 */
+ * deterministic synthetic weights of src/engine/synth.h, bit-identical to the CPU generator in fp32 */
 int hk_synth_fill(void *stream, void *out, hk_dtype out_t, size_t n, uint64_t seed, uint32_t tensor, float scale,
                   float offset);
 /* the same for elements [i0, i0 + n) of the tensor: out[j] = synth_value(..., i0 + j, ...), for a

@@ -5,7 +5,7 @@
  *
  * Angles: theta_i = pos * base^(-2i/rope_dim), computed as the CPU engine (and ggml) builds its
  * cache: theta_scale = powf(base, -2/rope_dim) once on the host (the same C library call as
- * src/forward.c), then theta_0 = (float)pos and theta_{i+1} = theta_i * theta_scale in fp32 —
+ * src/engine/forward.c), then theta_0 = (float)pos and theta_{i+1} = theta_i * theta_scale in fp32 —
  * the same sequence of roundings, so the angles are bit-identical to the CPU's. cos/sin are CUDA's
  * precise cosf/sinf (full range reduction; a few ulp from glibc's). The rotation keeps the CPU's
  * grouping: x0' = fma(x0, c, -(x1*s)), x1' = fma(x0, s, x1*c) with the inner products rounded. */

@@ -1,4 +1,4 @@
-/* synth.cu — the synthetic weights of src/synth.h generated on the device. synth_value is the
+/* synth.cu — the synthetic weights of src/engine/synth.h generated on the device. synth_value is the
  * same inline __host__ __device__ function the CPU uses: integer hashing, an exact int->float
  * conversion and scaling by 2^-23, then one fmaf, so the fp32 values are bit-identical to the
  * CPU's; F16/BF16 outputs are those values rounded to nearest even. */

@@ -119,9 +119,9 @@ static int prep(int argc, char **argv) {
         int pos = 0, n_new = 0;
         for (;;) {
             const int k = pos == 0 ? n_prompt : 1;
-            transformer_forward(m, &kv, &fs, &(forward_args){.tokens = ids + pos, .n_tok = k, .pos0 = pos, .l0 = 0, .l1 = a});
+            forward_run(m, &kv, &fs, &(forward_args){.tokens = ids + pos, .n_tok = k, .pos0 = pos, .l0 = 0, .l1 = a});
             memcpy(in + (size_t)pos * dim, fs.x, sizeof(float) * k * dim);
-            transformer_forward(m, &kv, &fs, &(forward_args){.hidden_in = fs.x, .n_tok = k, .pos0 = pos, .l0 = a, .l1 = L,
+            forward_run(m, &kv, &fs, &(forward_args){.hidden_in = fs.x, .n_tok = k, .pos0 = pos, .l0 = a, .l1 = L,
                                                               .head = 1});
             const int32_t t = sampler_argmax(fs.logits, c->n_vocab);
             pos += k;
@@ -219,7 +219,7 @@ static int tail(const model *m, const real_ref *r, int s, const float *h, int32_
     if ((rc = kvcache_init(&kv, r->l1, c->n_layer, n + 8, c->kv_dim, err, errlen))) { forward_free(&fs); return rc; }
     for (int p = np - 1; p < n; p++) {
         const int k = p == np - 1 ? np : 1, p0 = p == np - 1 ? 0 : p;
-        transformer_forward(m, &kv, &fs, &(forward_args){.hidden_in = h + (size_t)p0 * r->dim, .n_tok = k, .pos0 = p0,
+        forward_run(m, &kv, &fs, &(forward_args){.hidden_in = h + (size_t)p0 * r->dim, .n_tok = k, .pos0 = p0,
                                                           .l0 = r->l1, .l1 = c->n_layer, .head = 1, .decode = k == 1});
         const int32_t t = sampler_argmax(fs.logits, c->n_vocab);
         float second = -INFINITY;

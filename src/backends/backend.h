@@ -1,12 +1,12 @@
 /* backend.h — the executor of a model's middle layers for many sessions: the cloud's step.
  *
- * The backend table is chosen once at start-up (backend_open): the CPU engine (src/forward.c,
- * OpenBLAS + C), or the CUDA backend (src/backend_cuda.c: cuBLAS + kernels/), with a clean
+ * The backend table is chosen once at start-up (backend_open): the CPU engine (src/engine/forward.c,
+ * OpenBLAS + C), or the CUDA backend (src/backends/cuda/backend_cuda.c: cuBLAS + kernels/), with a clean
  * fallback to the CPU and a message saying why when no GPU is there. Callers see only this
- * header: no CUDA header is included by it or by src/forward.c.
+ * header: no CUDA header is included by it or by src/engine/forward.c.
  *
  * A backend holds layers [l0, l1) of one model (its weights, from a loaded GGUF part or from the
- * synthetic generator of src/synth.h) and one KV cache per session slot. One step runs many
+ * synthetic generator of src/engine/synth.h) and one KV cache per session slot. One step runs many
  * sequences at once (decode rounds and prefill chunks of different slots: continuous batching):
  * the caller writes their input hidden states, concatenated in sequence order, into the host
  * buffer backend_io() (pinned memory on CUDA, so messages are decoded straight into it) and gets
@@ -24,12 +24,9 @@
 typedef enum { BACKEND_CPU = 0, BACKEND_CUDA = 1, BACKEND_AUTO = 2 } backend_kind;
 typedef enum { BACKEND_FP16 = 0, BACKEND_BF16 = 1 } backend_dtype;   /* GPU weights and GEMM inputs */
 
-static inline const char *backend_kind_name(backend_kind k) {
-    return k == BACKEND_CPU ? "cpu" : k == BACKEND_CUDA ? "cuda" : k == BACKEND_AUTO ? "auto" : "?";
-}
 static inline const char *backend_dtype_name(backend_dtype t) { return t == BACKEND_BF16 ? "bf16" : "fp16"; }
 
-/* A synthetic model (src/synth.c): shape name and seed. */
+/* A synthetic model (src/engine/synth.c): shape name and seed. */
 typedef struct {
     const char *shape;   /* NULL: the weights come from backend_desc.m */
     uint64_t seed;

@@ -1,4 +1,4 @@
-/* backend_cpu.c — the CPU backend: src/forward.c over one KV cache per session slot. */
+/* backend_cpu.c — the CPU backend: src/engine/forward.c over one KV cache per session slot. */
 #include "backends/backend.h"
 
 #include "core/common.h"
@@ -27,7 +27,7 @@ static int cpu_forward(backend *b, const backend_seq *seqs, int n_seq, char *err
     for (int i = 0; i < n_seq; i++)
         c->seqs[i] = (forward_seq){.kv = &c->kv[seqs[i].slot], .pos0 = seqs[i].pos0, .n_tok = seqs[i].n_tok,
                                    .decode = seqs[i].decode};
-    transformer_forward_batch(c->m, &c->fs, &(forward_batch_args){.hidden_in = c->fs.x, .seqs = c->seqs, .n_seq = n_seq,
+    forward_run_batch(c->m, &c->fs, &(forward_batch_args){.hidden_in = c->fs.x, .seqs = c->seqs, .n_seq = n_seq,
                                                                   .l0 = b->l0, .l1 = b->l1, .tp = &c->tp});
     return HAT_OK;
 }

@@ -51,7 +51,7 @@ int cli_bench_transport(int argc, char **argv) {
             const size_t bytes = WIRE_HEADER_BYTES + wire_payload_bytes(dts[di], n, dim);
             const int iters = bytes < 65536 ? 400 : 100;
             endpoint e;
-            endpoint_init(&e, 1 - ci->rank, 0, ci->rank == 1, 2, dim, n, dts[di], &nolink, 0, 1);
+            transport_init(&e, 1 - ci->rank, 0, ci->rank == 1, 2, dim, n, dts[di], &nolink, 0, 1);
             double *raw = xmalloc(sizeof(double) * reps), *tr = xmalloc(sizeof(double) * reps);
             for (int r = 0; r < reps; r++) {
                 comm_barrier();
@@ -66,16 +66,16 @@ int cli_bench_transport(int argc, char **argv) {
                         double ts;
                         if (ci->rank == 0) {
                             wire_header hd = {.kind = WIRE_HIDDEN_UP, .seq = (uint32_t)i, .n_tok = (uint32_t)n};
-                            endpoint_send(&e, &hd, h, &ts);
-                            endpoint_wait(&e, &m);
+                            transport_send(&e, &hd, h, &ts);
+                            transport_wait(&e, &m);
                             wire_decode(dts[di], m.payload, h, (size_t)n * dim);
-                            endpoint_release(&e);
+                            transport_release(&e);
                         } else {
-                            endpoint_wait(&e, &m);
+                            transport_wait(&e, &m);
                             wire_decode(dts[di], m.payload, h, (size_t)n * dim);
                             wire_header hd = {.kind = WIRE_HIDDEN_DOWN, .seq = m.h.seq, .n_tok = (uint32_t)n};
-                            endpoint_release(&e);
-                            endpoint_send(&e, &hd, h, &ts);
+                            transport_release(&e);
+                            transport_send(&e, &hd, h, &ts);
                         }
                     }
                     tr[r] = (comm_now() - t0) / it;
@@ -91,7 +91,7 @@ int cli_bench_transport(int argc, char **argv) {
             free(raw);
             free(tr);
             comm_barrier();
-            endpoint_free(&e);
+            transport_free(&e);
         }
     }
     free(h);

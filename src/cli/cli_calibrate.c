@@ -350,7 +350,7 @@ static int tokenize_prompt(const tokenizer *tok, const char *text, int chat, int
 static void prefill(const model *m, kvcache *kv, forward_state *fs, const int32_t *ids, int n, int pos0, int head) {
     for (int p = 0; p < n; p += fs->max_tok) {
         const int k = n - p < fs->max_tok ? n - p : fs->max_tok;
-        transformer_forward(m, kv, fs, &(forward_args){.tokens = ids + p, .n_tok = k, .pos0 = pos0 + p, .l0 = 0,
+        forward_run(m, kv, fs, &(forward_args){.tokens = ids + p, .n_tok = k, .pos0 = pos0 + p, .l0 = 0,
                                                        .l1 = m->cfg.n_layer, .head = head && p + k == n});
     }
 }
@@ -424,7 +424,7 @@ static int corpus_generate(corpus *c, const cal_opts *o, const gguf_file *f, con
             if (tokenizer_is_eog(tok, next)) break;   /* never fed to the model, so never drafted from */
             seq[n++] = next;
             if (n == pn[i] + o->gen) break;
-            transformer_forward(m, &kv, &fs, &(forward_args){.tokens = &next, .n_tok = 1, .pos0 = n - 1, .l0 = 0,
+            forward_run(m, &kv, &fs, &(forward_args){.tokens = &next, .n_tok = 1, .pos0 = n - 1, .l0 = 0,
                                                             .l1 = m->cfg.n_layer, .head = 1});
         }
         sampler_free(smp);
@@ -684,10 +684,10 @@ static int collect(collected *cl, const corpus *c, const model *m, const cal_opt
         kvcache_truncate(&kv, 0);
         for (int p0 = 0, k, dec; p0 < n; p0 += k) {
             k = chunk_at(p0, (int)c->n_prompt[i], n, o->chunk, &dec);
-            transformer_forward(m, &kv, &fs, &(forward_args){.tokens = ids + p0, .n_tok = k, .pos0 = p0, .l0 = 0,
+            forward_run(m, &kv, &fs, &(forward_args){.tokens = ids + p0, .n_tok = k, .pos0 = p0, .l0 = 0,
                                                             .l1 = a, .decode = dec});
             memcpy(hx, fs.x, sizeof(float) * (size_t)k * d);
-            transformer_forward(m, &kv, &fs, &(forward_args){.hidden_in = fs.x, .n_tok = k, .pos0 = p0, .l0 = a,
+            forward_run(m, &kv, &fs, &(forward_args){.hidden_in = fs.x, .n_tok = k, .pos0 = p0, .l0 = a,
                                                             .l1 = lb, .decode = dec});
             /* rows [r0, k) of this chunk are fitted */
             int r0 = 0;
@@ -782,31 +782,31 @@ static int draft_agreement(const corpus *c, const model *m, const cal_opts *o, i
         kvcache_truncate(&kv, 0);
         for (int p0 = 0, k, dec; p0 < nt; p0 += k) {   /* true states h_a, h_{L-b} of every position */
             k = chunk_at(p0, np, nt, o->chunk, &dec);
-            transformer_forward(m, &kv, &fs, &(forward_args){.tokens = ids + p0, .n_tok = k, .pos0 = p0, .l0 = 0,
+            forward_run(m, &kv, &fs, &(forward_args){.tokens = ids + p0, .n_tok = k, .pos0 = p0, .l0 = 0,
                                                             .l1 = a, .decode = dec});
             memcpy(ha + (size_t)p0 * d, fs.x, sizeof(float) * (size_t)k * d);
-            transformer_forward(m, &kv, &fs, &(forward_args){.hidden_in = fs.x, .n_tok = k, .pos0 = p0, .l0 = a,
+            forward_run(m, &kv, &fs, &(forward_args){.hidden_in = fs.x, .n_tok = k, .pos0 = p0, .l0 = a,
                                                             .l1 = lb, .decode = dec});
             memcpy(ht + (size_t)p0 * d, fs.x, sizeof(float) * (size_t)k * d);
         }
         /* output submodel over the prompt's true states, then position by position */
         for (int p0 = 0; p0 < np; p0 += o->chunk) {
             const int k = np - p0 < o->chunk ? np - p0 : o->chunk;
-            transformer_forward(m, &kv, &fs, &(forward_args){.hidden_in = ht + (size_t)p0 * d, .n_tok = k, .pos0 = p0,
+            forward_run(m, &kv, &fs, &(forward_args){.hidden_in = ht + (size_t)p0 * d, .n_tok = k, .pos0 = p0,
                                                             .l0 = lb, .l1 = L});
         }
         for (int p = np; p < nt; p++) {
             int32_t draft = -1, draft_id = -1;
             if (p + 1 < nt) {
                 adapter_apply(ad, ha + (size_t)p * d, row, 1);
-                transformer_forward(m, &kv, &fs, &(forward_args){.hidden_in = row, .n_tok = 1, .pos0 = p, .l0 = lb,
+                forward_run(m, &kv, &fs, &(forward_args){.hidden_in = row, .n_tok = 1, .pos0 = p, .l0 = lb,
                                                                 .l1 = L, .head = 1});
                 draft = sampler_argmax(fs.logits, V);
-                transformer_forward(m, &kv, &fs, &(forward_args){.hidden_in = ha + (size_t)p * d, .n_tok = 1, .pos0 = p,
+                forward_run(m, &kv, &fs, &(forward_args){.hidden_in = ha + (size_t)p * d, .n_tok = 1, .pos0 = p,
                                                                 .l0 = lb, .l1 = L, .head = 1});
                 draft_id = sampler_argmax(fs.logits, V);
             }
-            transformer_forward(m, &kv, &fs, &(forward_args){.hidden_in = ht + (size_t)p * d, .n_tok = 1, .pos0 = p,
+            forward_run(m, &kv, &fs, &(forward_args){.hidden_in = ht + (size_t)p * d, .n_tok = 1, .pos0 = p,
                                                             .l0 = lb, .l1 = L, .head = p + 1 < nt});
             if (p + 1 < nt) {
                 const int32_t full = sampler_argmax(fs.logits, V);

@@ -204,7 +204,7 @@ static int build_prompt(const gen_opts *o, const tokenizer *tok, int n_vocab, in
 static void gen_forward(const model *m, kvcache *kv, forward_state *fs, const gen_opts *o, const int32_t *ids, int n, int pos0) {
     const int L = m->cfg.n_layer;
     if (o->wire_sim < 0) {
-        transformer_forward(m, kv, fs, &(forward_args){.tokens = ids, .n_tok = n, .pos0 = pos0, .l0 = 0, .l1 = L, .head = 1});
+        forward_run(m, kv, fs, &(forward_args){.tokens = ids, .n_tok = n, .pos0 = pos0, .l0 = 0, .l1 = L, .head = 1});
         return;
     }
     const int cuts[3] = {0, o->split_a, L - o->split_b};
@@ -217,7 +217,7 @@ static void gen_forward(const model *m, kvcache *kv, forward_state *fs, const ge
             wire_encode((wire_dtype)o->wire_sim, fs->x, tmp, (size_t)n * m->cfg.dim);
             wire_decode((wire_dtype)o->wire_sim, tmp, fs->x, (size_t)n * m->cfg.dim);
         }
-        transformer_forward(m, kv, fs, &(forward_args){.tokens = p ? NULL : ids, .hidden_in = p ? fs->x : NULL, .n_tok = n,
+        forward_run(m, kv, fs, &(forward_args){.tokens = p ? NULL : ids, .hidden_in = p ? fs->x : NULL, .n_tok = n,
                                                        .pos0 = pos0, .l0 = cuts[p], .l1 = p == 2 ? L : cuts[p + 1], .head = p == 2});
     }
 }
@@ -239,7 +239,7 @@ static int generate_hat(const gen_opts *o, gguf_file *f, model *m, tokenizer *to
     hat_local_stats st;
     const hat_local_args args = {.gamma = o->gamma, .n_gen = o->max_tokens, .tok = o->ignore_eos ? NULL : tok, .chunk = o->chunk,
                                  .seed = o->sp.seed, .rule = SPEC_RULE_LEVIATHAN, .greedy = !(o->sp.temp > 0)};
-    const int n = hat_generate_local(m, ad, smp, o->split_a, o->split_b, prompt, n_prompt, &args, out, &st);
+    const int n = hat_device_generate_local(m, ad, smp, o->split_a, o->split_b, prompt, n_prompt, &args, out, &st);
     if (!o->quiet) {
         tokenizer_decoder dec;
         tokenizer_decoder_init(&dec);

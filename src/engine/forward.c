@@ -136,8 +136,8 @@ static void matmul(forward_state *s, float *out, const float *x, const qmat *W, 
             float *o = out + (size_t)t * rows;
             /* multi-row kernel for batches (+12% prompt speed); one row at a time for a single
              * token, where it measured 17% faster (both give identical bits) */
-            if (n > 1) vec_dot_rows(wt, cols, wd + (size_t)r0 * wrow, wrow, r1 - r0, a, o + r0);
-            else for (int64_t r = r0; r < r1; r++) o[r] = vec_dot(wt, cols, wd + (size_t)r * wrow, a);
+            if (n > 1) quant_dot_rows(wt, cols, wd + (size_t)r0 * wrow, wrow, r1 - r0, a, o + r0);
+            else for (int64_t r = r0; r < r1; r++) o[r] = quant_dot(wt, cols, wd + (size_t)r * wrow, a);
         }
     }
 }
@@ -245,13 +245,13 @@ static void residual_add(forward_state *s, int n, int dim, const tp_comm *tp, in
     }
 }
 
-void transformer_forward(const model *m, kvcache *kv, forward_state *s, const forward_args *a) {
+void forward_run(const model *m, kvcache *kv, forward_state *s, const forward_args *a) {
     const forward_seq seq = {kv, a->pos0, a->n_tok, a->decode};
     const forward_batch_args b = {a->tokens, a->hidden_in, &seq, 1, a->l0, a->l1, a->head, a->logits_all, NULL};
-    transformer_forward_batch(m, s, &b);
+    forward_run_batch(m, s, &b);
 }
 
-void transformer_forward_batch(const model *m, forward_state *s, const forward_batch_args *a) {
+void forward_run_batch(const model *m, forward_state *s, const forward_batch_args *a) {
     const model_config *c = &m->cfg;
     const int dim = c->dim, kvd = c->kv_dim, ffn = c->ffn_dim;
     const int runs = a->l1 > a->l0;

@@ -1,6 +1,6 @@
 /* forward.h — LLaMA forward over a layer range, on the CPU.
  *
- * transformer_forward() runs layers [l0, l1) of a model part over n_tok consecutive
+ * forward_run() runs layers [l0, l1) of a model part over n_tok consecutive
  * positions pos0 .. pos0+n_tok-1 of one sequence, starting from token ids (embedding) or
  * from hidden states, optionally ending with the final norm + LM head. Splitting [0,L) into
  * [0,k) then [k,L) gives bit-identical hidden states and logits. Numerics follow llama.cpp's
@@ -56,7 +56,7 @@ typedef struct {
  * [pos0, pos0+n_tok) of layers [l0,l1) into kv; needs pos0 <= kv->n, and sets kv->n to
  * pos0+n_tok when it runs any layer (a later position is dropped: rollback = run again from the
  * first rejected one). */
-void transformer_forward(const model *m, kvcache *kv, forward_state *s, const forward_args *a);
+void forward_run(const model *m, kvcache *kv, forward_state *s, const forward_args *a);
 
 /* Several sequences in one pass (the cloud's continuous batching): the matmuls run over all
  * tokens at once (each weight row streamed once per pass), attention per sequence over its own
@@ -85,6 +85,6 @@ typedef struct {
     const tp_comm *tp;
 } forward_batch_args;
 
-void transformer_forward_batch(const model *m, forward_state *s, const forward_batch_args *a);
+void forward_run_batch(const model *m, forward_state *s, const forward_batch_args *a);
 
 #endif

@@ -141,7 +141,7 @@ static int rd_kv(reader *r, gguf_kv *kv) {
     return HAT_OK;
 }
 
-const char *ggml_type_name(ggml_type t) {
+const char *gguf_type_name(ggml_type t) {
     switch (t) {
     case GGML_TYPE_F32: return "F32";
     case GGML_TYPE_F16: return "F16";
@@ -154,7 +154,7 @@ const char *ggml_type_name(ggml_type t) {
     }
 }
 
-int ggml_type_block(ggml_type t, size_t *blck, size_t *bytes) {
+int gguf_type_block(ggml_type t, size_t *blck, size_t *bytes) {
     size_t b = 0, s = 0;
     switch (t) {
     case GGML_TYPE_F32: b = 1; s = 4; break;
@@ -170,9 +170,9 @@ int ggml_type_block(ggml_type t, size_t *blck, size_t *bytes) {
     return b ? 1 : 0;
 }
 
-size_t ggml_row_size(ggml_type t, int64_t n) {
+size_t gguf_row_size(ggml_type t, int64_t n) {
     size_t b, s;
-    if (!ggml_type_block(t, &b, &s)) return 0;
+    if (!gguf_type_block(t, &b, &s)) return 0;
     return (size_t)n / b * s;
 }
 
@@ -236,13 +236,13 @@ static int parse(gguf_file *f, char *err, size_t errlen) {
         if ((rc = rd_u32(&r, &type, t->name)) || (rc = rd_u64(&r, &t->offset, t->name))) return rc;
         t->type = (ggml_type)type;
         size_t blck, bsz;
-        if (type == GGML_TYPE_Q8_1 || !ggml_type_block(t->type, &blck, &bsz))
+        if (type == GGML_TYPE_Q8_1 || !gguf_type_block(t->type, &blck, &bsz))
             return hat_err(err, errlen, HAT_ERR_UNSUPPORTED,
                            "%s: tensor %s has unsupported type %u (supported: F32, F16, BF16, Q4_0, Q4_1, Q8_0)",
                            f->path, t->name, type);
         if (t->ne[0] % (int64_t)blck)
             return hat_err(err, errlen, HAT_ERR_FORMAT, "%s: tensor %s: row length %lld is not a multiple of the %s block size %zu",
-                           f->path, t->name, (long long)t->ne[0], ggml_type_name(t->type), blck);
+                           f->path, t->name, (long long)t->ne[0], gguf_type_name(t->type), blck);
         t->nbytes = (size_t)(nel / blck * bsz);
         if (t->offset % f->alignment)
             return hat_err(err, errlen, HAT_ERR_FORMAT, "%s: tensor %s offset %llu is not aligned to %llu",
@@ -416,7 +416,7 @@ int gguf_get_tensor(const gguf_file *f, const char *name, uint32_t types, uint32
     if (!t) return hat_err(err, errlen, HAT_ERR_NOTFOUND, "%s: tensor %s is missing", f->path, name);
     if (types && !(types & (1u << t->type)))
         return hat_err(err, errlen, HAT_ERR_UNSUPPORTED, "%s: tensor %s has type %s, not one this engine computes with",
-                       f->path, name, ggml_type_name(t->type));
+                       f->path, name, gguf_type_name(t->type));
     if (t->n_dims != n_dims)
         return hat_err(err, errlen, HAT_ERR_FORMAT, "%s: tensor %s has %u dimensions, expected %u",
                        f->path, name, t->n_dims, n_dims);

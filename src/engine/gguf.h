@@ -95,10 +95,10 @@ const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name);
 int gguf_get_tensor(const gguf_file *f, const char *name, uint32_t types, uint32_t n_dims,
                     const int64_t *ne, const gguf_tensor **out, char *err, size_t errlen);
 
-const char *ggml_type_name(ggml_type t);
+const char *gguf_type_name(ggml_type t);
 /* Elements per block and bytes per block; 0 for unsupported types. */
-int ggml_type_block(ggml_type t, size_t *blck, size_t *bytes);
+int gguf_type_block(ggml_type t, size_t *blck, size_t *bytes);
 /* Bytes of a row of n elements (n must be a multiple of the block size). */
-size_t ggml_row_size(ggml_type t, int64_t n);
+size_t gguf_row_size(ggml_type t, int64_t n);
 
 #endif

@@ -95,7 +95,7 @@ static int load_mat(model *m, qmat *q, const char *name, int64_t cols, int64_t r
     q->cols = cols;
     if (m->part.weights == MODEL_WEIGHTS_F32) {
         float *w = model_own(m, (size_t)rows * (size_t)cols * sizeof(float));
-        size_t rb = ggml_row_size(t->type, cols);
+        size_t rb = gguf_row_size(t->type, cols);
         for (int64_t r = 0; r < rows; r++)
             dequantize_row(t->type, (const uint8_t *)t->data + (size_t)r * rb, w + r * cols, cols);
         q->type = GGML_TYPE_F32;
@@ -104,7 +104,7 @@ static int load_mat(model *m, qmat *q, const char *name, int64_t cols, int64_t r
         q->type = t->type;
         q->data = t->data;
     }
-    q->row_bytes = ggml_row_size(q->type, cols);
+    q->row_bytes = gguf_row_size(q->type, cols);
     return HAT_OK;
 }
 
@@ -221,4 +221,9 @@ void model_describe(const model *m, char *buf, size_t len) {
              c->n_head_kv, c->ffn_dim, c->n_vocab,
              m->part.weights == MODEL_WEIGHTS_F32 ? "fp32 (dequantised reference)" : "quantised in place",
              m->bytes_weights / 1048576.0, m->bytes_heap / 1048576.0, m->bytes_per_token / 1048576.0);
+}
+
+double model_part_params(const model_config *c, int l0, int l1, int head) {
+    const double per_layer = 2.0 * c->dim * c->dim + 2.0 * c->kv_dim * c->dim + 3.0 * c->ffn_dim * c->dim;
+    return per_layer * (l1 - l0) + (head ? (double)c->n_vocab * c->dim : 0.0);
 }

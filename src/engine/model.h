@@ -79,4 +79,7 @@ void *model_own(model *m, size_t bytes);
 /* Human-readable one-line description of what was loaded (layers, layout, memory). */
 void model_describe(const model *m, char *buf, size_t len);
 
+/* weight elements of layers [l0,l1), plus the head when head != 0 (a compute profile's FLOP count) */
+double model_part_params(const model_config *c, int l0, int l1, int head);
+
 #endif

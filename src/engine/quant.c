@@ -159,7 +159,7 @@ ggml_type quant_vec_dot_type(ggml_type wt) {
     default: return GGML_TYPE_F32;
     }
 }
-size_t quant_act_row_size(ggml_type wt, int64_t n) { return ggml_row_size(quant_vec_dot_type(wt), n); }
+size_t quant_act_row_size(ggml_type wt, int64_t n) { return gguf_row_size(quant_vec_dot_type(wt), n); }
 
 void quantize_act_row(ggml_type wt, const float *x, void *y, int64_t n) {
     switch (quant_vec_dot_type(wt)) {
@@ -211,13 +211,13 @@ static float dot_f32_ref(ggml_type wt, int64_t n, const void *w, const float *a)
     return sum;
 }
 
-float vec_dot_ref(ggml_type wt, int64_t n, const void *w, const void *a) {
+float quant_dot_ref(ggml_type wt, int64_t n, const void *w, const void *a) {
     switch (wt) {
     case GGML_TYPE_Q4_1: return dot_q4_1_q8_1_ref(n, w, a);
     case GGML_TYPE_Q4_0: return dot_q4_0_q8_0_ref(n, w, a);
     case GGML_TYPE_Q8_0: return dot_q8_0_q8_0_ref(n, w, a);
     case GGML_TYPE_F32: case GGML_TYPE_F16: case GGML_TYPE_BF16: return dot_f32_ref(wt, n, w, a);
-    default: fatal("vec_dot: unsupported weight type %s", ggml_type_name(wt));
+    default: fatal("quant_dot: unsupported weight type %s", gguf_type_name(wt));
     }
 }
 
@@ -320,16 +320,16 @@ static void dot4_q4_1_q8_1(int64_t n, const uint8_t *w, size_t wrow, const block
 }
 #endif
 
-void vec_dot_rows(ggml_type wt, int64_t n, const void *w, size_t wrow, int64_t nrows, const void *a, float *out) {
+void quant_dot_rows(ggml_type wt, int64_t n, const void *w, size_t wrow, int64_t nrows, const void *a, float *out) {
     int64_t r = 0;
 #ifdef HAT_AVX2
     if (wt == GGML_TYPE_Q4_1)
         for (; r + 4 <= nrows; r += 4) dot4_q4_1_q8_1(n, (const uint8_t *)w + (size_t)r * wrow, wrow, a, out + r);
 #endif
-    for (; r < nrows; r++) out[r] = vec_dot(wt, n, (const uint8_t *)w + (size_t)r * wrow, a);
+    for (; r < nrows; r++) out[r] = quant_dot(wt, n, (const uint8_t *)w + (size_t)r * wrow, a);
 }
 
-float vec_dot(ggml_type wt, int64_t n, const void *w, const void *a) {
+float quant_dot(ggml_type wt, int64_t n, const void *w, const void *a) {
 #ifdef HAT_AVX2
     switch (wt) {
     case GGML_TYPE_Q4_1: return dot_q4_1_q8_1(n, w, a);
@@ -340,5 +340,5 @@ float vec_dot(ggml_type wt, int64_t n, const void *w, const void *a) {
     default: break;
     }
 #endif
-    return vec_dot_ref(wt, n, w, a);
+    return quant_dot_ref(wt, n, w, a);
 }

@@ -43,10 +43,10 @@ size_t quant_act_row_size(ggml_type wt, int64_t n);
 void quantize_act_row(ggml_type wt, const float *x, void *y, int64_t n);
 
 /* dot of one weight row (type wt, n elements) with one activation row (its vec-dot type) */
-float vec_dot(ggml_type wt, int64_t n, const void *w, const void *a);
-float vec_dot_ref(ggml_type wt, int64_t n, const void *w, const void *a);  /* scalar reference */
-/* out[r] = vec_dot(row r) for nrows consecutive rows wrow bytes apart: bit-identical to calling
- * vec_dot per row, faster (several rows share each activation block) */
-void vec_dot_rows(ggml_type wt, int64_t n, const void *w, size_t wrow, int64_t nrows, const void *a, float *out);
+float quant_dot(ggml_type wt, int64_t n, const void *w, const void *a);
+float quant_dot_ref(ggml_type wt, int64_t n, const void *w, const void *a);  /* scalar reference */
+/* out[r] = quant_dot(row r) for nrows consecutive rows wrow bytes apart: bit-identical to calling
+ * quant_dot per row, faster (several rows share each activation block) */
+void quant_dot_rows(ggml_type wt, int64_t n, const void *w, size_t wrow, int64_t nrows, const void *a, float *out);
 
 #endif

@@ -2,7 +2,7 @@
  *
  * Every weight is a pure function of (seed, tensor id, element index): a SplitMix64 hash whose
  * top 24 bits give u uniform on [-1, 1) exactly in fp32, then w = fma(scale, u, offset). The
- * same inline code compiles for the CPU (src/synth.c builds a model from it) and for CUDA
+ * same inline code compiles for the CPU (src/engine/synth.c builds a model from it) and for CUDA
  * (kernels/synth.cu fills device memory with it), so both backends hold bit-identical fp32
  * weights and a GPU experiment at LLaMA-2-7B scale needs neither a file nor a host copy.
  *

@@ -21,12 +21,12 @@ int tp_check(const model_config *c, int size, int mode, int wtype, char *err, si
     if (mode == TP_EXACT) return HAT_OK;
     if (mode != TP_ALLREDUCE) return hat_err(err, errlen, HAT_ERR_ARG, "tensor parallelism: unknown mode %d", mode);
     size_t blck = 1;
-    if (wtype >= 0 && !ggml_type_block((ggml_type)wtype, &blck, NULL))
-        return hat_err(err, errlen, HAT_ERR_UNSUPPORTED, "tensor parallelism: weight type %s", ggml_type_name((ggml_type)wtype));
+    if (wtype >= 0 && !gguf_type_block((ggml_type)wtype, &blck, NULL))
+        return hat_err(err, errlen, HAT_ERR_UNSUPPORTED, "tensor parallelism: weight type %s", gguf_type_name((ggml_type)wtype));
     if ((c->ffn_dim / size) % (int)blck)
         return hat_err(err, errlen, HAT_ERR_ARG,
                        "tensor parallelism (allreduce): %d ranks do not divide the FFN width %d into whole %zu-element blocks of %s",
-                       size, c->ffn_dim, blck, ggml_type_name((ggml_type)wtype));
+                       size, c->ffn_dim, blck, gguf_type_name((ggml_type)wtype));
     if ((c->n_head / size * c->head_dim) % (int)blck)
         return hat_err(err, errlen, HAT_ERR_ARG,
                        "tensor parallelism (allreduce): %d heads of %d per rank are not whole %zu-element blocks",
@@ -54,12 +54,12 @@ static qmat rows_of(const qmat *q, int64_t r0, int64_t n) {
 /* columns [c0, c0 + n) of q: a copy (block-aligned, checked by tp_check) */
 static qmat cols_of(model *m, const qmat *q, int64_t c0, int64_t n) {
     size_t blck, bb;
-    CHECK(ggml_type_block(q->type, &blck, &bb) && c0 % (int64_t)blck == 0 && n % (int64_t)blck == 0,
+    CHECK(gguf_type_block(q->type, &blck, &bb) && c0 % (int64_t)blck == 0 && n % (int64_t)blck == 0,
           "tensor parallelism: column slice [%lld, %lld) of a %s matrix is not block-aligned", (long long)c0,
-          (long long)(c0 + n), ggml_type_name(q->type));
+          (long long)(c0 + n), gguf_type_name(q->type));
     qmat o = *q;
     o.cols = n;
-    o.row_bytes = ggml_row_size(q->type, n);
+    o.row_bytes = gguf_row_size(q->type, n);
     uint8_t *d = model_own(m, (size_t)q->rows * o.row_bytes);
     const size_t off = (size_t)c0 / blck * bb;
     for (int64_t r = 0; r < q->rows; r++)

@@ -21,8 +21,8 @@
  *    26 SmolLM2 layers, measured), so greedy tokens can differ from the monolithic engine's.
  *
  * Both keep every session's KV cache split by heads. The collective is a set of callbacks, so
- * that this layer (and the CUDA backend, built without MPI) needs no MPI: src/collective.c
- * provides the MPI host-staged one, tests/tp_threads.c a threaded one.
+ * that this layer (and the CUDA backend, built without MPI) needs no MPI: src/net/collective.c
+ * provides the MPI host-staged one, tests/support/tp_threads.c a threaded one.
  */
 #ifndef HAT_TP_H
 #define HAT_TP_H

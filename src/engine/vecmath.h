@@ -7,7 +7,7 @@
  * correctly rounded expf. One-ulp differences are amplified by the Q8 activation and fp16
  * probability roundings into logit changes of up to ~1 (measured), enough to flip near-tied
  * greedy tokens; so the engine uses the same approximation. libm expf is the reference the
- * approximation is tested against (tests/test_quant.c). */
+ * approximation is tested against (tests/unit/test_quant.c). */
 #ifndef HAT_VECMATH_H
 #define HAT_VECMATH_H
 

@@ -37,14 +37,14 @@ static unsigned long link_seed(uint64_t seed, int device, int direction) {
     return s ? s : 1;                           /* 0 would select GSL's default seed */
 }
 
-void link_params_from_profile(link_params *p, const link_profile *prof, int downlink) {
+void emul_link_params(link_params *p, const link_profile *prof, int downlink) {
     p->bw_bps = (downlink ? prof->down_mbps : prof->up_mbps) * 1e6;
     p->latency_s = prof->latency_ms * 1e-3;
     p->jitter_s = prof->jitter_ms * 1e-3;
     p->jitter = prof->jitter;
 }
 
-void link_init(link_state *l, const link_params *p, int enabled, uint64_t seed, int device, int direction) {
+void emul_link_init(link_state *l, const link_params *p, int enabled, uint64_t seed, int device, int direction) {
     memset(l, 0, sizeof *l);
     l->p = *p;
     l->enabled = enabled;
@@ -57,7 +57,7 @@ void link_init(link_state *l, const link_params *p, int enabled, uint64_t seed, 
     l->rng = r;
 }
 
-void link_free(link_state *l) {
+void emul_link_free(link_state *l) {
     if (l->rng) gsl_rng_free((gsl_rng *)l->rng);
     l->rng = NULL;
 }
@@ -76,7 +76,7 @@ static double draw_jitter(link_state *l) {
     }
 }
 
-link_sched link_schedule(link_state *l, double t_send, size_t bytes) {
+link_sched emul_link_schedule(link_state *l, double t_send, size_t bytes) {
     link_sched s;
     l->n_msgs++;
     if (!l->enabled) {
@@ -94,16 +94,16 @@ link_sched link_schedule(link_state *l, double t_send, size_t bytes) {
     return s;
 }
 
-double link_nominal_delay(const link_params *p, size_t bytes) { return p->latency_s + tx_time(p, bytes); }
+double emul_link_nominal_delay(const link_params *p, size_t bytes) { return p->latency_s + tx_time(p, bytes); }
 
-void compute_params_from_profile(compute_params *c, const compute_profile *prof) {
+void emul_compute_params(compute_params *c, const compute_profile *prof) {
     c->mem_bw_Bps = prof->mem_bw_gbs * 1e9;
     c->efficiency = prof->efficiency;
     c->flops = prof->tflops * 1e12;
     c->enabled = c->mem_bw_Bps > 0 || c->flops > 0;   /* profile "none" is all zeros */
 }
 
-double compute_predict(const compute_params *c, size_t bytes, double flops) {
+double emul_compute_predict(const compute_params *c, size_t bytes, double flops) {
     if (!c->enabled) return 0.0;
     double eff = c->efficiency > 0 ? c->efficiency : 1.0;
     double t_mem = c->mem_bw_Bps > 0 ? (double)bytes / (c->mem_bw_Bps * eff) : 0.0;

@@ -69,22 +69,22 @@ typedef struct {
 } link_sched;
 
 /* direction: 0 = uplink, 1 = downlink; the seed mixes (seed, device, direction). */
-void link_params_from_profile(link_params *p, const link_profile *prof, int downlink);
-void link_init(link_state *l, const link_params *p, int enabled, uint64_t seed, int device, int direction);
-void link_free(link_state *l);
+void emul_link_params(link_params *p, const link_profile *prof, int downlink);
+void emul_link_init(link_state *l, const link_params *p, int enabled, uint64_t seed, int device, int direction);
+void emul_link_free(link_state *l);
 /* Schedules one message of `bytes` handed to the link at t_send; advances the state. */
-link_sched link_schedule(link_state *l, double t_send, size_t bytes);
+link_sched emul_link_schedule(link_state *l, double t_send, size_t bytes);
 /* The configured delay of an isolated message (no queueing, no jitter): latency + 8*bytes/bw. */
-double link_nominal_delay(const link_params *p, size_t bytes);
+double emul_link_nominal_delay(const link_params *p, size_t bytes);
 
 typedef struct {
     int enabled;
     double mem_bw_Bps, efficiency, flops;   /* bytes/s, fraction, FLOP/s */
 } compute_params;
 
-void compute_params_from_profile(compute_params *c, const compute_profile *prof);
+void emul_compute_params(compute_params *c, const compute_profile *prof);
 /* Predicted seconds for a forward pass streaming `bytes` of weights and doing `flops`. */
-double compute_predict(const compute_params *c, size_t bytes, double flops);
+double emul_compute_predict(const compute_params *c, size_t bytes, double flops);
 
 /* The compute-time hook: given the measured seconds of a piece of device compute and the
  * profile's prediction, make the emulated time pass and return the time charged.

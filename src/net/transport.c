@@ -22,7 +22,7 @@ static void post_recv(endpoint *e, int slot) {
     e->rstate[slot] = 0;
 }
 
-void endpoint_init(endpoint *e, int peer, int device, int peer_is_device, int depth, int dim, int max_tok,
+void transport_init(endpoint *e, int peer, int device, int peer_is_device, int depth, int dim, int max_tok,
                    wire_dtype dtype, const link_params *send_link, int emulate, uint64_t seed) {
     memset(e, 0, sizeof *e);
     e->peer = peer;
@@ -44,11 +44,11 @@ void endpoint_init(endpoint *e, int peer, int device, int peer_is_device, int de
     e->rbytes = xcalloc((size_t)depth, sizeof(size_t));
     e->rseen = xcalloc((size_t)depth, sizeof(double));
     /* the uplink jitter stream of device d is seeded by (seed, d, up); downlink by (seed, d, down) */
-    link_init(&e->link, send_link, emulate, seed, device, peer_is_device ? 1 : 0);
+    emul_link_init(&e->link, send_link, emulate, seed, device, peer_is_device ? 1 : 0);
     for (int i = 0; i < depth; i++) post_recv(e, i);
 }
 
-void endpoint_free(endpoint *e) {
+void transport_free(endpoint *e) {
     if (!e->rbuf) return;
     for (int i = 0; i < e->depth; i++) {
         if (e->rstate[i] == 0) {
@@ -56,13 +56,13 @@ void endpoint_free(endpoint *e) {
             MPI_Wait(&rq(e->rreq)[i], MPI_STATUS_IGNORE);
         }
     }
-    endpoint_flush(e);
-    link_free(&e->link);
+    transport_flush(e);
+    emul_link_free(&e->link);
     free(e->rbuf); free(e->sbuf); free(e->rreq); free(e->sreq); free(e->rstate); free(e->rbytes); free(e->rseen);
     memset(e, 0, sizeof *e);
 }
 
-int endpoint_poll(endpoint *e, transport_msg *m, double *next_deliver) {
+int transport_poll(endpoint *e, transport_msg *m, double *next_deliver) {
     const int s = e->rhead;
     if (e->rstate[s] == 2) return 0;           /* ring full of delivered, unreleased messages */
     uint8_t *msg = e->rbuf + (size_t)s * e->slot_bytes;
@@ -104,7 +104,7 @@ int endpoint_poll(endpoint *e, transport_msg *m, double *next_deliver) {
     return 1;
 }
 
-void endpoint_release(endpoint *e) {
+void transport_release(endpoint *e) {
     const int s = e->rtail;
     CHECK(e->rstate[s] == 2, "transport: release of slot %d that holds no delivered message", s);
     post_recv(e, s);
@@ -118,13 +118,13 @@ void transport_idle(double until) {
     emul_sleep_until(now + d, comm_now);
 }
 
-void endpoint_wait(endpoint *e, transport_msg *m) {
+void transport_wait(endpoint *e, transport_msg *m) {
     /* spin briefly first (a reply often follows within microseconds on a fast link), then
      * sleep-poll so an idle rank leaves the cores to the ranks that compute */
     const double spin_end = comm_now() + SPIN_S;
     for (;;) {
         double next = 1e300;
-        if (endpoint_poll(e, m, &next)) return;
+        if (transport_poll(e, m, &next)) return;
         const double now = comm_now();
         if (now < spin_end && next > spin_end) continue;
         if (next <= now + SPIN_S && next < 1e300) continue;   /* due within the spin window */
@@ -160,7 +160,7 @@ static link_sched seal_and_send(endpoint *e, uint8_t *msg, wire_header *h, doubl
     const size_t bytes = WIRE_HEADER_BYTES + (size_t)h->payload_bytes;
     h->t_send = comm_now();
     *t_send = h->t_send;
-    const link_sched ls = link_schedule(&e->link, h->t_send, bytes);
+    const link_sched ls = emul_link_schedule(&e->link, h->t_send, bytes);
     h->t_deliver = ls.deliver;
     memcpy(msg, h, sizeof *h);
     wire_seal(msg);
@@ -168,7 +168,7 @@ static link_sched seal_and_send(endpoint *e, uint8_t *msg, wire_header *h, doubl
     return ls;
 }
 
-link_sched endpoint_send(endpoint *e, const wire_header *hin, const float *hidden, double *t_send) {
+link_sched transport_send(endpoint *e, const wire_header *hin, const float *hidden, double *t_send) {
     const int from_device = !e->peer_is_device;
     if (e->allow_tokens)   /* a cloud-only session: its only other message is the device's bye */
         CHECK(from_device && hin->kind == WIRE_BYE, "cloud-only run: %s tried to send a message of kind %s",
@@ -194,14 +194,14 @@ link_sched endpoint_send(endpoint *e, const wire_header *hin, const float *hidde
     return seal_and_send(e, msg, &h, t_send);
 }
 
-void endpoint_allow_tokens(endpoint *e, int n_vocab) {
+void transport_allow_tokens(endpoint *e, int n_vocab) {
     CHECK(n_vocab > 0 && e->dtype == WIRE_F32 && e->dim == 1,
           "transport: a token endpoint needs a vocabulary and slots sized for int32 ids (dim 1, fp32)");
     e->allow_tokens = 1;
     e->n_vocab = n_vocab;
 }
 
-link_sched endpoint_send_tokens(endpoint *e, const wire_header *hin, const int32_t *ids, double *t_send) {
+link_sched transport_send_tokens(endpoint *e, const wire_header *hin, const int32_t *ids, double *t_send) {
     CHECK(e->allow_tokens, "device %d: token ids may cross the network only in the cloud-only baseline", e->device);
     const int n_tok = (int)hin->n_tok, lo = e->peer_is_device ? 0 : 1;
     CHECK(n_tok >= lo && n_tok <= e->max_tok, "transport: %d token ids, allowed %d..%d", n_tok, lo, e->max_tok);
@@ -221,13 +221,13 @@ link_sched endpoint_send_tokens(endpoint *e, const wire_header *hin, const int32
     return seal_and_send(e, msg, &h, t_send);
 }
 
-void endpoint_send_raw(endpoint *e, const void *msg, size_t n) {
+void transport_send_raw(endpoint *e, const void *msg, size_t n) {
     CHECK(n <= e->slot_bytes, "raw message of %zu bytes, slots hold %zu", n, e->slot_bytes);
     memcpy(next_send_slot(e), msg, n);
     start_send(e, n);
 }
 
-void endpoint_flush(endpoint *e) {
+void transport_flush(endpoint *e) {
     for (int i = 0; i < e->depth; i++)
         if (rq(e->sreq)[i] != MPI_REQUEST_NULL) MPI_Wait(&rq(e->sreq)[i], MPI_STATUS_IGNORE);
 }

@@ -18,8 +18,8 @@
  * names the peer and the problem and aborts the run on every rank.
  *
  * Token ids cross the network only in the cloud-only baseline (the non-private reference,
- * flagged in the trace): both ends of each of its sessions call endpoint_allow_tokens right
- * after endpoint_init; such an endpoint sends and accepts TOKENS (plus the device's BYE) and
+ * flagged in the trace): both ends of each of its sessions call transport_allow_tokens right
+ * after transport_init; such an endpoint sends and accepts TOKENS (plus the device's BYE) and
  * nothing else. Every other endpoint refuses token ids on both the sending and receiving side.
  * Cloud-only endpoints are created with dim 1 and WIRE_F32, which sizes each slot for max_tok
  * int32 ids. There the cloud streams tokens without waiting for the device, so the device's
@@ -52,16 +52,16 @@ typedef struct {
     int shead;                    /* next send slot */
     int send_active;              /* sends started (to know which sreq are live) */
     link_state link;              /* our direction of the emulated link */
-    int allow_tokens;             /* cloud-only run: TOKENS in both directions (endpoint_allow_tokens) */
+    int allow_tokens;             /* cloud-only run: TOKENS in both directions (transport_allow_tokens) */
     int32_t n_vocab;              /* allow_tokens: ids must be in [0, n_vocab) */
     uint64_t bytes_sent, bytes_recv, msgs_sent, msgs_recv;
 } endpoint;
 
 /* Collective in spirit: both sides must create matching endpoints. `up_params`/`down_params`:
  * the link of this device; the endpoint uses the direction it sends on. */
-void endpoint_init(endpoint *e, int peer, int device, int peer_is_device, int depth, int dim, int max_tok,
+void transport_init(endpoint *e, int peer, int device, int peer_is_device, int depth, int dim, int max_tok,
                    wire_dtype dtype, const link_params *send_link, int emulate, uint64_t seed);
-void endpoint_free(endpoint *e);
+void transport_free(endpoint *e);
 
 /* A delivered message: header and decoded-ready payload pointer (valid until released). */
 typedef struct {
@@ -75,34 +75,34 @@ typedef struct {
 /* Non-blocking: returns 1 and fills *m if the next message on this endpoint has arrived and
  * its delivery time has passed; 0 otherwise. *next_deliver gets the delivery time of an
  * arrived-but-held message (or is left alone). Validates the message (fatal if bad). */
-int endpoint_poll(endpoint *e, transport_msg *m, double *next_deliver);
+int transport_poll(endpoint *e, transport_msg *m, double *next_deliver);
 /* Releases the oldest delivered message's slot and re-posts its receive. */
-void endpoint_release(endpoint *e);
+void transport_release(endpoint *e);
 /* Blocks (sleep-polling) until a message is delivered. */
-void endpoint_wait(endpoint *e, transport_msg *m);
+void transport_wait(endpoint *e, transport_msg *m);
 
 /* Send hidden states: encodes n_tok x dim floats to the wire dtype into the next send slot,
  * fills the header from `h` (kind, seq, pos0, n_tok, flags, reply metadata), sets magic,
  * version, device, dim, dtype, payload size, t_send, t_deliver, checksum, and starts the send.
  * Refuses (fatal) any kind other than HIDDEN_UP / BYE on a device's endpoint: devices cannot
  * send token ids. Returns the link schedule of the message; *t_send gets its send time. */
-link_sched endpoint_send(endpoint *e, const wire_header *h, const float *hidden, double *t_send);
+link_sched transport_send(endpoint *e, const wire_header *h, const float *hidden, double *t_send);
 
 /* Cloud-only baseline only: lets this endpoint carry token ids (TOKENS) and nothing but BYE
- * besides; call it right after endpoint_init, on both ends. n_vocab bounds every id. */
-void endpoint_allow_tokens(endpoint *e, int n_vocab);
+ * besides; call it right after transport_init, on both ends. n_vocab bounds every id. */
+void transport_allow_tokens(endpoint *e, int n_vocab);
 
 /* Send n_tok int32 token ids (0 allowed from the cloud: a prompt chunk's acknowledgement) with
- * the header fields of `h` as endpoint_send does. Fatal unless the endpoint allows tokens, or
+ * the header fields of `h` as transport_send does. Fatal unless the endpoint allows tokens, or
  * when an id is outside [0, n_vocab). Returns the link schedule; *t_send gets the send time. */
-link_sched endpoint_send_tokens(endpoint *e, const wire_header *h, const int32_t *ids, double *t_send);
+link_sched transport_send_tokens(endpoint *e, const wire_header *h, const int32_t *ids, double *t_send);
 
 /* Test hook for the fault-injection runs: send raw bytes (already a full message) that the
  * sender-side checks do not see, exactly as a broken or foreign peer would. */
-void endpoint_send_raw(endpoint *e, const void *msg, size_t n);
+void transport_send_raw(endpoint *e, const void *msg, size_t n);
 
 /* Wait for every send of this endpoint to complete. */
-void endpoint_flush(endpoint *e);
+void transport_flush(endpoint *e);
 
 /* Sleep a little (the poll interval of idle ranks, so oversubscribed ranks leave the cores to
  * the ones computing). */

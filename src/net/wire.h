@@ -32,7 +32,7 @@
  * The one exception is the cloud-only baseline ([run] mode = cloud-only, the non-private
  * reference, flagged "NOT private" in the trace): only there do token ids cross the network
  * (TOKENS, int32 ids, in both directions), and only on endpoints that allow them explicitly
- * (wire_expect.allow_tokens, set by endpoint_allow_tokens); such endpoints accept nothing else
+ * (wire_expect.allow_tokens, set by transport_allow_tokens); such endpoints accept nothing else
  * but BYE from the device.
  */
 #ifndef HAT_WIRE_H

@@ -20,7 +20,7 @@
  *               replicas serving devices round-robin; ranks must be a multiple of tp)
  *               tp_mode = exact|allreduce [exact]  (exact: all-gathers, bit-identical to the unsplit
  *               model; allreduce: Megatron-LM's two all-reduces per layer, less traffic, equal to
- *               rounding only; see src/tp.h)
+ *               rounding only; see src/engine/tp.h)
  *               max_batch_tokens = <int> [256]
  *               backend = cpu|cuda|auto [cpu]  (cuda without a GPU, or in a build without CUDA, falls
  *               back to the CPU with a message; auto: cuda where a GPU is present)

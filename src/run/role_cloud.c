@@ -18,7 +18,7 @@
  * other ranks of its group, which only run steps (role_cloud_member) until the leader broadcasts
  * the end. Every rank of the group applies the same rollbacks, so their caches stay in step.
  */
-#include "run/run.h"
+#include "run/roles.h"
 
 #include "net/comm.h"
 #include "core/common.h"
@@ -39,7 +39,7 @@ typedef struct {
 
 static void session_poll(session *s, int inflight, double *next) {
     transport_msg m;
-    while (s->qn < inflight && endpoint_poll(&s->ep, &m, next)) {
+    while (s->qn < inflight && transport_poll(&s->ep, &m, next)) {
         s->q[(s->qh + s->qn) % inflight] = m;
         s->qn++;
     }
@@ -103,8 +103,8 @@ void role_cloud_main(run_ctx *r) {
         session *s = &S[i];
         s->device = partition_device_served(&r->part, cidx, i);
         link_params down;
-        link_params_from_profile(&down, &cfg->dev[s->device].link, 1);
-        endpoint_init(&s->ep, partition_rank_of_device(&r->part, s->device), s->device, 1, K, dim, max_msg_tok, cfg->wire,
+        emul_link_params(&down, &cfg->dev[s->device].link, 1);
+        transport_init(&s->ep, partition_rank_of_device(&r->part, s->device), s->device, 1, K, dim, max_msg_tok, cfg->wire,
                       &down, cfg->emulate_links, cfg->seed);
         s->q = xcalloc((size_t)K, sizeof *s->q);
     }
@@ -120,7 +120,7 @@ void role_cloud_main(run_ctx *r) {
             session_poll(s, K, &next);
             /* a bye at the head of the queue ends the session (earlier requests went first) */
             if (s->qn && s->q[s->qh].h.kind == WIRE_BYE) {
-                endpoint_release(&s->ep);
+                transport_release(&s->ep);
                 s->qh = (s->qh + 1) % K;
                 s->qn--;
                 s->done = 1;
@@ -194,10 +194,10 @@ void role_cloud_main(run_ctx *r) {
                              .flags = q->h.flags, .t_peer_ready = q->t_seen, .queue_s = (float)(t0 - q->t_seen),
                              .compute_s = (float)(t1 - t0), .batch_tokens = (uint32_t)tok, .batch_devices = (uint32_t)ns};
             double ts;
-            endpoint_send(&s->ep, &h, io + (size_t)off * dim, &ts);
+            transport_send(&s->ep, &h, io + (size_t)off * dim, &ts);
             off += seqs[k].n_tok;
             for (int j = 0; j < nmsg[k]; j++) {
-                endpoint_release(&s->ep);
+                transport_release(&s->ep);
                 s->qh = (s->qh + 1) % K;
                 s->qn--;
             }
@@ -208,7 +208,7 @@ void role_cloud_main(run_ctx *r) {
         group_bcast(r, &end, sizeof end, "the end");
     }
     for (int i = 0; i < n; i++) {
-        endpoint_free(&S[i].ep);
+        transport_free(&S[i].ep);
         free(S[i].q);
     }
     free(S); free(seqs); free(who); free(nmsg);

@@ -27,7 +27,7 @@
  * still finds a posted receive. The cloud's ring for a device holds `inflight` (the chunk window;
  * bye comes after every chunk was answered).
  *
- * Cloud batching as in role_cloud.c: whenever work is ready, one transformer_forward_batch pass
+ * Cloud batching as in role_cloud.c: whenever work is ready, one forward_run_batch pass
  * takes one item of every ready session in round-robin order (starting one session further each
  * pass) up to max_batch_tokens: the session's next prompt chunk, or its decode step (1 token).
  * Every sequence gets its last token's logits (.head = 1). Chunks are >= 2 tokens (chunk_next)
@@ -40,7 +40,7 @@
  * then the cloud's queue and compute and the downlink); /tokens t_emit is when the device saw
  * the token delivered.
  */
-#include "run/run.h"
+#include "run/roles.h"
 
 #include "net/comm.h"
 #include "core/common.h"
@@ -80,7 +80,7 @@ static int co_inject_fault(run_ctx *r, endpoint *ep, uint8_t *msg, const wire_he
     const size_t bytes = fault_seal(cfg->fault, msg, &h);
     fprintf(stderr, "[rank %d device %d] injecting fault '%s' at message %u (configured in [fault])\n", r->rank,
             r->device, fault_kind_name(cfg->fault), h.seq);
-    endpoint_send_raw(ep, msg, bytes);
+    transport_send_raw(ep, msg, bytes);
     return 1;
 }
 
@@ -89,14 +89,14 @@ void role_cloudonly_device_main(run_ctx *r) {
     const device_cfg *dc = &cfg->dev[r->device];
     const int K = cfg->inflight, max_tok = co_max_tok(cfg);
     link_params up;
-    link_params_from_profile(&up, &dc->link, 0);
+    emul_link_params(&up, &dc->link, 0);
     const int cloud = partition_cloud_of_device(&r->part, r->device);
     endpoint ep;
     /* dim 1 and fp32 size the slots for max_tok int32 ids; the ring holds everything the cloud
      * may have sent and we not yet released (see the flow-control note above) */
-    endpoint_init(&ep, cloud, r->device, 0, K + dc->max_tokens, 1, max_tok, WIRE_F32, &up, cfg->emulate_links,
+    transport_init(&ep, cloud, r->device, 0, K + dc->max_tokens, 1, max_tok, WIRE_F32, &up, cfg->emulate_links,
                   cfg->seed);
-    endpoint_allow_tokens(&ep, r->mc.n_vocab);
+    transport_allow_tokens(&ep, r->mc.n_vocab);
     trace_step *pend = xcalloc((size_t)K, sizeof *pend);   /* chunks awaiting their reply, by seq % K */
     const size_t fault_bytes = WIRE_HEADER_BYTES + (size_t)max_tok * sizeof(int32_t);
     uint8_t *fault_msg = cfg->fault != FAULT_NONE ? xmalloc(fault_bytes) : NULL;
@@ -122,7 +122,7 @@ void role_cloudonly_device_main(run_ctx *r) {
             if (co_inject_fault(r, &ep, fault_msg, &h, r->prompt + pos_sent)) {
                 st->t_up_send = st->t_up_first = comm_now();
             } else {
-                const link_sched ls = endpoint_send_tokens(&ep, &h, r->prompt + pos_sent, &st->t_up_send);
+                const link_sched ls = transport_send_tokens(&ep, &h, r->prompt + pos_sent, &st->t_up_send);
                 st->t_up_first = st->t_up_send;
                 st->up_model_s = ls.deliver - st->t_up_send;
             }
@@ -130,9 +130,9 @@ void role_cloudonly_device_main(run_ctx *r) {
             seq++;
             pos_sent += n;
             outstanding++;
-            if (!endpoint_poll(&ep, &m, &(double){0})) continue;
+            if (!transport_poll(&ep, &m, &(double){0})) continue;
         } else {
-            endpoint_wait(&ep, &m);
+            transport_wait(&ep, &m);
         }
         const wire_header *h = &m.h;
         trace_step dec, *st;
@@ -179,18 +179,18 @@ void role_cloudonly_device_main(run_ctx *r) {
         } else {
             CHECK(!(h->flags & WIRE_F_END), "device %d: the cloud ended the session before the first token", r->device);
         }
-        endpoint_release(&ep);
+        transport_release(&ep);
     }
     td.gen_tokens = (uint32_t)gen;
     td.t_done = comm_now();
     const wire_header bye = {.kind = WIRE_BYE, .seq = seq + (uint32_t)gen - 1};
-    endpoint_send(&ep, &bye, NULL, &(double){0});
-    endpoint_flush(&ep);
+    transport_send(&ep, &bye, NULL, &(double){0});
+    transport_flush(&ep);
     collector_add(&r->col, TRACE_DEVICES, &td);
     collector_finish(&r->col);
     free(fault_msg);
     free(pend);
-    endpoint_free(&ep);
+    transport_free(&ep);
 }
 
 /* ---- cloud ----------------------------------------------------------------------------------- */
@@ -209,7 +209,7 @@ typedef struct {
 } co_session;
 
 static void co_pop(co_session *s, int K) {
-    endpoint_release(&s->ep);
+    transport_release(&s->ep);
     s->qh = (s->qh + 1) % K;
     s->qn--;
 }
@@ -225,7 +225,7 @@ static void co_emit(run_ctx *r, co_session *s, wire_header *h, int32_t tok) {
     }
     h->n_tok = 1;
     double ts;
-    endpoint_send_tokens(&s->ep, h, &tok, &ts);
+    transport_send_tokens(&s->ep, h, &tok, &ts);
 }
 
 void role_cloudonly_cloud_main(run_ctx *r) {
@@ -249,10 +249,10 @@ void role_cloudonly_cloud_main(run_ctx *r) {
         s->max_tokens = dc->max_tokens;
         CHECK(kvcache_init(&s->kv, 0, L, cfg->ctx, r->mc.kv_dim, err, sizeof err) == HAT_OK, "%s", err);
         link_params down;
-        link_params_from_profile(&down, &dc->link, 1);
-        endpoint_init(&s->ep, partition_rank_of_device(&r->part, s->device), s->device, 1, K, 1, max_msg_tok, WIRE_F32,
+        emul_link_params(&down, &dc->link, 1);
+        transport_init(&s->ep, partition_rank_of_device(&r->part, s->device), s->device, 1, K, 1, max_msg_tok, WIRE_F32,
                       &down, cfg->emulate_links, cfg->seed);
-        endpoint_allow_tokens(&s->ep, n_vocab);
+        transport_allow_tokens(&s->ep, n_vocab);
         s->q = xcalloc((size_t)K, sizeof *s->q);
         /* the device's sampler settings and seed, exactly as the device would sample */
         const sampler_params sp = {.temp = dc->temp, .top_k = dc->top_k, .top_p = dc->top_p,
@@ -270,7 +270,7 @@ void role_cloudonly_cloud_main(run_ctx *r) {
             co_session *s = &S[i];
             if (s->done) continue;
             transport_msg msg;
-            while (s->qn < K && endpoint_poll(&s->ep, &msg, &next)) s->q[(s->qh + s->qn++) % K] = msg;
+            while (s->qn < K && transport_poll(&s->ep, &msg, &next)) s->q[(s->qh + s->qn++) % K] = msg;
             if (!s->qn) continue;
             const wire_header *h = &s->q[s->qh].h;
             if (h->kind == WIRE_BYE) {
@@ -315,7 +315,7 @@ void role_cloudonly_cloud_main(run_ctx *r) {
         }
         rr = (rr + 1) % n;
         const double t0 = comm_now();
-        transformer_forward_batch(m, &fs, &(forward_batch_args){.tokens = ids, .seqs = seqs, .n_seq = ns, .l0 = 0,
+        forward_run_batch(m, &fs, &(forward_batch_args){.tokens = ids, .seqs = seqs, .n_seq = ns, .l0 = 0,
                                                                 .l1 = L, .head = 1});
         const double t1 = comm_now();
         const trace_batch tb = {.cloud_rank = (uint32_t)r->rank, .batch = batch_no++, .n_tok = (uint32_t)tok,
@@ -338,7 +338,7 @@ void role_cloudonly_cloud_main(run_ctx *r) {
                     co_emit(r, s, &h, sampler_sample(s->smp, logits));
                 } else {                                /* an acknowledgement, no id */
                     double ts;
-                    endpoint_send_tokens(&s->ep, &h, NULL, &ts);
+                    transport_send_tokens(&s->ep, &h, NULL, &ts);
                 }
                 co_pop(s, K);
             } else {
@@ -350,7 +350,7 @@ void role_cloudonly_cloud_main(run_ctx *r) {
         }
     }
     for (int i = 0; i < n; i++) {
-        endpoint_free(&S[i].ep);
+        transport_free(&S[i].ep);
         kvcache_free(&S[i].kv);
         sampler_free(S[i].smp);
         free(S[i].q);

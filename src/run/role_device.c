@@ -9,7 +9,7 @@
  * (gamma = 0); in HAT the device drafts gamma tokens with its SLM, each input-submodel hidden
  * state goes up as soon as it exists, and one reply of gamma + 1 rows verifies them all.
  */
-#include "run/run.h"
+#include "run/roles.h"
 
 #include "net/comm.h"
 #include "core/common.h"
@@ -47,7 +47,7 @@ typedef struct {
 
 /* Runs `fn`'s compute through the device profile: measured time, profile prediction, padding. */
 static double charge(device_ctx *d, double measured, size_t bytes, double params, int n_tok, double *pred_out) {
-    const double pred = compute_predict(&d->cp, bytes, 2.0 * params * n_tok);
+    const double pred = emul_compute_predict(&d->cp, bytes, 2.0 * params * n_tok);
     *pred_out = pred;
     if (d->cp.enabled && measured > pred && !d->in_round) d->td.profile_exceeded++;
     return emul_compute(measured, pred);
@@ -75,7 +75,7 @@ static int inject_fault(device_ctx *d, uint32_t seq, int pos0, const int32_t *id
     const size_t bytes = fault_seal(fk, msg, &h);
     fprintf(stderr, "[rank %d device %d] injecting fault '%s' at message %u (configured in [fault])\n", d->r->rank,
             d->r->device, fault_kind_name(fk), seq);
-    endpoint_send_raw(&d->ep, msg, bytes);
+    transport_send_raw(&d->ep, msg, bytes);
     return 1;
 }
 
@@ -90,7 +90,7 @@ static void step_send(device_ctx *d, const int32_t *ids, int n, int pos0, uint32
     st->n_tok = (uint32_t)n;
     st->cloud_rank = (uint32_t)d->ep.peer;
     st->t_start = comm_now();
-    transformer_forward(d->m_in, &d->kv_in, &d->fs, &(forward_args){.tokens = ids, .n_tok = n, .pos0 = pos0, .l0 = 0, .l1 = d->a});
+    forward_run(d->m_in, &d->kv_in, &d->fs, &(forward_args){.tokens = ids, .n_tok = n, .pos0 = pos0, .l0 = 0, .l1 = d->a});
     st->dev_in_s = comm_now() - st->t_start;
     charge(d, st->dev_in_s, d->m_in->bytes_per_token, d->params_in, n, &st->dev_in_pred_s);
 
@@ -100,7 +100,7 @@ static void step_send(device_ctx *d, const int32_t *ids, int n, int pos0, uint32
     }
     wire_header h = {.kind = WIRE_HIDDEN_UP, .seq = seq, .pos0 = (uint32_t)pos0, .n_tok = (uint32_t)n,
                      .flags = (uint16_t)((prefill ? WIRE_F_PREFILL : 0) | (last ? WIRE_F_LAST_CHUNK : 0))};
-    const link_sched ls = endpoint_send(&d->ep, &h, d->fs.x, &st->t_up_send);
+    const link_sched ls = transport_send(&d->ep, &h, d->fs.x, &st->t_up_send);
     st->up_model_s = ls.deliver - st->t_up_send;
     st->up_bytes = WIRE_HEADER_BYTES + wire_payload_bytes(d->ep.dtype, n, d->ep.dim);
 }
@@ -115,8 +115,8 @@ static void step_receive(device_ctx *d, const transport_msg *m, int head) {
     run_step_reply(st, m);
     const double t0 = comm_now();
     wire_decode(d->ep.dtype, m->payload, d->fs.x, (size_t)h->n_tok * d->ep.dim);
-    endpoint_release(&d->ep);
-    transformer_forward(d->m_out, &d->kv_out, &d->fs, &(forward_args){.hidden_in = d->fs.x, .n_tok = (int)h->n_tok,
+    transport_release(&d->ep);
+    forward_run(d->m_out, &d->kv_out, &d->fs, &(forward_args){.hidden_in = d->fs.x, .n_tok = (int)h->n_tok,
                         .pos0 = (int)h->pos0, .l0 = d->L - d->b, .l1 = d->L, .head = head});
     st->dev_out_s = comm_now() - t0;
     charge(d, st->dev_out_s, d->m_out->bytes_per_token, d->params_out, (int)h->n_tok, &st->dev_out_pred_s);
@@ -140,7 +140,7 @@ static void round_send(void *ctx, const float *row, int pos, int j, int last) {
     wire_header h = {.kind = WIRE_HIDDEN_UP, .seq = d->seq++, .pos0 = (uint32_t)pos, .n_tok = 1,
                      .flags = (uint16_t)(WIRE_F_DRAFT | (last ? WIRE_F_ROUND_END : 0))};
     double ts;
-    const link_sched ls = endpoint_send(&d->ep, &h, row, &ts);
+    const link_sched ls = transport_send(&d->ep, &h, row, &ts);
     if (j == 0) st->t_up_first = ts;
     st->t_up_send = ts;
     st->up_model_s = ls.deliver - ts;
@@ -184,12 +184,12 @@ void role_device_main(run_ctx *r) {
     CHECK(kvcache_init(&d.kv_out, d.L - d.b, d.L, cfg->ctx, r->mc.kv_dim, err, sizeof err) == HAT_OK, "%s", err);
     CHECK(forward_init(&d.fs, d.m_in, max_tok, cfg->ctx, gamma_max + 1, cfg->device_threads, err, sizeof err) == HAT_OK, "%s", err);
     link_params up;
-    link_params_from_profile(&up, &d.dc->link, 0);
+    emul_link_params(&up, &d.dc->link, 0);
     const int cloud = partition_cloud_of_device(&r->part, r->device);
-    endpoint_init(&d.ep, cloud, r->device, 0, depth, r->mc.dim, max_tok, cfg->wire, &up, cfg->emulate_links, cfg->seed);
-    compute_params_from_profile(&d.cp, &d.dc->compute);
-    d.params_in = run_part_params(&r->mc, 0, d.a, 0);
-    d.params_out = run_part_params(&r->mc, d.L - d.b, d.L, 1);
+    transport_init(&d.ep, cloud, r->device, 0, depth, r->mc.dim, max_tok, cfg->wire, &up, cfg->emulate_links, cfg->seed);
+    emul_compute_params(&d.cp, &d.dc->compute);
+    d.params_in = model_part_params(&r->mc, 0, d.a, 0);
+    d.params_out = model_part_params(&r->mc, d.L - d.b, d.L, 1);
     d.pend = xcalloc((size_t)cfg->inflight, sizeof *d.pend);
     sampler *smp;
     sampler_params sp = {.temp = d.dc->temp, .top_k = d.dc->top_k, .top_p = d.dc->top_p, .seed = cfg->seed + 1000003u * (uint64_t)r->device};
@@ -203,7 +203,7 @@ void role_device_main(run_ctx *r) {
                               .ad = hat ? r->ad : NULL, .smp = smp, .a = d.a, .b = d.b, .rule = SPEC_RULE_LEVIATHAN,
                               .greedy = !(d.dc->temp > 0), .pad = round_pad,
                               .pad_ctx = &d};
-    CHECK(hat_dev_init(&hd, &hp, gamma_max, cfg->seed * 7919u + 1000003u * (uint64_t)r->device + 17u, err, sizeof err) == HAT_OK,
+    CHECK(hat_device_init(&hd, &hp, gamma_max, cfg->seed * 7919u + 1000003u * (uint64_t)r->device + 17u, err, sizeof err) == HAT_OK,
           "%s", err);
     if (hat) {   /* fp32 weights the adapter streams per draft token */
         const adapter_info *ai = adapter_get_info(r->ad);
@@ -227,9 +227,9 @@ void role_device_main(run_ctx *r) {
             step_send(&d, r->prompt + pos_sent, n, pos_sent, seq++, 1, pos_sent + n == r->n_prompt);
             pos_sent += n;
             outstanding++;
-            if (!endpoint_poll(&d.ep, &m, &(double){0})) continue;
+            if (!transport_poll(&d.ep, &m, &(double){0})) continue;
         } else {
-            endpoint_wait(&d.ep, &m);
+            transport_wait(&d.ep, &m);
         }
         const int last = (int)(m.h.pos0 + m.h.n_tok) == r->n_prompt;
         step_receive(&d, &m, last);
@@ -239,7 +239,7 @@ void role_device_main(run_ctx *r) {
     /* decode: rounds of gamma drafts + 1 (gamma = 0: the U-shape's one token per round trip) */
     int pos = r->n_prompt, gen = 0;
     double t_prev = 0;
-    int32_t tok = hat_dev_first(hd, d.fs.logits), emitted[HAT_GAMMA_LIMIT + 1];
+    int32_t tok = hat_device_first(hd, d.fs.logits), emitted[HAT_GAMMA_LIMIT + 1];
     int n_emit = 1, stop = 0;
     emitted[0] = tok;
     uint32_t step = seq;
@@ -275,16 +275,16 @@ void role_device_main(run_ctx *r) {
         hat_round hr;
         d.round_tok = tok;
         d.in_round = 1;
-        hat_dev_draft(hd, tok, pos, g, round_send, &d, &hr);
-        endpoint_wait(&d.ep, &m);
+        hat_device_draft(hd, tok, pos, g, round_send, &d, &hr);
+        transport_wait(&d.ep, &m);
         const wire_header *h = &m.h;
         CHECK(h->kind == WIRE_HIDDEN_DOWN && h->seq == d.seq - 1 && (int)h->pos0 == pos && (int)h->n_tok == g + 1,
               "device %d: reply (message %u, positions %u+%u) does not match the round (message %u, positions %d+%d)",
               r->device, h->seq, h->pos0, h->n_tok, d.seq - 1, pos, g + 1);
         run_step_reply(st, &m);
         wire_decode(d.ep.dtype, m.payload, d.fs.x, (size_t)h->n_tok * d.ep.dim);
-        endpoint_release(&d.ep);
-        n_emit = hat_dev_verify(hd, d.fs.x, emitted, &hr);
+        transport_release(&d.ep);
+        n_emit = hat_device_verify(hd, d.fs.x, emitted, &hr);
         st->t_end = comm_now();
         st->dev_in_s = hr.in_s;
         st->draft_s = hr.draft_s;
@@ -308,15 +308,15 @@ void role_device_main(run_ctx *r) {
     }
     d.td.t_done = comm_now();
     wire_header bye = {.kind = WIRE_BYE, .seq = d.seq};
-    endpoint_send(&d.ep, &bye, NULL, &(double){0});
-    endpoint_flush(&d.ep);
+    transport_send(&d.ep, &bye, NULL, &(double){0});
+    transport_flush(&d.ep);
     collector_add(&r->col, TRACE_DEVICES, &d.td);
     collector_finish(&r->col);
 
-    hat_dev_free(hd);
+    hat_device_free(hd);
     sampler_free(smp);
     free(d.pend);
-    endpoint_free(&d.ep);
+    transport_free(&d.ep);
     forward_free(&d.fs);
     kvcache_free(&d.kv_in);
     kvcache_free(&d.kv_out);

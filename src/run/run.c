@@ -7,6 +7,7 @@
  * without touching an existing trace.
  */
 #include "run/run.h"
+#include "run/roles.h"
 #include "net/collective.h"
 
 #include "core/build_info.h"
@@ -19,11 +20,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-
-double run_part_params(const model_config *c, int l0, int l1, int head) {
-    const double per_layer = 2.0 * c->dim * c->dim + 2.0 * c->kv_dim * c->dim + 3.0 * c->ffn_dim * c->dim;
-    return per_layer * (l1 - l0) + (head ? (double)c->n_vocab * c->dim : 0.0);
-}
 
 static void usage(FILE *f) {
     fprintf(f,

@@ -1,74 +1,7 @@
-/* run.h — `hat run`: the SPMD entry under mpirun, and what the roles share. */
+/* run.h — `hat run`: the SPMD entry under mpirun (run.c); the roles it starts are in roles.h. */
 #ifndef HAT_RUN_H
 #define HAT_RUN_H
 
-#include "split/adapter.h"
-#include "backends/backend.h"
-#include "trace/collect.h"
-#include "run/config.h"
-#include "engine/gguf.h"
-#include "engine/model.h"
-#include "split/partition.h"
-#include "engine/tokenizer.h"
-#include "net/transport.h"
-
-typedef struct {
-    hat_config cfg;
-    partition part;
-    gguf_file *gf;
-    model_config mc;
-    int rank, size;
-    hat_role role;
-    int device;               /* device index (devices only) */
-    /* devices: the prompt */
-    tokenizer *tok;
-    int32_t *prompt;
-    int n_prompt;
-    collector col;
-    adapter *ad;              /* HAT: the draft adapter (devices, and rank 0 for the trace) */
-    /* cloud ranks (U-shape and HAT): the middle submodel [a, L-b) and its backend (cpu or cuda) */
-    model *cloud_model;
-    backend *be;
-    char backend_note[320];   /* why a requested CUDA backend fell back to the CPU ("" if it did not) */
-    tp_comm tp;               /* cloud ranks: the tensor-parallel group (size 1: none; collective.h) */
-} run_ctx;
-
 int cli_run(int argc, char **argv);
-
-/* role entry points: return after the role's work is done (errors are fatal) */
-void role_device_main(run_ctx *r);
-void role_cloud_main(run_ctx *r);
-/* [run] mode = cloud-only: the non-private baseline (token ids up, the whole model on the cloud) */
-void role_cloudonly_device_main(run_ctx *r);
-void role_cloudonly_cloud_main(run_ctx *r);
-
-/* Sizes shared by both ends of an endpoint: the most rows in one message (a prefill chunk, or a
- * decode round of up to gamma_max + 1 rows on the way down), and the ring depth (messages a
- * device may have outstanding: its prefill in-flight limit, or one whole draft round). */
-static inline int run_msg_max_tok(const hat_config *c) {
-    const int g = c->run_mode == RUN_HAT ? (c->gamma_adaptive ? c->gamma_max : c->gamma) + 1 : 1;
-    return c->chunk_tokens + 1 > g ? c->chunk_tokens + 1 : g;
-}
-static inline int run_msg_depth(const hat_config *c) {
-    const int g = c->run_mode == RUN_HAT ? (c->gamma_adaptive ? c->gamma_max : c->gamma) + 1 : 1;
-    return c->inflight > g ? c->inflight : g;
-}
-
-/* a device's step record from the cloud's reply m: the cloud's timings and batch, the download */
-static inline void run_step_reply(trace_step *st, const transport_msg *m) {
-    const wire_header *h = &m->h;
-    st->t_cloud_ready = h->t_peer_ready;
-    st->cloud_queue_s = h->queue_s;
-    st->cloud_compute_s = h->compute_s;
-    st->batch_tokens = h->batch_tokens;
-    st->batch_devices = h->batch_devices;
-    st->t_down_send = h->t_send;
-    st->down_model_s = h->t_deliver - h->t_send;
-    st->t_down_ready = m->t_seen;
-    st->down_bytes = m->bytes;
-}
-
-/* weight elements of layers [l0,l1) plus head (for the compute profile's FLOP count) */
-double run_part_params(const model_config *c, int l0, int l1, int head);
 
 #endif

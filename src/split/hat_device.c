@@ -20,7 +20,7 @@ struct hat_dev {
     int gamma, pos;      /* the round in progress */
 };
 
-int hat_dev_init(hat_dev **out, const hat_dev_parts *p, int gamma_max, uint64_t seed, char *err, size_t errlen) {
+int hat_device_init(hat_dev **out, const hat_dev_parts *p, int gamma_max, uint64_t seed, char *err, size_t errlen) {
     *out = NULL;
     const model_config *c = &p->m_out->cfg;
     if (gamma_max < 0 || gamma_max + 1 > p->fs->max_tok || gamma_max + 1 > p->fs->max_logit_rows)
@@ -43,7 +43,7 @@ int hat_dev_init(hat_dev **out, const hat_dev_parts *p, int gamma_max, uint64_t 
     return HAT_OK;
 }
 
-void hat_dev_free(hat_dev *d) {
+void hat_device_free(hat_dev *d) {
     if (!d) return;
     rng_free(d->r);
     free(d->q); free(d->pt); free(d->scratch); free(d->draft);
@@ -55,13 +55,13 @@ static void dense_probs(hat_dev *d, const float *logits, float *dense) { sampler
 
 static int is_greedy(const hat_dev *d) { return d->p.greedy; }
 
-int32_t hat_dev_first(hat_dev *d, const float *logits) {
+int32_t hat_device_first(hat_dev *d, const float *logits) {
     if (is_greedy(d)) return sampler_argmax(logits, d->V);
     dense_probs(d, logits, d->scratch);
     return spec_draw(d->scratch, d->V, rng_uniform(d->r));
 }
 
-void hat_dev_draft(hat_dev *d, int32_t t0, int pos, int gamma, hat_send_fn send, void *ctx, hat_round *st) {
+void hat_device_draft(hat_dev *d, int32_t t0, int pos, int gamma, hat_send_fn send, void *ctx, hat_round *st) {
     CHECK(gamma >= 0 && gamma <= d->gamma_max, "hat: draft length %d outside [0, %d]", gamma, d->gamma_max);
     const hat_dev_parts *p = &d->p;
     forward_state *fs = p->fs;
@@ -72,14 +72,14 @@ void hat_dev_draft(hat_dev *d, int32_t t0, int pos, int gamma, hat_send_fn send,
     int32_t x = t0;
     for (int j = 0; j <= gamma; j++) {
         double t = hat_now();
-        transformer_forward(p->m_in, p->kv_in, fs, &(forward_args){.tokens = &x, .n_tok = 1, .pos0 = pos + j, .l0 = 0, .l1 = p->a});
+        forward_run(p->m_in, p->kv_in, fs, &(forward_args){.tokens = &x, .n_tok = 1, .pos0 = pos + j, .l0 = 0, .l1 = p->a});
         st->in_s += hat_now() - t;
         if (p->pad) p->pad(p->pad_ctx, HAT_PIECE_INPUT, 1, hat_now() - t);
         send(ctx, fs->x, pos + j, j, j == gamma);
         if (j == gamma) break;
         t = hat_now();
         adapter_apply(p->ad, fs->x, fs->x, 1);
-        transformer_forward(p->m_out, p->kv_out, fs, &(forward_args){.hidden_in = fs->x, .n_tok = 1, .pos0 = pos + j,
+        forward_run(p->m_out, p->kv_out, fs, &(forward_args){.hidden_in = fs->x, .n_tok = 1, .pos0 = pos + j,
                                                                      .l0 = d->L - p->b, .l1 = d->L, .head = 1});
         if (is_greedy(d)) {
             x = sampler_argmax(fs->logits, d->V);
@@ -94,12 +94,12 @@ void hat_dev_draft(hat_dev *d, int32_t t0, int pos, int gamma, hat_send_fn send,
     }
 }
 
-int hat_dev_verify(hat_dev *d, const float *hidden, int32_t *out, hat_round *st) {
+int hat_device_verify(hat_dev *d, const float *hidden, int32_t *out, hat_round *st) {
     const hat_dev_parts *p = &d->p;
     forward_state *fs = p->fs;
     const int g = d->gamma, pos = d->pos;
     const double t = hat_now();
-    transformer_forward(p->m_out, p->kv_out, fs, &(forward_args){.hidden_in = hidden, .n_tok = g + 1, .pos0 = pos,
+    forward_run(p->m_out, p->kv_out, fs, &(forward_args){.hidden_in = hidden, .n_tok = g + 1, .pos0 = pos,
                                                                  .l0 = d->L - p->b, .l1 = d->L, .head = 1,
                                                                  .logits_all = 1, .decode = 1});
     int n;
@@ -136,7 +136,7 @@ static void local_send(void *ctx, const float *row, int pos, int j, int last) {
     mm->n++;
 }
 
-int hat_generate_local(const model *full, const adapter *ad, sampler *smp, int a, int b, const int32_t *prompt,
+int hat_device_generate_local(const model *full, const adapter *ad, sampler *smp, int a, int b, const int32_t *prompt,
                        int n_prompt, const hat_local_args *args, int32_t *out, hat_local_stats *stats) {
     const model_config *c = &full->cfg;
     const int L = c->n_layer, g = args->gamma, ctx = n_prompt + args->n_gen + 2 * g + 2;
@@ -152,29 +152,29 @@ int hat_generate_local(const model *full, const adapter *ad, sampler *smp, int a
     hat_dev *d;
     const hat_dev_parts parts = {.m_in = full, .m_out = full, .kv_in = &kin, .kv_out = &kout, .fs = &fs, .ad = ad, .smp = smp,
                                  .a = a, .b = b, .rule = args->rule, .greedy = args->greedy};
-    CHECK(hat_dev_init(&d, &parts, g, args->seed, err, sizeof err) == HAT_OK, "%s", err);
+    CHECK(hat_device_init(&d, &parts, g, args->seed, err, sizeof err) == HAT_OK, "%s", err);
     memset(stats, 0, sizeof *stats);
     const double t0 = hat_now();
     for (int pos = 0; pos < n_prompt;) {
         const int n = chunk_next(n_prompt - pos, args->chunk);
-        transformer_forward(full, &kin, &fs, &(forward_args){.tokens = prompt + pos, .n_tok = n, .pos0 = pos, .l0 = 0, .l1 = a});
-        transformer_forward(full, &kmid, &fs, &(forward_args){.hidden_in = fs.x, .n_tok = n, .pos0 = pos, .l0 = a, .l1 = L - b});
-        transformer_forward(full, &kout, &fs, &(forward_args){.hidden_in = fs.x, .n_tok = n, .pos0 = pos, .l0 = L - b, .l1 = L,
+        forward_run(full, &kin, &fs, &(forward_args){.tokens = prompt + pos, .n_tok = n, .pos0 = pos, .l0 = 0, .l1 = a});
+        forward_run(full, &kmid, &fs, &(forward_args){.hidden_in = fs.x, .n_tok = n, .pos0 = pos, .l0 = a, .l1 = L - b});
+        forward_run(full, &kout, &fs, &(forward_args){.hidden_in = fs.x, .n_tok = n, .pos0 = pos, .l0 = L - b, .l1 = L,
                                                               .head = pos + n == n_prompt});
         pos += n;
     }
     int n_out = 0, pos = n_prompt;
-    int32_t tok = hat_dev_first(d, fs.logits), buf[HAT_GAMMA_LIMIT + 1];
+    int32_t tok = hat_device_first(d, fs.logits), buf[HAT_GAMMA_LIMIT + 1];
     CHECK(g <= HAT_GAMMA_LIMIT, "hat: gamma %d above %d", g, HAT_GAMMA_LIMIT);
     out[n_out++] = tok;
     local_mid mm = {full, &kmid, &fsm, a, L - b, 0, 0, c->dim};
     while (n_out < args->n_gen && !(args->tok && tokenizer_is_eog(args->tok, tok))) {
         hat_round st;
-        hat_dev_draft(d, tok, pos, g, local_send, &mm, &st);
+        hat_device_draft(d, tok, pos, g, local_send, &mm, &st);
         kvcache_truncate(&kmid, mm.pos0 < kmid.n ? mm.pos0 : kmid.n);   /* the cloud's rollback */
-        transformer_forward(full, &kmid, &fsm, &(forward_args){.hidden_in = fsm.x, .n_tok = mm.n, .pos0 = mm.pos0, .l0 = a,
+        forward_run(full, &kmid, &fsm, &(forward_args){.hidden_in = fsm.x, .n_tok = mm.n, .pos0 = mm.pos0, .l0 = a,
                                                                .l1 = L - b, .decode = 1});
-        const int n = hat_dev_verify(d, fsm.x, buf, &st);
+        const int n = hat_device_verify(d, fsm.x, buf, &st);
         stats->rounds++;
         stats->drafted += st.gamma;
         stats->accepted += st.accepted;
@@ -186,7 +186,7 @@ int hat_generate_local(const model *full, const adapter *ad, sampler *smp, int a
     }
     stats->n_tokens = n_out;
     stats->seconds = hat_now() - t0;
-    hat_dev_free(d);
+    hat_device_free(d);
     forward_free(&fs);
     forward_free(&fsm);
     kvcache_free(&kin);

@@ -62,19 +62,19 @@ typedef struct {
     double verify_s;   /* output submodel over gamma + 1 rows + acceptance */
 } hat_round;
 
-int hat_dev_init(hat_dev **out, const hat_dev_parts *p, int gamma_max, uint64_t seed, char *err, size_t errlen);
-void hat_dev_free(hat_dev *d);
+int hat_device_init(hat_dev **out, const hat_dev_parts *p, int gamma_max, uint64_t seed, char *err, size_t errlen);
+void hat_device_free(hat_dev *d);
 
 /* the first token after prefill: sampled from logits with the device's sampler */
-int32_t hat_dev_first(hat_dev *d, const float *logits);
+int32_t hat_device_first(hat_dev *d, const float *logits);
 
 /* row: dim floats, valid only during the call; j: 0..gamma; last: j == gamma */
 typedef void (*hat_send_fn)(void *ctx, const float *row, int pos, int j, int last);
 
-void hat_dev_draft(hat_dev *d, int32_t t0, int pos, int gamma, hat_send_fn send, void *ctx, hat_round *st);
+void hat_device_draft(hat_dev *d, int32_t t0, int pos, int gamma, hat_send_fn send, void *ctx, hat_round *st);
 /* hidden: (gamma + 1, dim) from the middle submodel (may be d's forward_state x). Writes the
  * emitted tokens to out (at most gamma + 1) and returns how many. */
-int hat_dev_verify(hat_dev *d, const float *hidden, int32_t *out, hat_round *st);
+int hat_device_verify(hat_dev *d, const float *hidden, int32_t *out, hat_round *st);
 
 /* ---- everything in one process: the middle submodel local (hat generate --hat, tests) ---- */
 typedef struct {
@@ -94,7 +94,7 @@ typedef struct {
 
 /* full: the whole model (embedding, [0,L), head). Runs prompt prefill split three ways, then
  * rounds; writes n_gen tokens (fewer at EOG) into out and returns the count. */
-int hat_generate_local(const model *full, const adapter *ad, sampler *smp, int a, int b, const int32_t *prompt,
+int hat_device_generate_local(const model *full, const adapter *ad, sampler *smp, int a, int b, const int32_t *prompt,
                        int n_prompt, const hat_local_args *args, int32_t *out, hat_local_stats *stats);
 
 #endif

@@ -13,7 +13,7 @@
  *    first rejection emit a correction token drawn from norm(max(0, p_j - q_j)) and stop; if all
  *    gamma are accepted emit a bonus token drawn from p_gamma. Every emitted token is then
  *    distributed exactly as if sampled from the target alone (Leviathan et al., Theorem 3.5 /
- *    Appendix A.1); tests/test_speculate.c checks this by exact enumeration and Monte-Carlo.
+ *    Appendix A.1); tests/unit/test_speculate.c checks this by exact enumeration and Monte-Carlo.
  * Either way a round emits n_accepted + 1 tokens (1 .. gamma+1).
  */
 #ifndef HAT_SPECULATE_H

@@ -1,5 +1,5 @@
-/* ref_forward.h — a plain, independent LLaMA forward over the synthetic weights of src/synth.h:
- * the reference the CPU engine (tests/test_synth.c) and the CUDA backend (tests/cuda/) are checked
+/* ref_forward.h — a plain, independent LLaMA forward over the synthetic weights of src/engine/synth.h:
+ * the reference the CPU engine (tests/engine/test_synth.c) and the CUDA backend (tests/cuda/) are checked
  * against. Written for clarity, not speed: fp32 weights generated straight from synth_value (not
  * through model_synth), double accumulators, RoPE angles from pow(), the K/V cache rounded to fp16
  * as both backends keep it. Needs only libc and libm (it runs on a GPU machine with nothing else).

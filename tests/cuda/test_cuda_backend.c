@@ -1,12 +1,12 @@
 /* test_cuda_backend.c — the CUDA backend's whole forward against the plain reference
- * (tests/cuda/ref_forward.c, itself checked against the CPU engine by tests/test_synth.c), on
+ * (tests/cuda/ref_forward.c, itself checked against the CPU engine by tests/engine/test_synth.c), on
  * synthetic models: the tiny shape (all layers) and the first layers of the SmolLM2-135M and
  * LLaMA-2-7B shapes, fp16 and bf16 weights. Checked: hidden states (relative L2 per dtype), the
  * greedy token of a CPU head on them wherever the reference's top-2 gap is clear, multi-slot
  * steps mixing a prefill chunk with decode rounds, rollback (truncate, then rerun), and the
  * step's results for a sequence whether it runs alone or batched with others. Links only the
  * CUDA backend and the base library (runs on a GPU machine with no MPI/HDF5/GSL/OpenBLAS).
- * Tensor parallelism (tp.h): groups of 2 and 4 threads (tests/tp_threads.c) sharing the GPU, so
+ * Tensor parallelism (tp.h): groups of 2 and 4 threads (tests/support/tp_threads.c) sharing the GPU, so
  * the collectives are host-staged (NCCL refuses ranks that share a GPU: the check is exercised),
  * modes exact and allreduce, against the unsplit CUDA backend over mixed steps with a rollback.
  * CUDA graphs: a backend replaying captured steps against one launching every kernel directly,

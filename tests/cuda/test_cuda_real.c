@@ -71,7 +71,7 @@ int main(int argc, char **argv) {
         if (!(ef < lim_f)) { fprintf(stderr, "FAIL: session %d is off fp32 weights by %g (limit %g)\n", s, ef, lim_f); fails++; }
     }
     if (real_out_write(argv[3], &r, out, be->desc, err, sizeof err)) { fprintf(stderr, "test_cuda_real: %s\n", err); fails++; }
-    else printf("outputs written to %s: check the greedy tokens on the CPU machine with tests/gpu_real check\n", argv[3]);
+    else printf("outputs written to %s: check the greedy tokens on the CPU machine with experiments/gpu/gpu_real check\n", argv[3]);
     for (int s = 0; s < r.n_slot; s++) free(out[s]);
     backend_free(be);
     model_free(m);

@@ -4,7 +4,7 @@
  *  2. the U-shaped split device [0,a) -> cloud [a,L-b) -> device [L-b,L)+head, with hidden states
  *     passed between three separately loaded parts, bit-identical to the whole model;
  *  3. continuous batching: three sequences (different prompts, chunk sizes, arrival steps) sharing
- *     cloud forward passes via transformer_forward_batch give each sequence the bits it gets alone.
+ *     cloud forward passes via forward_run_batch give each sequence the bits it gets alone.
  * usage: test_batch MODEL.gguf GOLDEN_DIR */
 #include "core/common.h"
 #include "engine/forward.h"
@@ -61,11 +61,11 @@ static void monolithic(const model *m, forward_state *fs, const prompt_t *p, int
     char err[HAT_ERRLEN];
     kvcache kv;
     CHECK(kvcache_init(&kv, 0, m->cfg.n_layer, NCTX, m->cfg.kv_dim, err, sizeof err) == HAT_OK, "%s", err);
-    transformer_forward(m, &kv, fs, &(forward_args){.tokens = p->ids, .n_tok = p->n, .l0 = 0, .l1 = m->cfg.n_layer, .head = 1});
+    forward_run(m, &kv, fs, &(forward_args){.tokens = p->ids, .n_tok = p->n, .l0 = 0, .l1 = m->cfg.n_layer, .head = 1});
     memcpy(logits0, fs->logits, sizeof(float) * m->cfg.n_vocab);
     for (int i = 0; i < NGEN; i++) {
         gen[i] = sampler_argmax(fs->logits, m->cfg.n_vocab);
-        transformer_forward(m, &kv, fs, &(forward_args){.tokens = &gen[i], .n_tok = 1, .pos0 = p->n + i, .l0 = 0, .l1 = m->cfg.n_layer, .head = 1});
+        forward_run(m, &kv, fs, &(forward_args){.tokens = &gen[i], .n_tok = 1, .pos0 = p->n + i, .l0 = 0, .l1 = m->cfg.n_layer, .head = 1});
     }
     kvcache_free(&kv);
 }
@@ -103,7 +103,7 @@ int main(int argc, char **argv) {
             for (int pos = 0; pos < P[i].n;) {
                 int n = chunk_next(P[i].n - pos, chunks[ci]);
                 EXPECT(n >= 2 || P[i].n == 1, "chunk of %d tokens", n);
-                transformer_forward(full, &kv, &fs, &(forward_args){.tokens = P[i].ids + pos, .n_tok = n, .pos0 = pos, .l0 = 0, .l1 = L, .head = 1});
+                forward_run(full, &kv, &fs, &(forward_args){.tokens = P[i].ids + pos, .n_tok = n, .pos0 = pos, .l0 = 0, .l1 = L, .head = 1});
                 pos += n;
             }
             EXPECT(!memcmp(fs.logits, ref_logits + (size_t)i * V, sizeof(float) * V), "chunk %d prompt %d: logits differ", chunks[ci], i);
@@ -111,7 +111,7 @@ int main(int argc, char **argv) {
             for (int g = 0; g < NGEN; g++) {
                 int32_t t = sampler_argmax(fs.logits, V);
                 same &= t == ref[i][g];
-                transformer_forward(full, &kv, &fs, &(forward_args){.tokens = &t, .n_tok = 1, .pos0 = P[i].n + g, .l0 = 0, .l1 = L, .head = 1});
+                forward_run(full, &kv, &fs, &(forward_args){.tokens = &t, .n_tok = 1, .pos0 = P[i].n + g, .l0 = 0, .l1 = L, .head = 1});
             }
             EXPECT(same, "chunk %d prompt %d: greedy tokens differ", chunks[ci], i);
             kvcache_free(&kv);
@@ -136,17 +136,17 @@ int main(int argc, char **argv) {
             int prefill = pos[i] < P[i].n;
             int n = prefill ? chunk_next(P[i].n - pos[i], chunk_of[i]) : 1;
             const int32_t *ids = prefill ? P[i].ids + pos[i] : &next_tok[i];
-            transformer_forward(dev, &S[i].kv_in, &fsd, &(forward_args){.tokens = ids, .n_tok = n, .pos0 = pos[i], .l0 = 0, .l1 = a});
+            forward_run(dev, &S[i].kv_in, &fsd, &(forward_args){.tokens = ids, .n_tok = n, .pos0 = pos[i], .l0 = 0, .l1 = a});
             memcpy(hid + (size_t)off * D, fsd.x, sizeof(float) * n * D);
             seqs[ns] = (forward_seq){.kv = &S[i].kv_mid, .pos0 = pos[i], .n_tok = n};
             who[ns] = i; cnt[ns] = n; ns++; off += n;
         }
         if (off > max_batch) max_batch = off;
-        transformer_forward_batch(cloud, &fsc, &(forward_batch_args){.hidden_in = hid, .seqs = seqs, .n_seq = ns, .l0 = a, .l1 = L - b});
+        forward_run_batch(cloud, &fsc, &(forward_batch_args){.hidden_in = hid, .seqs = seqs, .n_seq = ns, .l0 = a, .l1 = L - b});
         off = 0;
         for (int k = 0; k < ns; k++) {
             int i = who[k], n = cnt[k];
-            transformer_forward(dev, &S[i].kv_out, &fsd, &(forward_args){.hidden_in = fsc.x + (size_t)off * D, .n_tok = n, .pos0 = pos[i], .l0 = L - b, .l1 = L, .head = 1});
+            forward_run(dev, &S[i].kv_out, &fsd, &(forward_args){.hidden_in = fsc.x + (size_t)off * D, .n_tok = n, .pos0 = pos[i], .l0 = L - b, .l1 = L, .head = 1});
             off += n;
             pos[i] += n;
             if (pos[i] < P[i].n) continue;
@@ -173,15 +173,15 @@ int main(int argc, char **argv) {
         forward_state fsv;
         CHECK(forward_init(&fsv, full, MAXP, NCTX, NGEN, 2, err, sizeof err) == HAT_OK, "%s", err);
         CHECK(kvcache_init(&kv, 0, L, NCTX, full->cfg.kv_dim, err, sizeof err) == HAT_OK, "%s", err);
-        transformer_forward(full, &kv, &fsv, &(forward_args){.tokens = P[0].ids, .n_tok = P[0].n, .l0 = 0, .l1 = L, .head = 1});
+        forward_run(full, &kv, &fsv, &(forward_args){.tokens = P[0].ids, .n_tok = P[0].n, .l0 = 0, .l1 = L, .head = 1});
         for (int g = 0; g < NGEN; g++) {
-            transformer_forward(full, &kv, &fsv, &(forward_args){.tokens = &ref[0][g], .n_tok = 1, .pos0 = P[0].n + g, .l0 = 0, .l1 = L, .head = 1});
+            forward_run(full, &kv, &fsv, &(forward_args){.tokens = &ref[0][g], .n_tok = 1, .pos0 = P[0].n + g, .l0 = 0, .l1 = L, .head = 1});
             memcpy(step + (size_t)g * V, fsv.logits, sizeof(float) * V);
         }
         int differs_plain = 0;
         for (int dec = 1; dec >= 0; dec--) {
             kvcache_truncate(&kv, P[0].n);
-            transformer_forward(full, &kv, &fsv, &(forward_args){.tokens = ref[0], .n_tok = NGEN, .pos0 = P[0].n, .l0 = 0, .l1 = L,
+            forward_run(full, &kv, &fsv, &(forward_args){.tokens = ref[0], .n_tok = NGEN, .pos0 = P[0].n, .l0 = 0, .l1 = L,
                                                                  .head = 1, .logits_all = 1, .decode = dec});
             int same = 1;
             for (int g = 0; g < NGEN; g++) same &= !memcmp(fsv.logits + (size_t)g * V, step + (size_t)g * V, sizeof(float) * V);
@@ -191,7 +191,7 @@ int main(int argc, char **argv) {
         EXPECT(differs_plain, "a plain multi-token call matched single-token steps: the decode flag is not exercised");
         /* rollback to 3 accepted tokens, verify the rest again with decode numerics */
         kvcache_truncate(&kv, P[0].n + 3);
-        transformer_forward(full, &kv, &fsv, &(forward_args){.tokens = ref[0] + 3, .n_tok = NGEN - 3, .pos0 = P[0].n + 3, .l0 = 0,
+        forward_run(full, &kv, &fsv, &(forward_args){.tokens = ref[0] + 3, .n_tok = NGEN - 3, .pos0 = P[0].n + 3, .l0 = 0,
                                                              .l1 = L, .head = 1, .logits_all = 1, .decode = 1});
         EXPECT(!memcmp(fsv.logits, step + 3 * (size_t)V, sizeof(float) * V * (NGEN - 3)), "verify after rollback differs");
         kvcache_free(&kv);

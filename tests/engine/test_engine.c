@@ -20,7 +20,7 @@
 
 /* Tolerance against llama.cpp's logits. The engine reproduces llama.cpp's CPU arithmetic
  * (forward.c, vecmath.h: its Q8 activation rounding, approximate expf, fp16 attention
- * roundings, tinyBLAS and vec_dot summation orders, RoPE FMA grouping) and measures
+ * roundings, tinyBLAS and quant_dot summation orders, RoPE FMA grouping) and measures
  * bit-identical logits at every golden position. Why not a loose tolerance: this model
  * amplifies one-ulp differences (e.g. in exp) into logit changes of up to ~0.9 through its
  * chains of roundings, which flips near-tied greedy tokens (golden margins go down to 0.005),
@@ -71,7 +71,7 @@ static void runner_init(runner *r, const model *m, int l0, int l1, int threads, 
 static void runner_free(runner *r) { kvcache_free(&r->kv); forward_free(&r->fs); }
 static void run_tokens(runner *r, const int32_t *ids, int n, int pos0) {
     int L = r->m->cfg.n_layer;
-    transformer_forward(r->m, &r->kv, &r->fs, &(forward_args){.tokens = ids, .n_tok = n, .pos0 = pos0, .l0 = 0, .l1 = L, .head = 1});
+    forward_run(r->m, &r->kv, &r->fs, &(forward_args){.tokens = ids, .n_tok = n, .pos0 = pos0, .l0 = 0, .l1 = L, .head = 1});
 }
 /* greedy: prompt then n tokens; writes them to out */
 static void greedy(runner *r, const int32_t *prompt, int np, int n, int32_t *out) {
@@ -186,8 +186,8 @@ static void test_layer_split(const char *model_path, runner *full, const gen_cas
         const int32_t *in = c->prompt;
         int n = c->n_prompt, pos = 0;
         for (int step = 0; step < NG; step++) {
-            transformer_forward(a, &ra.kv, &ra.fs, &(forward_args){.tokens = in, .n_tok = n, .pos0 = pos, .l0 = 0, .l1 = k});
-            transformer_forward(b, &rb.kv, &rb.fs, &(forward_args){.hidden_in = ra.fs.x, .n_tok = n, .pos0 = pos, .l0 = k, .l1 = L, .head = 1});
+            forward_run(a, &ra.kv, &ra.fs, &(forward_args){.tokens = in, .n_tok = n, .pos0 = pos, .l0 = 0, .l1 = k});
+            forward_run(b, &rb.kv, &rb.fs, &(forward_args){.hidden_in = ra.fs.x, .n_tok = n, .pos0 = pos, .l0 = k, .l1 = L, .head = 1});
             tok[step] = sampler_argmax(rb.fs.logits, V);
             pos += n;
             in = &tok[step];

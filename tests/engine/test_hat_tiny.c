@@ -1,6 +1,6 @@
 /* test_hat_tiny.c — HAT's device code (hat_device.c: drafting with input submodel + adapter +
  * output submodel, verification through the middle submodel, acceptance, rollback) end to end on
- * a tiny synthetic LLaMA (tests/tinymodel.c) whose vocabulary of 8 tokens lets the target
+ * a tiny synthetic LLaMA (tests/support/tinymodel.c) whose vocabulary of 8 tokens lets the target
  * distribution of the first tokens be computed exactly.
  *
  *   greedy   temperature 0: HAT's tokens equal the monolithic greedy tokens for gamma 0..8
@@ -41,15 +41,15 @@ static void exact_joint(const model *m, sampler *smp, double *joint) {
     CHECK(kvcache_init(&kv, 0, m->cfg.n_layer, 64, m->cfg.kv_dim, err, sizeof err) == HAT_OK, "%s", err);
     CHECK(forward_init(&fs, m, 16, 64, 1, 1, err, sizeof err) == HAT_OK, "%s", err);
     float p1[V], p2[V], p3[V];
-    transformer_forward(m, &kv, &fs, &(forward_args){.tokens = PROMPT, .n_tok = NP, .l0 = 0, .l1 = m->cfg.n_layer, .head = 1});
+    forward_run(m, &kv, &fs, &(forward_args){.tokens = PROMPT, .n_tok = NP, .l0 = 0, .l1 = m->cfg.n_layer, .head = 1});
     sampler_dense_probs(smp, fs.logits, p1);
     for (int32_t a = 0; a < V; a++) {
         kvcache_truncate(&kv, NP);
-        transformer_forward(m, &kv, &fs, &(forward_args){.tokens = &a, .n_tok = 1, .pos0 = NP, .l0 = 0, .l1 = m->cfg.n_layer, .head = 1});
+        forward_run(m, &kv, &fs, &(forward_args){.tokens = &a, .n_tok = 1, .pos0 = NP, .l0 = 0, .l1 = m->cfg.n_layer, .head = 1});
         sampler_dense_probs(smp, fs.logits, p2);
         for (int32_t b = 0; b < V; b++) {
             kvcache_truncate(&kv, NP + 1);
-            transformer_forward(m, &kv, &fs, &(forward_args){.tokens = &b, .n_tok = 1, .pos0 = NP + 1, .l0 = 0,
+            forward_run(m, &kv, &fs, &(forward_args){.tokens = &b, .n_tok = 1, .pos0 = NP + 1, .l0 = 0,
                                                              .l1 = m->cfg.n_layer, .head = 1});
             sampler_dense_probs(smp, fs.logits, p3);
             for (int c = 0; c < V; c++) joint[(a * V + b) * V + c] = (double)p1[a] * p2[b] * p3[c];
@@ -83,7 +83,7 @@ static void run_dist(const model *m, const adapter *ad, sampler *smp, const doub
         hat_local_stats st;
         const hat_local_args args = {.gamma = gamma, .n_gen = NT, .chunk = 4, .seed = 1000003u * (uint64_t)gamma + (uint64_t)i,
                                      .rule = rule, .greedy = 0};
-        const int n = hat_generate_local(m, ad, smp, 1, 1, PROMPT, NP, &args, out, &st);
+        const int n = hat_device_generate_local(m, ad, smp, 1, 1, PROMPT, NP, &args, out, &st);
         CHECK(n == NT, "generated %d tokens", n);
         count[(out[0] * V + out[1]) * V + out[2]]++;
         drafted += st.drafted;
@@ -120,10 +120,10 @@ int main(int argc, char **argv) {
         forward_state fs;
         CHECK(kvcache_init(&kv, 0, m->cfg.n_layer, 64, m->cfg.kv_dim, err, sizeof err) == HAT_OK, "%s", err);
         CHECK(forward_init(&fs, m, 16, 64, 1, 1, err, sizeof err) == HAT_OK, "%s", err);
-        transformer_forward(m, &kv, &fs, &(forward_args){.tokens = PROMPT, .n_tok = NP, .l0 = 0, .l1 = m->cfg.n_layer, .head = 1});
+        forward_run(m, &kv, &fs, &(forward_args){.tokens = PROMPT, .n_tok = NP, .l0 = 0, .l1 = m->cfg.n_layer, .head = 1});
         for (int i = 0; i < NG; i++) {
             want[i] = sampler_argmax(fs.logits, V);
-            transformer_forward(m, &kv, &fs, &(forward_args){.tokens = &want[i], .n_tok = 1, .pos0 = NP + i, .l0 = 0,
+            forward_run(m, &kv, &fs, &(forward_args){.tokens = &want[i], .n_tok = 1, .pos0 = NP + i, .l0 = 0,
                                                              .l1 = m->cfg.n_layer, .head = 1});
         }
         for (int gamma = 0; gamma <= 8; gamma++) {
@@ -131,7 +131,7 @@ int main(int argc, char **argv) {
                 hat_local_stats st;
                 const hat_local_args args = {.gamma = gamma, .n_gen = NG, .chunk = 2, .seed = 1, .greedy = 1};
                 adapter *ads = adapter_identity(m->cfg.dim, split, 4 - split - 1);
-                const int n = hat_generate_local(m, ads, g, split, 4 - split - 1, PROMPT, NP, &args, got, &st);
+                const int n = hat_device_generate_local(m, ads, g, split, 4 - split - 1, PROMPT, NP, &args, got, &st);
                 EXPECT(n == NG && !memcmp(got, want, sizeof want), "greedy gamma %d split (%d,%d): tokens differ from monolithic",
                        gamma, split, 4 - split - 1);
                 if (split == 1) printf("greedy gamma %d: %d rounds, %d/%d drafts accepted, tokens equal\n", gamma, st.rounds,

@@ -5,16 +5,16 @@
  *     CUDA backend is checked against on a GPU, so this also checks that reference: hidden states
  *     and logits within tolerance, argmax equal wherever the top-2 gap is clear, prompt + decode;
  *  3. the CPU backend over [a, L-b) with several slots (decode rounds, rollback, prefill mixed in
- *     one step) equal to each sequence run alone through transformer_forward (to rounding: the
+ *     one step) equal to each sequence run alone through forward_run (to rounding: the
  *     fp32 weights go through OpenBLAS sgemm, whose blocking depends on the batch size; the
  *     quantised path is batch-invariant and bit-identical, which the mpi_split tests check; an
  *     sgemm rounding difference can flip the fp16 rounding of a q or K element, hence 1e-3; a wrong
  *     slot or position gives O(1) errors);
- *  4. tensor parallelism (tp.h): groups of 2 and 3 threads (tests/tp_threads.c, the collective
+ *  4. tensor parallelism (tp.h): groups of 2 and 3 threads (tests/support/tp_threads.c, the collective
  *     without MPI) each holding a shard of the heads and FFN features give the same bits on every
  *     rank, and the unsplit backend's hidden states to fp32 rounding over the same mixed steps (the
  *     fp32 path's sgemm blocks by the number of rows; mode exact's bit-identity on the quantised
- *     path is tests/test_tp.c's);
+ *     path is tests/engine/test_tp.c's);
  *     shapes that do not divide are refused;
  *  5. backend_open: cuda/auto fall back to the CPU without a GPU (with a note for cuda), bad plans
  *     and bad steps are refused with a message.
@@ -111,7 +111,7 @@ static void test_engine_vs_ref(const char *shape, int n_layer, int n_prompt, int
     for (int i = 0; i < n_prompt; i++) toks[i] = (int32_t)((i * 7919 + 13) % V);
     float *rh = malloc(sizeof(float) * (size_t)n_prompt * dim), *rl = malloc(sizeof(float) * (size_t)n_prompt * V);
     ref_forward(&ref, toks, NULL, 0, n_prompt, rh, rl);
-    transformer_forward(m, &kv, &fs, &(forward_args){.tokens = toks, .n_tok = n_prompt, .pos0 = 0, .l0 = 0, .l1 = n_layer,
+    forward_run(m, &kv, &fs, &(forward_args){.tokens = toks, .n_tok = n_prompt, .pos0 = 0, .l0 = 0, .l1 = n_layer,
                                                      .head = 1, .logits_all = 1});
     double eh = rel_l2(fs.x, rh, (size_t)n_prompt * dim), el = rel_l2(fs.logits, rl, (size_t)n_prompt * V);
     int agree = 0, clear = 0;
@@ -126,7 +126,7 @@ static void test_engine_vs_ref(const char *shape, int n_layer, int n_prompt, int
         const int32_t tk = (int32_t)argmax(rl, V, NULL);   /* the reference's greedy token */
         toks[pos] = tk;
         ref_forward(&ref, &tk, NULL, pos, 1, rh, rl);
-        transformer_forward(m, &kv, &fs, &(forward_args){.tokens = &tk, .n_tok = 1, .pos0 = pos, .l0 = 0, .l1 = n_layer, .head = 1});
+        forward_run(m, &kv, &fs, &(forward_args){.tokens = &tk, .n_tok = 1, .pos0 = pos, .l0 = 0, .l1 = n_layer, .head = 1});
         eh = rel_l2(fs.x, rh, dim); el = rel_l2(fs.logits, rl, V);
         if (eh > worst_h) worst_h = eh;
         if (el > worst_l) worst_l = el;
@@ -149,7 +149,7 @@ static void test_engine_vs_ref(const char *shape, int n_layer, int n_prompt, int
     model_free(m);
 }
 
-/* backend cpu over [a, L-b): three slots in mixed steps == each alone through transformer_forward */
+/* backend cpu over [a, L-b): three slots in mixed steps == each alone through forward_run */
 /* steps: {slot, pos0, n_tok, decode}: prefill, decode rounds, a rollback, mixed in one step */
 static const backend_seq STEPS[][3] = {
     {{0, 0, 9, 0}, {1, 0, 4, 0}, {-1, 0, 0, 0}},
@@ -190,7 +190,7 @@ static void test_backend_cpu(void) {
         for (int i = 0; i < ns; i++) {
             const backend_seq *s = &steps[st][i];
             if (s->pos0 < kv[s->slot].n) kvcache_truncate(&kv[s->slot], s->pos0);
-            transformer_forward_batch(m, &fs, &(forward_batch_args){.hidden_in = in + (size_t)off * dim,
+            forward_run_batch(m, &fs, &(forward_batch_args){.hidden_in = in + (size_t)off * dim,
                 .seqs = &(forward_seq){.kv = &kv[s->slot], .pos0 = s->pos0, .n_tok = s->n_tok, .decode = s->decode},
                 .n_seq = 1, .l0 = a, .l1 = l1});
             const double e = rel_l2(backend_io(be) + (size_t)off * dim, fs.x, (size_t)s->n_tok * dim);
@@ -347,7 +347,7 @@ int main(void) {
     test_engine_vs_ref("smollm2-135m", 3, 12, 6);
     test_backend_cpu();
     /* both to rounding here: the fp32 weights go through OpenBLAS sgemm, whose blocking depends on
-     * the number of rows (exact's bit-identity holds on the quantised path: tests/test_tp.c) */
+     * the number of rows (exact's bit-identity holds on the quantised path: tests/engine/test_tp.c) */
     test_backend_tp("tiny", 1, 3, 2, TP_EXACT, 1e-3);
     test_backend_tp("smollm2-135m", 2, 5, 3, TP_EXACT, 1e-3);
     test_backend_tp("tiny", 1, 3, 2, TP_ALLREDUCE, 1e-3);

@@ -1,4 +1,4 @@
-/* test_tp.c — tensor parallelism (tp.h) on the real model, groups of threads (tests/tp_threads.c):
+/* test_tp.c — tensor parallelism (tp.h) on the real model, groups of threads (tests/support/tp_threads.c):
  *  1. mode exact, 3 ranks, the quantised weights: the cloud layers' hidden states over mixed steps
  *     (prefill chunks of two sessions, decode rounds with single-token numerics, a rollback) are
  *     bit-identical to the unsplit backend's, on every rank;
@@ -121,7 +121,7 @@ int main(int argc, char **argv) {
     kvcache kv;
     EXPECT(forward_init(&fs, head, NTOK, 64, 0, 1, err, sizeof err) == 0, "%s", err);
     EXPECT(kvcache_init(&kv, 0, A, 64, head->cfg.kv_dim, err, sizeof err) == 0, "%s", err);
-    transformer_forward(head, &kv, &fs, &(forward_args){.tokens = toks, .n_tok = NTOK, .l0 = 0, .l1 = A});
+    forward_run(head, &kv, &fs, &(forward_args){.tokens = toks, .n_tok = NTOK, .l0 = 0, .l1 = A});
     float *hid = malloc(sizeof(float) * NTOK * DIM);
     memcpy(hid, fs.x, sizeof(float) * NTOK * DIM);
     HID = hid;

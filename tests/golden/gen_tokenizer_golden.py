@@ -8,7 +8,7 @@ Nothing here uses HAT's code: every id comes from llama.cpp, every rendering fro
     .venv/bin/python tests/golden/gen_tokenizer_golden.py [model.gguf]
 
     .venv/bin/python tests/golden/gen_tokenizer_golden.py --unicode-table
-prints the \\p{L} / \\p{N} range tables embedded in src/tokenizer_unicode.c, made with the
+prints the \\p{L} / \\p{N} range tables embedded in src/engine/tokenizer_unicode.c, made with the
 unicodedata2 backport at Unicode 15.1.0 (pip install unicodedata2==15.1.0), the version of
 the tables in the llama.cpp that llama-cpp-python 0.3.36 vendors.
 """

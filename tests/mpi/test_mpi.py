@@ -309,7 +309,7 @@ if tr is not None and len(failures) == n_fail:
     if not (gs > 0).all() or not (gs <= bat["t_end"] - bat["t_start"]).all():
         fail(f"np5_tp3_allreduce: /batches group_s should be > 0 and within each batch: {gs[:8]}")
     print(f"ok   np5_tp3_allreduce: runs, trace checks (cloud_tp {tr['attrs']['cloud_tp']}); tokens equal to the "
-          f"monolithic engine's before index {same} of {MAX_TOKENS} (rounding, see src/tp.h); group broadcast "
+          f"monolithic engine's before index {same} of {MAX_TOKENS} (rounding, see src/engine/tp.h); group broadcast "
           f"{np.median(gs) * 1e3:.3f} ms median of {np.median(bat['t_end'] - bat['t_start']) * 1e3:.3f} ms per step")
 # the shipped 30-device configuration (configs/paper30.ini: HAT, 31 ranks, fp16 on the wire, Wi-Fi/5G/4G
 # links emulated), shortened: every device's tokens must equal the monolithic model with fp16 rounding

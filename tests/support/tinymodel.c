@@ -70,7 +70,7 @@ static double unif(uint64_t *s) { return (double)(splitmix64(s) >> 11) * (2.0 / 
 
 static size_t tensor_bytes(const tinfo *t) {
     const int64_t rows = t->ne1 ? t->ne1 : 1;
-    return (size_t)rows * ggml_row_size(t->type, t->ne0);
+    return (size_t)rows * gguf_row_size(t->type, t->ne0);
 }
 
 static int add(tinfo *ts, int n, tkind kind, ggml_type type, int64_t ne0, int64_t ne1, const char *fmt, int l) {
@@ -121,7 +121,7 @@ static int check_params(const tinymodel_params *p, char *err, size_t errlen) {
                        p->n_head_kv);
     if (p->wtype != GGML_TYPE_F32 && p->wtype != GGML_TYPE_F16 && p->wtype != GGML_TYPE_Q8_0)
         return hat_err(err, errlen, HAT_ERR_ARG, "tinymodel: weight type %s (F32, F16, Q8_0 are written)",
-                       ggml_type_name(p->wtype));
+                       gguf_type_name(p->wtype));
     if (p->wtype == GGML_TYPE_Q8_0 && (p->dim % QK || p->ffn_dim % QK))
         return hat_err(err, errlen, HAT_ERR_ARG, "tinymodel: Q8_0 needs dim and ffn_dim multiples of %d", QK);
     if (p->eos_id >= p->n_vocab)
@@ -238,7 +238,7 @@ int tinymodel_write(const char *path, const tinymodel_params *p, char *err, size
         }
         const double a = stdev * sqrt(3.0);   /* U(-a, a) has standard deviation a/sqrt(3) */
         const int64_t rows = t->ne1 ? t->ne1 : 1;
-        const size_t rb = ggml_row_size(t->type, t->ne0);
+        const size_t rb = gguf_row_size(t->type, t->ne0);
         for (int64_t r = 0; r < rows && ok; r++) {
             for (int64_t c = 0; c < t->ne0; c++) row[c] = (float)(mean + a * unif(&s));
             encode_row(t->type, row, t->ne0, enc);

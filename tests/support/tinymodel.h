@@ -16,7 +16,7 @@
  * logit_scale/sqrt(dim), so that the logits after the final RMSNorm have a standard deviation
  * of about logit_scale. With the defaults (vocab 8, logit_scale 1) the temperature-1 next-token
  * distribution has 3 or more tokens above 5 % at every position, and its argmax changes with
- * the context (measured in tests/test_speculate.c, "spec_tinymodel").
+ * the context (measured in tests/unit/test_speculate.c, "spec_tinymodel").
  * 2-D matrices are stored as F32, F16 or Q8_0 (wtype; Q8_0 needs every d_in to be a multiple of
  * 32: dim and ffn_dim); norms are always F32, as in real GGUFs.
  * Constraints of the CPU engine (forward.c): head_dim = dim / n_head a multiple of 64,

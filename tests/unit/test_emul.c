@@ -1,6 +1,6 @@
 /* test_emul.c — the link and compute emulation of emul.h: determinism of the jitter draws,
  * serialisation of back-to-back messages, the nominal delay, FIFO under large jitter,
- * emulation off, the jitter distributions' means, compute_predict and the compute hook. */
+ * emulation off, the jitter distributions' means, emul_compute_predict and the compute hook. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,11 +19,11 @@ static link_params params(double bw_bps, double latency_s, double jitter_s, jitt
 /* schedule NMSG messages of varying size every 1 ms; returns the schedules in out */
 static void run_link(link_sched *out, const link_params *p, uint64_t seed, int device, int direction) {
     link_state l;
-    link_init(&l, p, 1, seed, device, direction);
-    for (int i = 0; i < NMSG; i++) out[i] = link_schedule(&l, 1e-3 * i, 100 + 37 * (size_t)i);
+    emul_link_init(&l, p, 1, seed, device, direction);
+    for (int i = 0; i < NMSG; i++) out[i] = emul_link_schedule(&l, 1e-3 * i, 100 + 37 * (size_t)i);
     EXPECT(l.n_msgs == NMSG, "n_msgs %llu", (unsigned long long)l.n_msgs);
-    link_free(&l);
-    EXPECT(l.rng == NULL, "link_free clears rng");
+    emul_link_free(&l);
+    EXPECT(l.rng == NULL, "emul_link_free clears rng");
 }
 
 static void test_determinism(void) {
@@ -49,58 +49,58 @@ static void test_determinism(void) {
 static void test_serialisation(void) {
     link_params p = params(8e6, 0.02, 0, JITTER_NONE);   /* 1 MB/s */
     link_state l;
-    link_init(&l, &p, 1, 1, 0, 0);
-    link_sched s1 = link_schedule(&l, 5.0, 1000);
-    link_sched s2 = link_schedule(&l, 5.0, 2000);
+    emul_link_init(&l, &p, 1, 1, 0, 0);
+    link_sched s1 = emul_link_schedule(&l, 5.0, 1000);
+    link_sched s2 = emul_link_schedule(&l, 5.0, 2000);
     EXPECT(s1.tx_start == 5.0 && fabs(s1.tx_end - 5.001) < 1e-12, "first message tx [%g, %g]", s1.tx_start, s1.tx_end);
     EXPECT(s2.tx_start == s1.tx_end, "second tx_start %.9f != first tx_end %.9f", s2.tx_start, s1.tx_end);
     EXPECT(fabs(s2.tx_end - (s1.tx_end + 0.002)) < 1e-12, "second tx_end %.9f", s2.tx_end);
     EXPECT(fabs(s2.deliver - (s2.tx_end + 0.02)) < 1e-12, "second deliver %.9f", s2.deliver);
     /* a message sent after the link went idle starts at once */
-    link_sched s3 = link_schedule(&l, 6.0, 10);
+    link_sched s3 = emul_link_schedule(&l, 6.0, 10);
     EXPECT(s3.tx_start == 6.0, "idle link: tx_start %g", s3.tx_start);
-    link_free(&l);
+    emul_link_free(&l);
 }
 
 static void test_nominal(void) {
     link_params p = params(1e7, 0.025, 0.0, JITTER_NONE);
     link_state l;
-    link_init(&l, &p, 1, 7, 3, 1);
+    emul_link_init(&l, &p, 1, 7, 3, 1);
     const size_t sizes[] = {0, 1, 12345, 1 << 20};
     for (int i = 0; i < 4; i++) {
         double t = 10.0 * (i + 1), want = 0.025 + 8.0 * (double)sizes[i] / 1e7;
-        link_sched s = link_schedule(&l, t, sizes[i]);
-        EXPECT(fabs(link_nominal_delay(&p, sizes[i]) - want) < 1e-15, "nominal delay of %zu bytes", sizes[i]);
+        link_sched s = emul_link_schedule(&l, t, sizes[i]);
+        EXPECT(fabs(emul_link_nominal_delay(&p, sizes[i]) - want) < 1e-15, "nominal delay of %zu bytes", sizes[i]);
         EXPECT(fabs((s.deliver - t) - want) < 1e-12 && s.jitter_s == 0, "isolated message of %zu bytes: delay %.12f want %.12f",
                sizes[i], s.deliver - t, want);
     }
-    link_free(&l);
+    emul_link_free(&l);
     /* infinite bandwidth: no transmission time */
     link_params inf = params(0, 0.004, 0, JITTER_NONE);
-    link_init(&l, &inf, 1, 7, 0, 0);
-    link_sched s = link_schedule(&l, 1.0, 1 << 30);
+    emul_link_init(&l, &inf, 1, 7, 0, 0);
+    link_sched s = emul_link_schedule(&l, 1.0, 1 << 30);
     EXPECT(s.tx_end == s.tx_start && fabs(s.deliver - 1.004) < 1e-12, "bw <= 0: no transmission time");
-    EXPECT(link_nominal_delay(&inf, 1 << 30) == 0.004, "bw <= 0: nominal delay is the latency");
-    link_free(&l);
+    EXPECT(emul_link_nominal_delay(&inf, 1 << 30) == 0.004, "bw <= 0: nominal delay is the latency");
+    emul_link_free(&l);
     /* from a profile: Mbit/s and ms */
     link_profile prof = {.name = "x", .up_mbps = 20, .down_mbps = 80, .latency_ms = 12, .jitter_ms = 3,
                          .jitter = JITTER_EXPONENTIAL};
     link_params up, down;
-    link_params_from_profile(&up, &prof, 0);
-    link_params_from_profile(&down, &prof, 1);
+    emul_link_params(&up, &prof, 0);
+    emul_link_params(&down, &prof, 1);
     EXPECT(up.bw_bps == 20e6 && down.bw_bps == 80e6 && fabs(up.latency_s - 0.012) < 1e-15 &&
-           fabs(down.jitter_s - 0.003) < 1e-15 && up.jitter == JITTER_EXPONENTIAL, "link_params_from_profile");
+           fabs(down.jitter_s - 0.003) < 1e-15 && up.jitter == JITTER_EXPONENTIAL, "emul_link_params");
 }
 
 static void test_fifo(void) {
     link_params p = params(100e6, 0.001, 0.1, JITTER_NORMAL);   /* jitter >> spacing */
     link_state l;
-    link_init(&l, &p, 1, 99, 0, 0);
+    emul_link_init(&l, &p, 1, 99, 0, 0);
     double prev = -1;
     int ordered = 1, clamped = 0;
     for (int i = 0; i < 10000; i++) {
         double t = 1e-3 * i;
-        link_sched s = link_schedule(&l, t, 500);
+        link_sched s = emul_link_schedule(&l, t, 500);
         ordered &= s.deliver >= prev;
         clamped += s.deliver > s.tx_end + p.latency_s + s.jitter_s;
         ordered &= s.deliver >= s.tx_end + p.latency_s + s.jitter_s;
@@ -108,21 +108,21 @@ static void test_fifo(void) {
     }
     EXPECT(ordered, "deliver times non-decreasing and never before tx_end + latency + jitter");
     EXPECT(clamped > 100, "large jitter: FIFO held back %d messages (expected many)", clamped);
-    link_free(&l);
+    emul_link_free(&l);
 }
 
 static void test_off(void) {
     link_params p = params(1e6, 0.5, 0.1, JITTER_NORMAL);
     link_state l;
-    link_init(&l, &p, 0, 1, 0, 0);
+    emul_link_init(&l, &p, 0, 1, 0, 0);
     int ok = 1;
     for (int i = 0; i < 100; i++) {
         double t = 0.01 * i;
-        link_sched s = link_schedule(&l, t, 1 << 20);
+        link_sched s = emul_link_schedule(&l, t, 1 << 20);
         ok &= s.deliver == t && s.tx_start == t && s.tx_end == t && s.jitter_s == 0;
     }
     EXPECT(ok, "emulation off: deliver = tx_start = tx_end = t_send");
-    link_free(&l);
+    emul_link_free(&l);
 }
 
 /* mean of n jitter draws within 3 standard errors of the expected mean */
@@ -130,11 +130,11 @@ static void check_mean(jitter_dist j, double scale, double want_mean, double wan
     const int n = 100000;
     link_params p = params(0, 0, scale, j);
     link_state l;
-    link_init(&l, &p, 1, 2024, 5, 1);
+    emul_link_init(&l, &p, 1, 2024, 5, 1);
     double sum = 0;
     int neg = 0;
     for (int i = 0; i < n; i++) {
-        link_sched s = link_schedule(&l, 10.0 * i, 64);   /* far apart: no FIFO effect */
+        link_sched s = emul_link_schedule(&l, 10.0 * i, 64);   /* far apart: no FIFO effect */
         sum += s.jitter_s;
         neg += s.jitter_s < 0;
         if (fabs(s.deliver - (10.0 * i + s.jitter_s)) > 1e-9) neg++;
@@ -142,7 +142,7 @@ static void check_mean(jitter_dist j, double scale, double want_mean, double wan
     double mean = sum / n, se = want_sd / sqrt((double)n);
     EXPECT(neg == 0, "%s: negative jitter or deliver != t + jitter (%d)", what, neg);
     EXPECT(fabs(mean - want_mean) < 3 * se, "%s: mean %.6g, expected %.6g +- %.3g (3 s.e.)", what, mean, want_mean, 3 * se);
-    link_free(&l);
+    emul_link_free(&l);
 }
 
 static void test_distributions(void) {
@@ -155,16 +155,16 @@ static void test_distributions(void) {
 static void test_compute(void) {
     compute_profile prof = {.name = "b", .mem_bw_gbs = 100, .efficiency = 0.5, .tflops = 10};
     compute_params c;
-    compute_params_from_profile(&c, &prof);
-    EXPECT(c.enabled && c.mem_bw_Bps == 100e9 && c.efficiency == 0.5 && c.flops == 10e12, "compute_params_from_profile");
+    emul_compute_params(&c, &prof);
+    EXPECT(c.enabled && c.mem_bw_Bps == 100e9 && c.efficiency == 0.5 && c.flops == 10e12, "emul_compute_params");
     /* memory bound: 1 GB / (100 GB/s * 0.5) = 20 ms vs 1e11 / 1e13 = 10 ms */
-    EXPECT(fabs(compute_predict(&c, 1000000000, 1e11) - 0.02) < 1e-12, "memory bound prediction");
+    EXPECT(fabs(emul_compute_predict(&c, 1000000000, 1e11) - 0.02) < 1e-12, "memory bound prediction");
     /* compute bound: 1e12 / 1e13 = 100 ms */
-    EXPECT(fabs(compute_predict(&c, 1000000000, 1e12) - 0.1) < 1e-12, "compute bound prediction");
-    EXPECT(compute_predict(&c, 0, 0) == 0, "nothing to do: 0");
+    EXPECT(fabs(emul_compute_predict(&c, 1000000000, 1e12) - 0.1) < 1e-12, "compute bound prediction");
+    EXPECT(emul_compute_predict(&c, 0, 0) == 0, "nothing to do: 0");
     compute_profile none = {.name = "none"};
-    compute_params_from_profile(&c, &none);
-    EXPECT(!c.enabled && compute_predict(&c, 1000000000, 1e12) == 0, "profile none: disabled, predicts 0");
+    emul_compute_params(&c, &none);
+    EXPECT(!c.enabled && emul_compute_predict(&c, 1000000000, 1e12) == 0, "profile none: disabled, predicts 0");
 }
 
 static double fake_hook(double measured_s, double predicted_s) { return measured_s + predicted_s + 1000; }

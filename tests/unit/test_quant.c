@@ -61,7 +61,7 @@ static void test_dots(void) {
             make_row(t, n, w, wd);
             for (int i = 0; i < n; i++) x[i] = t_normalish();
             quantize_act_row(t, x, act, n);
-            float fast = vec_dot(t, n, w, act), ref = vec_dot_ref(t, n, w, act);
+            float fast = quant_dot(t, n, w, act), ref = quant_dot_ref(t, n, w, act);
             /* the exact value of the same integer/fp arithmetic, in double */
             ggml_type at = quant_vec_dot_type(t);
             dequantize_row(at, act, ad, n);
@@ -72,24 +72,24 @@ static void test_dots(void) {
             if (em > worst_model) worst_model = em;
         }
         /* SIMD vs scalar: only the order of float additions differs */
-        EXPECT(worst_fast < 1e-5, "%s dot: SIMD vs scalar reference rel. error %.2e", ggml_type_name(t), worst_fast);
+        EXPECT(worst_fast < 1e-5, "%s dot: SIMD vs scalar reference rel. error %.2e", gguf_type_name(t), worst_fast);
         /* scalar vs exact dot of the dequantised rows (Q4_1 uses the fp16-rounded s term) */
-        EXPECT(worst_model < 2e-3, "%s dot: reference vs exact dequantised dot rel. error %.2e", ggml_type_name(t), worst_model);
-        /* the multi-row kernel is bit-identical to one vec_dot per row */
+        EXPECT(worst_model < 2e-3, "%s dot: reference vs exact dequantised dot rel. error %.2e", gguf_type_name(t), worst_model);
+        /* the multi-row kernel is bit-identical to one quant_dot per row */
         {
             static uint8_t rows[7 * 4096 * 4];
             float o7[7], wd7[4096];
             int n = 32 * 18;
-            size_t rb = ggml_row_size(t, n);
+            size_t rb = gguf_row_size(t, n);
             for (int r = 0; r < 7; r++) make_row(t, n, rows + r * rb, wd7);
             for (int i = 0; i < n; i++) x[i] = t_normalish();
             quantize_act_row(t, x, act, n);
-            vec_dot_rows(t, n, rows, rb, 7, act, o7);
+            quant_dot_rows(t, n, rows, rb, 7, act, o7);
             int same = 1;
-            for (int r = 0; r < 7; r++) { float one = vec_dot(t, n, rows + r * rb, act); same &= memcmp(&one, &o7[r], 4) == 0; }
-            EXPECT(same, "%s: vec_dot_rows differs from vec_dot", ggml_type_name(t));
+            for (int r = 0; r < 7; r++) { float one = quant_dot(t, n, rows + r * rb, act); same &= memcmp(&one, &o7[r], 4) == 0; }
+            EXPECT(same, "%s: quant_dot_rows differs from quant_dot", gguf_type_name(t));
         }
-        printf("%-5s dot: SIMD-vs-ref %.1e, ref-vs-exact %.1e\n", ggml_type_name(t), worst_fast, worst_model);
+        printf("%-5s dot: SIMD-vs-ref %.1e, ref-vs-exact %.1e\n", gguf_type_name(t), worst_fast, worst_model);
     }
 }
 

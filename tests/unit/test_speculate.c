@@ -15,7 +15,7 @@
  *               acceptance estimate (unbiased over tested tokens) and determinism;
  *   sampler     sampler_dense_probs is exactly sampler_probs scattered, and what sampler_sample
  *               and spec_draw draw (chi-square);
- *   tinymodel   the synthetic GGUF (tests/tinymodel.h) loads (F32, F16, Q8_0), its tokenizer
+ *   tinymodel   the synthetic GGUF (tests/support/tinymodel.h) loads (F32, F16, Q8_0), its tokenizer
  *               works, layer split [0,k)+[k,L) equals [0,L) bit for bit (and prompt chunks
  *               with Q8_0), its temperature-1
  *               distribution is non-degenerate, and greedy speculative decoding with it (a Q8_0
@@ -487,8 +487,8 @@ static int spec_greedy_generate(engine *tg, engine *dr, const int32_t *prompt, i
     const int V = tg->m->cfg.n_vocab;
     memcpy(tok, prompt, (size_t)n_prompt * sizeof(int32_t));
     int n = n_prompt;
-    transformer_forward(tg->m, &tg->kv, &tg->fs, &(forward_args){.tokens = tok, .n_tok = n - 1, .l1 = tg->m->cfg.n_layer});
-    transformer_forward(dr->m, &dr->kv, &dr->fs, &(forward_args){.tokens = tok, .n_tok = n - 1, .l1 = dr->m->cfg.n_layer});
+    forward_run(tg->m, &tg->kv, &tg->fs, &(forward_args){.tokens = tok, .n_tok = n - 1, .l1 = tg->m->cfg.n_layer});
+    forward_run(dr->m, &dr->kv, &dr->fs, &(forward_args){.tokens = tok, .n_tok = n - 1, .l1 = dr->m->cfg.n_layer});
     *n_acc = *n_drafted = 0;
     while (n < n_prompt + n_gen) {
         int32_t seq[16], out[16];
@@ -499,14 +499,14 @@ static int spec_greedy_generate(engine *tg, engine *dr, const int32_t *prompt, i
         int pos = dr->kv.n;
         forward_args da = {.tokens = tok + pos, .n_tok = n - pos, .pos0 = pos, .l0 = 0, .l1 = dr->m->cfg.n_layer, .head = 1};
         for (int j = 0; j < g; j++) {
-            transformer_forward(dr->m, &dr->kv, &dr->fs, &da);
+            forward_run(dr->m, &dr->kv, &dr->fs, &da);
             seq[j + 1] = sampler_argmax(dr->fs.logits, V);
             da = (forward_args){.tokens = seq + j + 1, .n_tok = 1, .pos0 = n + j, .l0 = 0, .l1 = dr->m->cfg.n_layer, .head = 1};
         }
         /* verify: one target pass over the last committed token and the g drafts */
         forward_args va = {.tokens = seq, .n_tok = g + 1, .pos0 = n - 1, .l0 = 0, .l1 = tg->m->cfg.n_layer, .head = 1,
                            .logits_all = 1, .decode = 1};
-        transformer_forward(tg->m, &tg->kv, &tg->fs, &va);
+        forward_run(tg->m, &tg->kv, &tg->fs, &va);
         const int m = spec_accept_greedy(tg->fs.logits, V, seq + 1, g, out);
         *n_acc += m - 1;
         *n_drafted += g;
@@ -569,23 +569,23 @@ static void test_tinymodel(void) {
         engine e;
         CHECK(engine_open(&e, path, (model_weights_mode)mode, T, err, sizeof err) == HAT_OK, "%s", err);
         const int L = e.m->cfg.n_layer, V = e.m->cfg.n_vocab;
-        transformer_forward(e.m, &e.kv, &e.fs, &(forward_args){.tokens = toks, .n_tok = T, .l1 = L, .head = 1, .logits_all = 1});
+        forward_run(e.m, &e.kv, &e.fs, &(forward_args){.tokens = toks, .n_tok = T, .l1 = L, .head = 1, .logits_all = 1});
         memcpy(full, e.fs.logits, sizeof full);
         int split_ok = 1;
         for (int k = 1; k < L; k++) {
             kvcache_truncate(&e.kv, 0);
-            transformer_forward(e.m, &e.kv, &e.fs, &(forward_args){.tokens = toks, .n_tok = T, .l0 = 0, .l1 = k});
-            transformer_forward(e.m, &e.kv, &e.fs,
+            forward_run(e.m, &e.kv, &e.fs, &(forward_args){.tokens = toks, .n_tok = T, .l0 = 0, .l1 = k});
+            forward_run(e.m, &e.kv, &e.fs,
                                 &(forward_args){.hidden_in = e.fs.x, .n_tok = T, .l0 = k, .l1 = L, .head = 1, .logits_all = 1});
             split_ok &= memcmp(full, e.fs.logits, sizeof full) == 0;
         }
         EXPECT(split_ok, "%s: layer split differs from the whole forward", mode ? "fp32" : "in place");
         /* prompt chunks [0,c) + [c,T) (the same call sizes > 1) */
         kvcache_truncate(&e.kv, 0);
-        transformer_forward(e.m, &e.kv, &e.fs, &(forward_args){.tokens = toks, .n_tok = 10, .l1 = L, .head = 1, .logits_all = 1});
+        forward_run(e.m, &e.kv, &e.fs, &(forward_args){.tokens = toks, .n_tok = 10, .l1 = L, .head = 1, .logits_all = 1});
         float chunk[T * 8];
         memcpy(chunk, e.fs.logits, 10 * V * sizeof(float));
-        transformer_forward(e.m, &e.kv, &e.fs,
+        forward_run(e.m, &e.kv, &e.fs,
                             &(forward_args){.tokens = toks + 10, .n_tok = T - 10, .pos0 = 10, .l1 = L, .head = 1, .logits_all = 1});
         memcpy(chunk + 10 * V, e.fs.logits, (T - 10) * V * sizeof(float));
         double dmax = 0;
@@ -626,11 +626,11 @@ static void test_tinymodel(void) {
     const ggml_type types[] = {GGML_TYPE_F16, GGML_TYPE_Q8_0};
     for (int ti = 0; ti < 2; ti++) {
         tp.wtype = types[ti];
-        EXPECT(tinymodel_write(path2, &tp, err, sizeof err) == HAT_OK, "write %s: %s", ggml_type_name(types[ti]), err);
+        EXPECT(tinymodel_write(path2, &tp, err, sizeof err) == HAT_OK, "write %s: %s", gguf_type_name(types[ti]), err);
         engine e;
         CHECK(engine_open(&e, path2, MODEL_WEIGHTS_QUANT, T, err, sizeof err) == HAT_OK, "%s", err);
-        EXPECT(e.m->output.type == types[ti] && e.m->layers[0].wq.type == types[ti], "stored as %s", ggml_type_name(types[ti]));
-        transformer_forward(e.m, &e.kv, &e.fs,
+        EXPECT(e.m->output.type == types[ti] && e.m->layers[0].wq.type == types[ti], "stored as %s", gguf_type_name(types[ti]));
+        forward_run(e.m, &e.kv, &e.fs,
                             &(forward_args){.tokens = toks, .n_tok = T, .l1 = e.m->cfg.n_layer, .head = 1, .logits_all = 1});
         double dmax = 0;
         int same_argmax = 0;
@@ -641,16 +641,16 @@ static void test_tinymodel(void) {
             kvcache_truncate(&e.kv, 0);
             int same = 1;
             for (int c0 = 0; c0 < T; c0 += 8) {
-                transformer_forward(e.m, &e.kv, &e.fs, &(forward_args){.tokens = toks + c0, .n_tok = 8, .pos0 = c0,
+                forward_run(e.m, &e.kv, &e.fs, &(forward_args){.tokens = toks + c0, .n_tok = 8, .pos0 = c0,
                                                                        .l1 = e.m->cfg.n_layer, .head = 1, .logits_all = 1});
                 same &= memcmp(e.fs.logits, whole + c0 * 8, 8 * 8 * sizeof(float)) == 0;
             }
             EXPECT(same, "Q8_0: prompt in chunks of 8 differs from the whole prompt");
         }
         for (int t = 0; t < T; t++) same_argmax += sampler_argmax(e.fs.logits + t * 8, 8) == sampler_argmax(full + t * 8, 8);
-        printf("tinymodel %s: max |d logit| vs F32 %.4f, same argmax at %d/%d positions\n", ggml_type_name(types[ti]), dmax,
+        printf("tinymodel %s: max |d logit| vs F32 %.4f, same argmax at %d/%d positions\n", gguf_type_name(types[ti]), dmax,
                same_argmax, T);
-        EXPECT(dmax < (ti == 0 ? 0.02 : 0.2), "%s logits far from F32: %.4f", ggml_type_name(types[ti]), dmax);
+        EXPECT(dmax < (ti == 0 ? 0.02 : 0.2), "%s logits far from F32: %.4f", gguf_type_name(types[ti]), dmax);
         engine_close(&e);
     }
     tinymodel_defaults(&tp);
@@ -685,10 +685,10 @@ static void test_tinymodel(void) {
     const int32_t prompt[NP] = {3, 1, 4, 1};
     int32_t want[NP + NG], got[NP + NG + 16];
     memcpy(want, prompt, sizeof prompt);
-    transformer_forward(ref.m, &ref.kv, &ref.fs, &(forward_args){.tokens = prompt, .n_tok = NP - 1, .l1 = 4});
+    forward_run(ref.m, &ref.kv, &ref.fs, &(forward_args){.tokens = prompt, .n_tok = NP - 1, .l1 = 4});
     double min_gap = 1e9;
     for (int n = NP; n < NP + NG; n++) {
-        transformer_forward(ref.m, &ref.kv, &ref.fs, &(forward_args){.tokens = want + n - 1, .n_tok = 1, .pos0 = n - 1, .l1 = 4, .head = 1});
+        forward_run(ref.m, &ref.kv, &ref.fs, &(forward_args){.tokens = want + n - 1, .n_tok = 1, .pos0 = n - 1, .l1 = 4, .head = 1});
         want[n] = sampler_argmax(ref.fs.logits, 8);
         float top = ref.fs.logits[want[n]], second = -1e30f;
         for (int i = 0; i < 8; i++) if (i != want[n] && ref.fs.logits[i] > second) second = ref.fs.logits[i];

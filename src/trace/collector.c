@@ -1,5 +1,5 @@
-/* collect.c — see collect.h. */
-#include "trace/collect.h"
+/* collector.c — see collector.h. */
+#include "trace/collector.h"
 #include "core/common.h"
 #include "net/emul.h"
 

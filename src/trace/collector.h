@@ -1,4 +1,4 @@
-/* collect.h — the measurement plane: trace records from every rank to rank 0's trace file.
+/* collector.h — the measurement plane: trace records from every rank to rank 0's trace file.
  *
  * Each rank appends records to preallocated per-table buffers (no allocation, no MPI and no
  * HDF5 per record); a full buffer is shipped to rank 0 with a non-blocking send (two buffers
