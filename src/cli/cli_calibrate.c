@@ -48,7 +48,10 @@
 #include "engine/model.h"
 #include "engine/sampler.h"
 #include "engine/tokenizer.h"
+#include "core/bytes.h"
 #include "core/crc32c.h"
+#include "core/parse.h"
+#include "engine/prompt.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -135,25 +138,6 @@ static int cal_err(const char *fmt, ...) {
     return -1;
 }
 
-static int parse_long(const char *s, const char *what, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < lo || v > hi)
-        return cal_err("%s must be an integer in [%ld, %ld], got '%s'", what, lo, hi, s);
-    *out = v;
-    return 0;
-}
-static int parse_double(const char *s, const char *what, double lo, double hi, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || *end || end == s || !(v >= lo && v <= hi))
-        return cal_err("%s must be a number in [%g, %g], got '%s'", what, lo, hi, s);
-    *out = v;
-    return 0;
-}
-
 static int parse_opts(int argc, char **argv, cal_opts *o) {
     enum { O_MODEL = 256, O_PROMPTS, O_CORPUS, O_CORPUS_OUT, O_OUT, O_SPLIT, O_FORM, O_RANK, O_LAMBDA, O_GEN,
            O_TEMP, O_SEED, O_CHAT, O_HOLDOUT, O_THREADS, O_MINPOS, O_CHUNK, O_SAMPLES, O_HELP };
@@ -189,31 +173,31 @@ static int parse_opts(int argc, char **argv, cal_opts *o) {
             if ((o->form = adapter_form_parse(optarg)) < 0)
                 return cal_err("--form must be linear, lowrank or identity, got '%s'", optarg);
             break;
-        case O_RANK: if (parse_long(optarg, "--rank", 1, 1 << 16, &v)) return -1; o->rank = (int)v; break;
+        case O_RANK: if (parse_arg_long("hat calibrate", "--rank", optarg, 1, 1 << 16, &v)) return -1; o->rank = (int)v; break;
         case O_LAMBDA: {
             char buf[512], *save = NULL;
             snprintf(buf, sizeof buf, "%s", optarg);
             o->n_lambda = 0;
             for (char *tk = strtok_r(buf, ",", &save); tk; tk = strtok_r(NULL, ",", &save)) {
                 if (o->n_lambda == 16) return cal_err("--lambda takes at most 16 values");
-                if (parse_double(tk, "--lambda", 0, 1e6, &o->lambda[o->n_lambda++])) return -1;
+                if (parse_arg_double("hat calibrate", "--lambda", tk, 0, 1e6, &o->lambda[o->n_lambda++])) return -1;
             }
             if (!o->n_lambda) return cal_err("--lambda needs a value");
             break;
         }
-        case O_GEN: if (parse_long(optarg, "--gen", 0, 1 << 20, &v)) return -1; o->gen = (int)v; o->set_gen = 1; break;
+        case O_GEN: if (parse_arg_long("hat calibrate", "--gen", optarg, 0, 1 << 20, &v)) return -1; o->gen = (int)v; o->set_gen = 1; break;
         case O_SAMPLES:
-            if (parse_long(optarg, "--samples", 1, 4096, &v)) return -1;
+            if (parse_arg_long("hat calibrate", "--samples", optarg, 1, 4096, &v)) return -1;
             o->samples = (int)v;
             o->set_samples = 1;
             break;
         case O_TEMP:
-            if (parse_double(optarg, "--temp", 0, 100, &d)) return -1;
+            if (parse_arg_double("hat calibrate", "--temp", optarg, 0, 100, &d)) return -1;
             o->temp = (float)d;
             o->set_temp = 1;
             break;
         case O_SEED:
-            if (parse_long(optarg, "--seed", 0, 2147483647L, &v)) return -1;
+            if (parse_arg_long("hat calibrate", "--seed", optarg, 0, 2147483647L, &v)) return -1;
             o->seed = (uint64_t)v;
             o->set_seed = 1;
             break;
@@ -223,10 +207,10 @@ static int parse_opts(int argc, char **argv, cal_opts *o) {
             else return cal_err("--chat must be on or off, got '%s'", optarg);
             o->set_chat = 1;
             break;
-        case O_HOLDOUT: if (parse_long(optarg, "--holdout", 0, 1 << 24, &v)) return -1; o->holdout = (int)v; break;
-        case O_THREADS: if (parse_long(optarg, "--threads", 1, 1024, &v)) return -1; o->threads = (int)v; break;
-        case O_MINPOS: if (parse_long(optarg, "--min-pos", 0, 1 << 20, &v)) return -1; o->min_pos = (int)v; break;
-        case O_CHUNK: if (parse_long(optarg, "--chunk", 1, 1 << 16, &v)) return -1; o->chunk = (int)v; break;
+        case O_HOLDOUT: if (parse_arg_long("hat calibrate", "--holdout", optarg, 0, 1 << 24, &v)) return -1; o->holdout = (int)v; break;
+        case O_THREADS: if (parse_arg_long("hat calibrate", "--threads", optarg, 1, 1024, &v)) return -1; o->threads = (int)v; break;
+        case O_MINPOS: if (parse_arg_long("hat calibrate", "--min-pos", optarg, 0, 1 << 20, &v)) return -1; o->min_pos = (int)v; break;
+        case O_CHUNK: if (parse_arg_long("hat calibrate", "--chunk", optarg, 1, 1 << 16, &v)) return -1; o->chunk = (int)v; break;
         case O_HELP: cal_usage(stdout); return 1;
         default:
             cal_err("unknown or incomplete option '%s'", argv[optind - 1]);
@@ -272,79 +256,6 @@ static void copy_str(char *dst, size_t n, const char *src) {
     dst[k] = 0;
 }
 
-static void model_name_of(const gguf_file *f, char *out, size_t len) {
-    gguf_str s;
-    out[0] = 0;
-    if (gguf_get_str(f, "general.name", &s, NULL, 0) == HAT_OK) {
-        size_t n = s.len < len - 1 ? (size_t)s.len : len - 1;
-        memcpy(out, s.ptr, n);
-        out[n] = 0;
-    }
-}
-
-/* One prompt per non-empty line, trimmed; a literal \n stands for a newline (as `hat run`'s prompts files). */
-static int read_prompts(const char *path, char ***out, int *n_out, uint64_t *size, uint32_t *crc, char *err,
-                        size_t errlen) {
-    uint8_t *raw;
-    size_t n;
-    int rc = hat_read_file(path, "prompts file", &raw, &n, err, errlen);
-    if (rc) return rc;
-    if (memchr(raw, 0, n)) {
-        free(raw);
-        return hat_err(err, errlen, HAT_ERR_FORMAT, "prompts file %s is not a text file (NUL byte)", path);
-    }
-    *size = n;
-    *crc = crc32c(0, raw, n);
-    char **list = NULL;
-    int cnt = 0, cap = 0;
-    for (char *p = (char *)raw, *nl; p; p = nl ? nl + 1 : NULL) {
-        if ((nl = strchr(p, '\n'))) *nl = 0;
-        while (isspace((unsigned char)*p)) p++;
-        char *e = p + strlen(p), *w = p;
-        while (e > p && isspace((unsigned char)e[-1])) *--e = 0;
-        if (!*p) continue;
-        for (const char *r = p; *r; r++) {
-            if (r[0] == '\\' && r[1] == 'n') { *w++ = '\n'; r++; }
-            else *w++ = *r;
-        }
-        *w = 0;
-        if (cnt == cap) {
-            list = realloc(list, sizeof *list * (size_t)(cap = cap * 2 + 16));
-            CHECK(list, "out of memory");
-        }
-        list[cnt] = xmalloc(strlen(p) + 1);
-        strcpy(list[cnt++], p);
-    }
-    free(raw);
-    if (!cnt) {
-        free(list);
-        return hat_err(err, errlen, HAT_ERR_FORMAT, "prompts file %s has no prompts (every line is empty)", path);
-    }
-    *out = list;
-    *n_out = cnt;
-    return HAT_OK;
-}
-
-/* prompt text -> ids (chat template or raw, BOS as the tokenizer says); malloc'd */
-static int tokenize_prompt(const tokenizer *tok, const char *text, int chat, int32_t **ids, int *n, char *err,
-                           size_t errlen) {
-    size_t len = strlen(text), cap = len + 4096;
-    char *s = xmalloc(cap);
-    int rc = HAT_OK;
-    if (chat) rc = tokenizer_chat_format(tok, NULL, text, s, cap, &len, err, errlen);
-    else memcpy(s, text, len + 1);
-    if (rc) { free(s); return rc; }
-    const int add_bos = tokenizer_add_bos(tok), max = (int)len + 8;
-    *ids = xmalloc(sizeof(int32_t) * (size_t)max);
-    if (add_bos) (*ids)[0] = tokenizer_bos(tok);
-    /* special tokens are parsed in chat renderings (role markers), not in raw text, as hat generate does */
-    rc = tokenizer_encode(tok, s, len, chat, *ids + add_bos, max - add_bos, n, err, errlen);
-    free(s);
-    if (rc) { free(*ids); *ids = NULL; return rc; }
-    *n += add_bos;
-    return HAT_OK;
-}
-
 /* Runs tokens [pos0, pos0+n) of one sequence through layers [0, l1) (chunks of fs->max_tok), leaving the
  * last chunk's logits when head. */
 static void prefill(const model *m, kvcache *kv, forward_state *fs, const int32_t *ids, int n, int pos0, int head) {
@@ -360,12 +271,12 @@ static int corpus_generate(corpus *c, const cal_opts *o, const gguf_file *f, con
     char **prompts = NULL;
     int np = 0;
     memset(c, 0, sizeof *c);
-    int rc = read_prompts(o->prompts, &prompts, &np, &c->prompts_size, &c->prompts_crc, err, errlen);
+    int rc = prompt_read_file(o->prompts, &prompts, &np, &c->prompts_size, &c->prompts_crc, err, errlen);
     if (rc) return rc;
     int32_t **pid = xcalloc((size_t)np, sizeof *pid);
     int *pn = xcalloc((size_t)np, sizeof *pn), max_len = 0;
     for (int i = 0; i < np && !rc; i++) {
-        rc = tokenize_prompt(tok, prompts[i], o->chat, &pid[i], &pn[i], err, errlen);
+        rc = prompt_tokenize(tok, NULL, prompts[i], o->chat, &pid[i], &pn[i], err, errlen);
         if (!rc && pn[i] == 0)
             rc = hat_err(err, errlen, HAT_ERR_ARG, "%s: prompt %d tokenizes to nothing", o->prompts, i + 1);
         if (!rc && pn[i] + o->gen > max_len) max_len = pn[i] + o->gen;
@@ -392,7 +303,7 @@ static int corpus_generate(corpus *c, const cal_opts *o, const gguf_file *f, con
     c->off = xcalloc((size_t)nseq, sizeof(uint64_t));
     c->ids = xmalloc(sizeof(int32_t) * (total_cap ? total_cap : 1));
     adapter_model_fingerprint(f, &c->model_size, &c->model_crc);
-    model_name_of(f, c->model_name, sizeof c->model_name);
+    gguf_model_name(f, c->model_name, sizeof c->model_name);
     copy_str(c->prompts_name, sizeof c->prompts_name, o->prompts);
     c->gen = (uint32_t)o->gen;
     c->temp = o->temp;
@@ -455,16 +366,6 @@ out:
     free(pn);
     if (rc) corpus_free(c);
     return rc;
-}
-
-static void put_u32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
-static void put_u64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
-static uint32_t get_u32(const uint8_t *p) { uint32_t v = 0; for (int i = 3; i >= 0; i--) v = v << 8 | p[i]; return v; }
-static uint64_t get_u64(const uint8_t *p) { uint64_t v = 0; for (int i = 7; i >= 0; i--) v = v << 8 | p[i]; return v; }
-static void get_str(char *dst, size_t dlen, const uint8_t *p, size_t n) {
-    size_t k = 0;
-    while (k < n && k < dlen - 1 && p[k]) { dst[k] = (char)p[k]; k++; }
-    dst[k] = 0;
 }
 
 static int corpus_save(const corpus *c, const char *path, char *err, size_t errlen) {
@@ -561,7 +462,7 @@ static int corpus_load(corpus *c, const char *path, const gguf_file *f, int n_vo
     uint32_t mcrc;
     char mname[64];
     adapter_model_fingerprint(f, &msize, &mcrc);
-    model_name_of(f, mname, sizeof mname);
+    gguf_model_name(f, mname, sizeof mname);
     if (msize != c->model_size || mcrc != c->model_crc) {
         rc = hat_err(err, errlen, HAT_ERR_ARG,
                      "corpus %s was generated by model %s (crc 0x%08x, %llu bytes), "

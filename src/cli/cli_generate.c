@@ -7,6 +7,8 @@
 #include "engine/model.h"
 #include "engine/sampler.h"
 #include "engine/tokenizer.h"
+#include "engine/prompt.h"
+#include "core/parse.h"
 #include "net/wire.h"
 
 #include <errno.h>
@@ -49,29 +51,6 @@ static void gen_usage(FILE *f) {
             "                     rate and tokens per round (the same device code as `hat run`)\n");
 }
 
-static int parse_int(const char *s, const char *what, int lo, int hi, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < lo || v > hi) {
-        fprintf(stderr, "hat generate: %s must be an integer in [%d, %d], got '%s'\n", what, lo, hi, s);
-        return -1;
-    }
-    *out = (int)v;
-    return 0;
-}
-static int parse_float(const char *s, const char *what, float lo, float hi, float *out) {
-    char *end;
-    errno = 0;
-    float v = strtof(s, &end);
-    if (errno || *end || end == s || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "hat generate: %s must be a number in [%g, %g], got '%s'\n", what, lo, hi, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 static int parse_opts(int argc, char **argv, gen_opts *o) {
     enum { O_MODEL = 256, O_PROMPT, O_IDS, O_CHAT, O_SYSTEM, O_MAX, O_TEMP, O_TOPK, O_TOPP, O_SEED,
            O_THREADS, O_CTX, O_WEIGHTS, O_NOEOS, O_PRINTIDS, O_QUIET, O_HELP, O_WIRESIM, O_SPLIT, O_HAT, O_GAMMA, O_CHUNK };
@@ -97,13 +76,13 @@ static int parse_opts(int argc, char **argv, gen_opts *o) {
         case O_IDS: o->prompt_ids = optarg; break;
         case O_CHAT: o->chat = optarg; break;
         case O_SYSTEM: o->system = optarg; break;
-        case O_MAX: if (parse_int(optarg, "--max-tokens", 0, 1 << 20, &o->max_tokens)) return -1; break;
-        case O_TEMP: if (parse_float(optarg, "--temp", 0.0f, 100.0f, &o->sp.temp)) return -1; break;
-        case O_TOPK: if (parse_int(optarg, "--top-k", 0, 1 << 24, &o->sp.top_k)) return -1; break;
-        case O_TOPP: if (parse_float(optarg, "--top-p", 1e-6f, 1.0f, &o->sp.top_p)) return -1; break;
-        case O_SEED: if (parse_int(optarg, "--seed", 0, 2147483647, &seed)) return -1; o->sp.seed = (uint64_t)seed; break;
-        case O_THREADS: if (parse_int(optarg, "--threads", 1, 1024, &o->threads)) return -1; break;
-        case O_CTX: if (parse_int(optarg, "--ctx", 1, 1 << 20, &o->n_ctx)) return -1; break;
+        case O_MAX: if (parse_arg_int("hat generate", "--max-tokens", optarg, 0, 1 << 20, &o->max_tokens)) return -1; break;
+        case O_TEMP: if (parse_arg_float("hat generate", "--temp", optarg, 0.0f, 100.0f, &o->sp.temp)) return -1; break;
+        case O_TOPK: if (parse_arg_int("hat generate", "--top-k", optarg, 0, 1 << 24, &o->sp.top_k)) return -1; break;
+        case O_TOPP: if (parse_arg_float("hat generate", "--top-p", optarg, 1e-6f, 1.0f, &o->sp.top_p)) return -1; break;
+        case O_SEED: if (parse_arg_int("hat generate", "--seed", optarg, 0, 2147483647, &seed)) return -1; o->sp.seed = (uint64_t)seed; break;
+        case O_THREADS: if (parse_arg_int("hat generate", "--threads", optarg, 1, 1024, &o->threads)) return -1; break;
+        case O_CTX: if (parse_arg_int("hat generate", "--ctx", optarg, 1, 1 << 20, &o->n_ctx)) return -1; break;
         case O_WEIGHTS:
             if (!strcmp(optarg, "quant")) o->weights = MODEL_WEIGHTS_QUANT;
             else if (!strcmp(optarg, "f32")) o->weights = MODEL_WEIGHTS_F32;
@@ -113,8 +92,8 @@ static int parse_opts(int argc, char **argv, gen_opts *o) {
         case O_PRINTIDS: o->print_ids = 1; break;
         case O_QUIET: o->quiet = 1; break;
         case O_HAT: o->hat = optarg; break;
-        case O_GAMMA: if (parse_int(optarg, "--gamma", 0, HAT_GAMMA_LIMIT, &o->gamma)) return -1; break;
-        case O_CHUNK: if (parse_int(optarg, "--chunk", 2, 1 << 16, &o->chunk)) return -1; break;
+        case O_GAMMA: if (parse_arg_int("hat generate", "--gamma", optarg, 0, HAT_GAMMA_LIMIT, &o->gamma)) return -1; break;
+        case O_CHUNK: if (parse_arg_int("hat generate", "--chunk", optarg, 2, 1 << 16, &o->chunk)) return -1; break;
         case O_WIRESIM:
             if (!strcmp(optarg, "fp32")) o->wire_sim = WIRE_F32;
             else if (!strcmp(optarg, "fp16")) o->wire_sim = WIRE_F16;
@@ -169,34 +148,14 @@ static int build_prompt(const gen_opts *o, const tokenizer *tok, int n_vocab, in
         *ids_out = ids;
         return n;
     }
-    char *text = NULL;
-    size_t len;
-    if (o->chat) {
-        size_t cap = strlen(o->chat) + (o->system ? strlen(o->system) : 0) + 4096;
-        text = xmalloc(cap);
-        if (tokenizer_chat_format(tok, o->system, o->chat, text, cap, &len, err, sizeof err)) {
-            fprintf(stderr, "hat generate: %s\n", err);
-            free(text);
-            return -1;
-        }
-    } else {
-        len = strlen(o->prompt);
-        text = xmalloc(len + 1);
-        memcpy(text, o->prompt, len + 1);
-    }
-    int add_bos = tokenizer_add_bos(tok), n = 0, cap = (int)len + 8;
-    int32_t *ids = xmalloc((size_t)cap * sizeof(int32_t));
-    if (add_bos) ids[0] = tokenizer_bos(tok);
-    /* special tokens are parsed in chat renderings (they carry the role markers), not in raw prompts */
-    if (tokenizer_encode(tok, text, len, o->chat != NULL, ids + add_bos, cap - add_bos, &n, err, sizeof err)) {
+    int32_t *ids = NULL;
+    int n = 0;
+    if (prompt_tokenize(tok, o->system, o->chat ? o->chat : o->prompt, o->chat != NULL, &ids, &n, err, sizeof err)) {
         fprintf(stderr, "hat generate: %s\n", err);
-        free(text);
-        free(ids);
         return -1;
     }
-    free(text);
     *ids_out = ids;
-    return n + add_bos;
+    return n;
 }
 
 /* The whole model on n tokens at pos0; with --wire-sim, as three parts [0,a), [a,L-b), [L-b,L)

@@ -92,6 +92,20 @@ int hat_read_file(const char *path, const char *what, uint8_t **out, size_t *siz
     return HAT_OK;
 }
 
+int hat_read_text(const char *path, const char *what, char **out, size_t *size, char *err, size_t errlen) {
+    uint8_t *buf;
+    size_t n;
+    int rc = hat_read_file(path, what, &buf, &n, err, errlen);
+    if (rc) return rc;
+    if (memchr(buf, 0, n)) {
+        free(buf);
+        return hat_err(err, errlen, HAT_ERR_FORMAT, "cannot read %s %s: not a text file (NUL byte)", what, path);
+    }
+    *out = (char *)buf;
+    if (size) *size = n;
+    return HAT_OK;
+}
+
 int hat_write_file(const char *path, const void *buf, size_t size, char *err, size_t errlen) {
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)

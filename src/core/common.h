@@ -49,6 +49,8 @@ void *xmalloc_aligned(size_t n);
 /* The whole file at path, NUL-terminated (the NUL not counted in *size); what names the file in
  * messages ("adapter", "corpus"). Free *out with free(). */
 int hat_read_file(const char *path, const char *what, uint8_t **out, size_t *size, char *err, size_t errlen);
+/* hat_read_file for text: a NUL byte in the file is an error ("not a text file"); size may be NULL */
+int hat_read_text(const char *path, const char *what, char **out, size_t *size, char *err, size_t errlen);
 /* size bytes to path through path.tmp and a rename: a reader never sees a partial file, and a
  * failed write leaves an existing file as it was. */
 int hat_write_file(const char *path, const void *buf, size_t size, char *err, size_t errlen);

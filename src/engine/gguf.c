@@ -427,3 +427,13 @@ int gguf_get_tensor(const gguf_file *f, const char *name, uint32_t types, uint32
     *out = t;
     return HAT_OK;
 }
+
+void gguf_model_name(const gguf_file *f, char *out, size_t len) {
+    gguf_str s = {0};
+    out[0] = 0;
+    if (gguf_get_str(f, "general.name", &s, NULL, 0) == HAT_OK) {
+        size_t n = s.len < len - 1 ? (size_t)s.len : len - 1;
+        memcpy(out, s.ptr, n);
+        out[n] = 0;
+    }
+}

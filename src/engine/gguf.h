@@ -83,6 +83,8 @@ int gguf_get_u32(const gguf_file *f, const char *key, uint32_t *out, char *err, 
 int gguf_get_f32(const gguf_file *f, const char *key, float *out, char *err, size_t errlen);
 int gguf_get_bool(const gguf_file *f, const char *key, int *out, char *err, size_t errlen);
 int gguf_get_str(const gguf_file *f, const char *key, gguf_str *out, char *err, size_t errlen);
+/* general.name into out (len bytes, NUL-terminated, cut to fit); "" when the file has none */
+void gguf_model_name(const gguf_file *f, char *out, size_t len);
 /* Array lookups: element type must match. */
 int gguf_get_arr_str(const gguf_file *f, const char *key, const gguf_str **items, uint64_t *n,
                      char *err, size_t errlen);

@@ -11,6 +11,8 @@
  * save and reload. Empty values are errors.
  */
 #include "run/config.h"
+#include "core/parse.h"
+#include "engine/prompt.h"
 #include "split/speculate.h"
 #include "core/common.h"
 
@@ -57,58 +59,6 @@ static void join(char *buf, size_t cap, const char *const *names, int n, const c
         if (w < 0 || (size_t)w >= cap - len) { if (cap > 4) strcpy(buf + cap - 4, "..."); return; }
         len += (size_t)w;
     }
-}
-
-/* Strict number parsing: the whole value must be consumed, no leading blanks. */
-static int parse_int(const char *s, int *out) {
-    if (!*s || isspace((unsigned char)*s)) return 0;
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || v < INT_MIN || v > INT_MAX) return 0;
-    *out = (int)v;
-    return 1;
-}
-static int parse_u64(const char *s, uint64_t *out) {
-    if (!isdigit((unsigned char)*s)) return 0;   /* strtoull would accept "-1" */
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end) return 0;
-    *out = (uint64_t)v;
-    return 1;
-}
-static int parse_dbl(const char *s, double *out) {
-    if (!*s || isspace((unsigned char)*s)) return 0;
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || *end || !isfinite(v)) return 0;
-    *out = v;
-    return 1;
-}
-
-static int read_text(const char *path, const char *what, char **out, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return hat_err(err, errlen, HAT_ERR_IO, "cannot open %s %s: %s", what, path, strerror(errno));
-    size_t cap = 4096, n = 0;
-    char *buf = xmalloc(cap);
-    for (;;) {
-        if (n + 1 >= cap) buf = xrealloc(buf, cap *= 2);
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        if (!got) break;
-        n += got;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad || memchr(buf, 0, n)) {
-        free(buf);
-        return hat_err(err, errlen, HAT_ERR_IO, "cannot read %s %s: %s", what, path,
-                       bad ? "read error" : "not a text file (NUL byte)");
-    }
-    buf[n] = 0;
-    *out = buf;
-    return HAT_OK;
 }
 
 /* ---------------------------------------------------------------- INI reader */
@@ -222,7 +172,7 @@ static int ini_parse(ini_doc *d, char *text) {
 static int ini_load(ini_doc *d, const char *path, const char *what) {
     char *text;
     d->path = path;
-    int rc = read_text(path, what, &text, d->err, d->errlen);
+    int rc = hat_read_text(path, what, &text, NULL, d->err, d->errlen);
     if (rc) return rc;
     rc = ini_parse(d, text + (strncmp(text, "\xEF\xBB\xBF", 3) ? 0 : 3));   /* skip a UTF-8 byte order mark */
     free(text);
@@ -282,7 +232,7 @@ static int v_int(const ini_doc *d, const ini_kv *kv, const char *sec, const char
 static int v_dbl(const ini_doc *d, const ini_kv *kv, const char *sec, const char *key, double def, double lo,
                  int lo_open, double hi, double *out) {
     *out = def;
-    if (kv && !parse_dbl(kv->val, out)) return fail(d, kv, sec, key, "not a number");
+    if (kv && !parse_double(kv->val, out)) return fail(d, kv, sec, key, "not a number");
     if ((lo_open ? *out > lo : *out >= lo) && *out <= hi) return HAT_OK;
     if (isinf(hi)) return fail(d, kv, sec, key, "%g out of range: must be %s %g", *out, lo_open ? ">" : ">=", lo);
     return fail(d, kv, sec, key, "%g out of range: must be in %c%g, %g]", *out, lo_open ? '(' : '[', lo, hi);
@@ -418,30 +368,12 @@ static int load_profiles(aux_t *a, const char *path, int links, char *err, size_
     ini_free(d);
     return rc;
 }
-/* One prompt per non-empty line; a literal \n in a line stands for a newline. */
+/* the prompts file: devices take its prompts in turn (engine/prompt.h has the format) */
 static int load_prompts(aux_t *a, const char *path, char *err, size_t errlen) {
-    char *text;
-    int rc = read_text(path, "prompts file", &text, err, errlen), cap = 0;
-    if (rc) return rc;
-    for (char *p = text, *nl; p; p = nl ? nl + 1 : NULL) {
-        if ((nl = strchr(p, '\n'))) *nl = 0;
-        char *s = trim(p), *w = s;
-        if (!*s) continue;
-        for (const char *r = s; *r; r++) {
-            if (r[0] == '\\' && r[1] == 'n') { *w++ = '\n'; r++; }
-            else *w++ = *r;
-        }
-        *w = 0;
-        if (a->nprompts == cap) a->prompts = xrealloc(a->prompts, sizeof *a->prompts * (size_t)(cap = cap * 2 + 8));
-        a->prompts[a->nprompts++] = xstrdup(s);
-    }
-    free(text);
-    if (!a->nprompts) return hat_err(err, errlen, HAT_ERR_ARG, "%s: no prompts (every line is empty)", path);
-    return HAT_OK;
+    return prompt_read_file(path, &a->prompts, &a->nprompts, NULL, NULL, err, errlen);
 }
 static void aux_free(aux_t *a) {
-    for (int i = 0; i < a->nprompts; i++) free(a->prompts[i]);
-    free(a->prompts);
+    prompt_list_free(a->prompts, a->nprompts);
     free(a->link);
     free(a->comp);
 }

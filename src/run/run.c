@@ -8,6 +8,7 @@
  */
 #include "run/run.h"
 #include "run/roles.h"
+#include "engine/prompt.h"
 #include "net/collective.h"
 
 #include "core/build_info.h"
@@ -42,25 +43,8 @@ static void on_abort(const char *why) {
 
 /* tokens of device i's prompt (chat template when configured) */
 static int build_prompt(run_ctx *r, const device_cfg *dc, char *err, size_t errlen) {
-    char *text;
-    size_t len;
-    if (dc->chat) {
-        size_t cap = strlen(dc->prompt) + 4096;
-        text = xmalloc(cap);
-        int rc = tokenizer_chat_format(r->tok, NULL, dc->prompt, text, cap, &len, err, errlen);
-        if (rc) { free(text); return rc; }
-    } else {
-        len = strlen(dc->prompt);
-        text = xmalloc(len + 1);
-        memcpy(text, dc->prompt, len + 1);
-    }
-    const int add_bos = tokenizer_add_bos(r->tok), cap = (int)len + 8;
-    r->prompt = xmalloc((size_t)cap * sizeof(int32_t));
-    if (add_bos) r->prompt[0] = tokenizer_bos(r->tok);
-    int n = 0, rc = tokenizer_encode(r->tok, text, len, dc->chat, r->prompt + add_bos, cap - add_bos, &n, err, errlen);
-    free(text);
+    int rc = prompt_tokenize(r->tok, NULL, dc->prompt, dc->chat, &r->prompt, &r->n_prompt, err, errlen);
     if (rc) return rc;
-    r->n_prompt = n + add_bos;
     if (r->n_prompt == 0) return hat_err(err, errlen, HAT_ERR_ARG, "device %d: the prompt is empty", r->device);
     if (r->n_prompt + dc->max_tokens > r->cfg.ctx)
         return hat_err(err, errlen, HAT_ERR_ARG, "device %d: prompt (%d tokens) + max_tokens %d exceed [model] ctx %d",

@@ -3,6 +3,7 @@
 
 #include "core/build_info.h"
 #include "core/common.h"
+#include "core/bytes.h"
 #include "core/crc32c.h"
 
 #include <gsl/gsl_eigen.h>
@@ -50,16 +51,6 @@ int adapter_form_parse(const char *s) {
 void adapter_model_fingerprint(const gguf_file *f, uint64_t *size, uint32_t *crc) {
     *size = f->size;
     *crc = crc32c(0, f->map, f->size);
-}
-
-static void model_name(const gguf_file *f, char *out, size_t len) {
-    gguf_str s;
-    out[0] = 0;
-    if (gguf_get_str(f, "general.name", &s, NULL, 0) == HAT_OK) {
-        size_t n = s.len < len - 1 ? (size_t)s.len : len - 1;
-        memcpy(out, s.ptr, n);
-        out[n] = 0;
-    }
 }
 
 static adapter *adapter_alloc(adapter_form form, int dim, int rank) {
@@ -387,7 +378,7 @@ void adapter_set_provenance(adapter *ad, const gguf_file *model_file, int n_laye
     adapter_info *in = &ad->info;
     if (model_file) {
         adapter_model_fingerprint(model_file, &in->model_size, &in->model_crc);
-        model_name(model_file, in->model_name, sizeof in->model_name);
+        gguf_model_name(model_file, in->model_name, sizeof in->model_name);
     }
     in->n_layer = n_layer;
     in->a = a;
@@ -426,20 +417,6 @@ void adapter_describe(const adapter *ad, char *buf, size_t len) {
 }
 
 /* ---------------------------------------------------------------- file */
-
-static void put_u32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
-static void put_u64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
-static void put_f64(uint8_t *p, double v) { uint64_t u; memcpy(&u, &v, 8); put_u64(p, u); }
-static void put_f32(uint8_t *p, float v) { uint32_t u; memcpy(&u, &v, 4); put_u32(p, u); }
-static uint32_t get_u32(const uint8_t *p) { uint32_t v = 0; for (int i = 3; i >= 0; i--) v = v << 8 | p[i]; return v; }
-static uint64_t get_u64(const uint8_t *p) { uint64_t v = 0; for (int i = 7; i >= 0; i--) v = v << 8 | p[i]; return v; }
-static double get_f64(const uint8_t *p) { uint64_t u = get_u64(p); double v; memcpy(&v, &u, 8); return v; }
-static float get_f32(const uint8_t *p) { uint32_t u = get_u32(p); float v; memcpy(&v, &u, 4); return v; }
-static void get_str(char *dst, size_t dlen, const uint8_t *p, size_t n) {
-    size_t k = 0;
-    while (k < n && k < dlen - 1 && p[k]) { dst[k] = (char)p[k]; k++; }
-    dst[k] = 0;
-}
 
 /* floats of weights for a form (0 for a bad form) */
 static uint64_t weight_count(adapter_form form, uint64_t dim, uint64_t rank) {
@@ -575,7 +552,7 @@ int adapter_load(adapter **out, const char *path, const gguf_file *model_file, i
         uint32_t mcrc;
         char mname[64];
         adapter_model_fingerprint(model_file, &msize, &mcrc);
-        model_name(model_file, mname, sizeof mname);
+        gguf_model_name(model_file, mname, sizeof mname);
         if (msize != in->model_size || mcrc != in->model_crc) {
             rc = hat_err(err, errlen, HAT_ERR_ARG,
                          "adapter %s was fitted for model %s (crc 0x%08x, %llu bytes), this model file is %s "
