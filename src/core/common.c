@@ -51,6 +51,17 @@ void *xcalloc(size_t n, size_t sz) {
     if (!p) fatal("out of memory allocating %zu x %zu bytes", n, sz);
     return p;
 }
+
+void *xrealloc(void *p, size_t n) {
+    void *q = realloc(p, n ? n : 1);
+    CHECK(q, "out of memory reallocating %zu bytes", n);
+    return q;
+}
+
+char *xstrdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    return memcpy(xmalloc(n), s, n);
+}
 void *xmalloc_aligned(size_t n) {
     void *p = NULL;
     if (posix_memalign(&p, 64, n ? (n + 63) / 64 * 64 : 64) != 0) fatal("out of memory allocating %zu bytes", n);

@@ -43,6 +43,8 @@ _Noreturn void hat_fatal_at(const char *file, int line, const char *fmt, ...)
 /* Allocation that never returns NULL (fatal on failure): for start-up buffers only. */
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t sz);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
 /* 64-byte aligned allocation for SIMD buffers; free with free(). */
 void *xmalloc_aligned(size_t n);
 

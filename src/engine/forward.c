@@ -251,13 +251,8 @@ void forward_run(const model *m, kvcache *kv, forward_state *s, const forward_ar
     forward_run_batch(m, s, &b);
 }
 
-void forward_run_batch(const model *m, forward_state *s, const forward_batch_args *a) {
-    const model_config *c = &m->cfg;
-    const int dim = c->dim, kvd = c->kv_dim, ffn = c->ffn_dim;
-    const int runs = a->l1 > a->l0;
-    CHECK(a->n_seq >= 1, "forward: no sequence");
-    CHECK(a->l0 >= m->part.l0 && a->l1 <= m->part.l1 && a->l0 <= a->l1,
-          "forward: layers [%d,%d) outside the loaded part [%d,%d)", a->l0, a->l1, m->part.l0, m->part.l1);
+/* the batch's positions into s->tpos / s->tseq, every sequence checked; returns its token count */
+static int batch_positions(const model *m, forward_state *s, const forward_batch_args *a, int runs) {
     int n = 0;
     for (int i = 0; i < a->n_seq; i++) {
         const forward_seq *q = &a->seqs[i];
@@ -272,6 +267,13 @@ void forward_run_batch(const model *m, forward_state *s, const forward_batch_arg
         for (int t = 0; t < q->n_tok; t++) { s->tpos[n + t] = q->pos0 + t; s->tseq[n + t] = i; }
         n += q->n_tok;
     }
+    return n;
+}
+
+/* the input rows into s->x: embedded tokens, or the hidden states given */
+static void batch_input(const model *m, forward_state *s, const forward_batch_args *a, int n) {
+    const model_config *c = &m->cfg;
+    const int dim = c->dim;
     if (a->tokens) {
         CHECK(m->part.embed, "forward: token input but this part holds no embedding");
         for (int t = 0; t < n; t++) {
@@ -284,60 +286,80 @@ void forward_run_batch(const model *m, forward_state *s, const forward_batch_arg
         CHECK(a->hidden_in, "forward: neither tokens nor hidden states given");
         if (a->hidden_in != s->x) memcpy(s->x, a->hidden_in, (size_t)n * dim * sizeof(float));
     }
+}
+
+/* one decoder layer l over the batch's n rows of s->x, in place */
+static void batch_layer(const model *m, forward_state *s, const forward_batch_args *a, int l, int n, int exact) {
+    const model_config *c = &m->cfg;
+    const int dim = c->dim, kvd = c->kv_dim, ffn = c->ffn_dim;
+    const layer_weights *w = &m->layers[l];
+    rmsnorm(s->xb, s->x, w->attn_norm, n, dim, c->norm_eps);
+    matmul(s, s->q, s->xb, &w->wq, n, 0);
+    matmul(s, s->k, s->xb, &w->wk, n, 1);
+    matmul(s, s->v, s->xb, &w->wv, n, 1);
+    rope(s->q, s->rope, n, c->n_head, c->head_dim);
+    rope(s->k, s->rope, n, c->n_head_kv, c->head_dim);
+    for (int t = 0; t < n; t++) {
+        const kvcache *kv = a->seqs[s->tseq[t]].kv;
+        fp32_to_fp16_row(s->k + (size_t)t * kvd, kvcache_k(kv, l, s->tpos[t]), kvd);
+        fp32_to_fp16_row(s->v + (size_t)t * kvd, kvcache_v(kv, l, s->tpos[t]), kvd);
+    }
+    attention(s, c, a->seqs, l, n);
+    /* TP_EXACT (tp.h): Wo and Wdown take the whole input row, gathered from every rank */
+    const float *att = s->att, *hb = s->hb;
+    if (exact) {
+        tp_gather_cols(s, a->tp, s->att, s->q, n, c->n_head * c->head_dim, l, "attention output");   /* q: free */
+        att = s->q;
+    }
+    matmul(s, s->xb, att, &w->wo, n, 0);
+    residual_add(s, n, dim, a->tp, exact, l, "attention");
+    rmsnorm(s->xb, s->x, w->ffn_norm, n, dim, c->norm_eps);
+    matmul(s, s->hb, s->xb, &w->w_gate, n, 0);
+    matmul(s, s->hb2, s->xb, &w->w_up, n, 1);
+    vm_swiglu((int64_t)n * ffn, s->hb, s->hb, s->hb2);
+    if (exact) {
+        tp_gather_cols(s, a->tp, s->hb, s->tp_wide, n, ffn, l, "SwiGLU output");
+        hb = s->tp_wide;
+    }
+    matmul(s, s->xb, hb, &w->w_down, n, 0);
+    residual_add(s, n, dim, a->tp, exact, l, "FFN");
+}
+
+/* final norm and LM head: logits of every row (logits_all) or of each sequence's last row */
+static void batch_head(const model *m, forward_state *s, const forward_batch_args *a, int n) {
+    const model_config *c = &m->cfg;
+    const int dim = c->dim;
+    CHECK(m->part.head && a->l1 == c->n_layer, "forward: LM head asked for after layer %d of %d", a->l1, c->n_layer);
+    const int rows = a->logits_all ? n : a->n_seq;
+    CHECK(rows <= s->max_logit_rows, "forward: %d logit rows, buffers sized for %d", rows, s->max_logit_rows);
+    if (a->logits_all || a->n_seq == 1) {
+        rmsnorm(s->xb, s->x + (size_t)(n - rows) * dim, m->out_norm, rows, dim, c->norm_eps);
+    } else {   /* the last token of each sequence */
+        int end = 0;
+        for (int i = 0; i < a->n_seq; i++) {
+            end += a->seqs[i].n_tok;
+            rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)(end - 1) * dim, m->out_norm, 1, dim, c->norm_eps);
+        }
+    }
+    matmul(s, s->logits, s->xb, &m->output, rows, 0);
+}
+
+void forward_run_batch(const model *m, forward_state *s, const forward_batch_args *a) {
+    const model_config *c = &m->cfg;
+    const int runs = a->l1 > a->l0;
+    CHECK(a->n_seq >= 1, "forward: no sequence");
+    CHECK(a->l0 >= m->part.l0 && a->l1 <= m->part.l1 && a->l0 <= a->l1,
+          "forward: layers [%d,%d) outside the loaded part [%d,%d)", a->l0, a->l1, m->part.l0, m->part.l1);
+    const int n = batch_positions(m, s, a, runs);
+    batch_input(m, s, a, n);
     if (runs) rope_table(s->rope, n, c->head_dim, s->tpos, c->rope_base);
     s->act_type = -1;   /* s->act holds nothing of this call yet */
     const int exact = tp_active(a->tp) && m->tp_mode == TP_EXACT;
     CHECK(!tp_active(a->tp) || (m->tp_size == a->tp->size && m->tp_rank == a->tp->rank && (!exact || s->tp_recv)),
           "forward: tensor-parallel group (rank %d of %d) and shard (rank %d of %d) disagree", a->tp->rank, a->tp->size,
           m->tp_rank, m->tp_size);
-    for (int l = a->l0; l < a->l1; l++) {
-        const layer_weights *w = &m->layers[l];
-        rmsnorm(s->xb, s->x, w->attn_norm, n, dim, c->norm_eps);
-        matmul(s, s->q, s->xb, &w->wq, n, 0);
-        matmul(s, s->k, s->xb, &w->wk, n, 1);
-        matmul(s, s->v, s->xb, &w->wv, n, 1);
-        rope(s->q, s->rope, n, c->n_head, c->head_dim);
-        rope(s->k, s->rope, n, c->n_head_kv, c->head_dim);
-        for (int t = 0; t < n; t++) {
-            const kvcache *kv = a->seqs[s->tseq[t]].kv;
-            fp32_to_fp16_row(s->k + (size_t)t * kvd, kvcache_k(kv, l, s->tpos[t]), kvd);
-            fp32_to_fp16_row(s->v + (size_t)t * kvd, kvcache_v(kv, l, s->tpos[t]), kvd);
-        }
-        attention(s, c, a->seqs, l, n);
-        /* TP_EXACT (tp.h): Wo and Wdown take the whole input row, gathered from every rank */
-        const float *att = s->att, *hb = s->hb;
-        if (exact) {
-            tp_gather_cols(s, a->tp, s->att, s->q, n, c->n_head * c->head_dim, l, "attention output");   /* q: free */
-            att = s->q;
-        }
-        matmul(s, s->xb, att, &w->wo, n, 0);
-        residual_add(s, n, dim, a->tp, exact, l, "attention");
-        rmsnorm(s->xb, s->x, w->ffn_norm, n, dim, c->norm_eps);
-        matmul(s, s->hb, s->xb, &w->w_gate, n, 0);
-        matmul(s, s->hb2, s->xb, &w->w_up, n, 1);
-        vm_swiglu((int64_t)n * ffn, s->hb, s->hb, s->hb2);
-        if (exact) {
-            tp_gather_cols(s, a->tp, s->hb, s->tp_wide, n, ffn, l, "SwiGLU output");
-            hb = s->tp_wide;
-        }
-        matmul(s, s->xb, hb, &w->w_down, n, 0);
-        residual_add(s, n, dim, a->tp, exact, l, "FFN");
-    }
+    for (int l = a->l0; l < a->l1; l++) batch_layer(m, s, a, l, n, exact);
     if (runs)
         for (int i = 0; i < a->n_seq; i++) a->seqs[i].kv->n = a->seqs[i].pos0 + a->seqs[i].n_tok;
-    if (a->head) {
-        CHECK(m->part.head && a->l1 == c->n_layer, "forward: LM head asked for after layer %d of %d", a->l1, c->n_layer);
-        const int rows = a->logits_all ? n : a->n_seq;
-        CHECK(rows <= s->max_logit_rows, "forward: %d logit rows, buffers sized for %d", rows, s->max_logit_rows);
-        if (a->logits_all || a->n_seq == 1) {
-            rmsnorm(s->xb, s->x + (size_t)(n - rows) * dim, m->out_norm, rows, dim, c->norm_eps);
-        } else {   /* the last token of each sequence */
-            int end = 0;
-            for (int i = 0; i < a->n_seq; i++) {
-                end += a->seqs[i].n_tok;
-                rmsnorm(s->xb + (size_t)i * dim, s->x + (size_t)(end - 1) * dim, m->out_norm, 1, dim, c->norm_eps);
-            }
-        }
-        matmul(s, s->logits, s->xb, &m->output, rows, 0);
-    }
+    if (a->head) batch_head(m, s, a, n);
 }

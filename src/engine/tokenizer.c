@@ -521,7 +521,7 @@ static const char *find_bytes(const char *h, size_t hn, const char *p, size_t pn
  * longest first, every remaining raw span is cut at its leftmost occurrences. CONTROL and
  * UNKNOWN tokens take part only with parse_special; USER_DEFINED ones always do. Returns
  * the fragment list (malloc'd), or NULL when out of memory. */
-static frag *partition(const tokenizer *t, const char *text, size_t len, int parse_special, size_t *nf_out) {
+static frag *special_partition(const tokenizer *t, const char *text, size_t len, int parse_special, size_t *nf_out) {
     size_t nf = 1;
     frag *fr = malloc(sizeof *fr);
     if (!fr) return NULL;
@@ -564,7 +564,7 @@ int tokenizer_encode(const tokenizer *t, const char *text, size_t len, int parse
     if (!t || (!text && len) || max < 0 || (!out && max > 0)) return hat_err(err, errlen, HAT_ERR_ARG, "tokenizer_encode: bad arguments");
     if (len == 0) return HAT_OK;
     size_t nf = 0;
-    frag *fr = partition(t, text, len, parse_special, &nf);
+    frag *fr = special_partition(t, text, len, parse_special, &nf);
     if (!fr) return hat_err(err, errlen, HAT_ERR_NOMEM, "out of memory");
     enc_state st = {0};
     st.out = out;

@@ -1,20 +1,17 @@
 /* config.c — the `hat run` configuration (keys, defaults and contract in config.h).
  *
- * Three steps, the same for the run file and the profiles files: a strict hand-written INI
- * reader turns the text into (section, key, value, line) entries, rejecting malformed lines,
- * repeated sections and repeated keys; a schema check rejects unknown sections and keys;
- * typed getters then fill hat_config, every error naming file:line, key and value.
- *
- * Values: surrounding blanks are dropped and an unquoted value ends at a '#' or ';' that
- * follows whitespace (an inline comment). A value in double quotes is taken verbatim with the
- * escapes \n \t \r \\ \" ; the resolved dump quotes prompts this way, so any prompt survives a
- * save and reload. Empty values are errors.
+ * Three steps, the same for the run file and the profiles files: the strict INI reader of
+ * core/ini.h turns the text into (section, key, value, line) entries; a schema check (the key
+ * lists below) rejects unknown sections and keys; typed getters then fill hat_config, every
+ * error naming file:line, key and value. The resolved dump quotes prompts with the reader's
+ * escapes, so any prompt survives a save and reload.
  */
 #include "run/config.h"
 #include "core/parse.h"
 #include "engine/prompt.h"
 #include "split/speculate.h"
 #include "core/common.h"
+#include "core/ini.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -28,240 +25,7 @@
 
 #define MAX_DEVICES 65536   /* sanity bound: device_cfg is ~1.3 KB each */
 
-/* ---------------------------------------------------------------- small helpers */
-
-static void *xrealloc(void *p, size_t n) {
-    void *q = realloc(p, n ? n : 1);
-    CHECK(q, "out of memory reallocating %zu bytes", n);
-    return q;
-}
-static char *xstrdup(const char *s) {
-    size_t n = strlen(s) + 1;
-    return memcpy(xmalloc(n), s, n);
-}
-static char *trim(char *s) {
-    while (isspace((unsigned char)*s)) s++;
-    char *e = s + strlen(s);
-    while (e > s && isspace((unsigned char)e[-1])) *--e = 0;
-    return s;
-}
-static int in_list(const char *const *names, const char *s) {
-    for (int i = 0; names[i]; i++)
-        if (!strcmp(names[i], s)) return i;
-    return -1;
-}
-/* "a<sep>b<sep>c" into buf (truncated with "..." when long) */
-static void join(char *buf, size_t cap, const char *const *names, int n, const char *sep) {
-    size_t len = 0;
-    buf[0] = 0;
-    for (int i = 0; (n < 0 ? names[i] != NULL : i < n); i++) {
-        int w = snprintf(buf + len, cap - len, "%s%s", i ? sep : "", names[i]);
-        if (w < 0 || (size_t)w >= cap - len) { if (cap > 4) strcpy(buf + cap - 4, "..."); return; }
-        len += (size_t)w;
-    }
-}
-
-/* ---------------------------------------------------------------- INI reader */
-
-typedef struct { const char *sec; char *key, *val; int line; } ini_kv;   /* sec: points at a section name */
-typedef struct { char *name; int line; } ini_sec;
-typedef struct {
-    const char *path;
-    ini_kv *kv;
-    ini_sec *sec;
-    int nkv, nsec;
-    char *err;                /* where messages go */
-    size_t errlen;
-} ini_doc;
-
-static void ini_free(ini_doc *d) {
-    for (int i = 0; i < d->nkv; i++) { free(d->kv[i].key); free(d->kv[i].val); }
-    for (int i = 0; i < d->nsec; i++) free(d->sec[i].name);
-    free(d->kv);
-    free(d->sec);
-    d->kv = NULL; d->sec = NULL; d->nkv = d->nsec = 0;
-}
-static int ini_fail(const ini_doc *d, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int ini_fail(const ini_doc *d, int line, const char *fmt, ...) {
-    char msg[384];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return hat_err(d->err, d->errlen, HAT_ERR_FORMAT, "%s:%d: %s", d->path, line, msg);
-}
-static int name_ok(const char *s) {
-    if (!*s) return 0;
-    for (; *s; s++)
-        if (!isalnum((unsigned char)*s) && !strchr("_.-", *s)) return 0;
-    return 1;
-}
-/* v: the text after '='. Sets *out to an owned copy of the value. */
-static int ini_value(const ini_doc *d, int line, const char *key, char *v, char **out) {
-    while (isspace((unsigned char)*v)) v++;
-    if (*v == '"') {
-        char *o = xmalloc(strlen(v) + 1), *w = o, *p = v + 1;
-        for (; *p != '"'; p++) {
-            if (!*p) { free(o); return ini_fail(d, line, "unterminated quoted value for '%s'", key); }
-            if (*p != '\\') { *w++ = *p; continue; }
-            switch (*++p) {
-            case 'n': *w++ = '\n'; break;
-            case 't': *w++ = '\t'; break;
-            case 'r': *w++ = '\r'; break;
-            case '\\': case '"': *w++ = *p; break;
-            default: free(o); return ini_fail(d, line, "unknown escape '\\%c' in the value of '%s'", *p ? *p : ' ', key);
-            }
-        }
-        *w = 0;
-        for (p++; isspace((unsigned char)*p); p++) {}
-        if (*p && *p != '#' && *p != ';') {
-            free(o);
-            return ini_fail(d, line, "text after the closing quote of '%s'", key);
-        }
-        if (!*o) { free(o); return ini_fail(d, line, "empty value for '%s'", key); }
-        *out = o;
-        return HAT_OK;
-    }
-    for (char *p = v; *p; p++)            /* inline comment: '#' or ';' after whitespace */
-        if ((*p == '#' || *p == ';') && isspace((unsigned char)p[-1])) { *p = 0; break; }
-    v = trim(v);
-    if (!*v) return ini_fail(d, line, "no value for '%s'", key);
-    *out = xstrdup(v);
-    return HAT_OK;
-}
-static int ini_parse(ini_doc *d, char *text) {
-    int cap_kv = 0, cap_sec = 0, line = 0;
-    const char *cur = NULL;
-    for (char *p = text, *nl; p; p = nl ? nl + 1 : NULL) {
-        if ((nl = strchr(p, '\n'))) *nl = 0;
-        line++;
-        char *s = trim(p);
-        if (!*s || *s == '#' || *s == ';') continue;
-        if (*s == '[') {
-            char *close = strchr(s, ']');
-            if (!close) return ini_fail(d, line, "malformed section header '%s'", s);
-            *close = 0;
-            char *rest = trim(close + 1), *name = trim(s + 1);
-            if (*rest && *rest != '#' && *rest != ';')
-                return ini_fail(d, line, "text after the section header [%s]", name);
-            if (!name_ok(name)) return ini_fail(d, line, "bad section name [%s]", name);
-            for (int i = 0; i < d->nsec; i++)
-                if (!strcmp(d->sec[i].name, name))
-                    return ini_fail(d, line, "duplicate section [%s] (first at line %d)", name, d->sec[i].line);
-            if (d->nsec == cap_sec) d->sec = xrealloc(d->sec, sizeof *d->sec * (size_t)(cap_sec = cap_sec * 2 + 8));
-            d->sec[d->nsec] = (ini_sec){ xstrdup(name), line };
-            cur = d->sec[d->nsec++].name;
-            continue;
-        }
-        char *eq = strchr(s, '=');
-        if (!eq) return ini_fail(d, line, "expected 'key = value' or '[section]', got '%s'", s);
-        *eq = 0;
-        char *key = trim(s), *val = NULL;
-        if (!name_ok(key)) return ini_fail(d, line, "bad key name '%s'", key);
-        if (!cur) return ini_fail(d, line, "key '%s' before any [section]", key);
-        for (int i = 0; i < d->nkv; i++)
-            if (d->kv[i].sec == cur && !strcmp(d->kv[i].key, key))
-                return ini_fail(d, line, "duplicate key '%s' in [%s] (first at line %d)", key, cur, d->kv[i].line);
-        int rc = ini_value(d, line, key, eq + 1, &val);
-        if (rc) return rc;
-        if (d->nkv == cap_kv) d->kv = xrealloc(d->kv, sizeof *d->kv * (size_t)(cap_kv = cap_kv * 2 + 16));
-        d->kv[d->nkv++] = (ini_kv){ cur, xstrdup(key), val, line };
-    }
-    return HAT_OK;
-}
-static int ini_load(ini_doc *d, const char *path, const char *what) {
-    char *text;
-    d->path = path;
-    int rc = hat_read_text(path, what, &text, NULL, d->err, d->errlen);
-    if (rc) return rc;
-    rc = ini_parse(d, text + (strncmp(text, "\xEF\xBB\xBF", 3) ? 0 : 3));   /* skip a UTF-8 byte order mark */
-    free(text);
-    return rc;
-}
-static const ini_kv *ini_find(const ini_doc *d, const char *sec, const char *key) {
-    for (int i = 0; i < d->nkv; i++)
-        if (!strcmp(d->kv[i].sec, sec) && !strcmp(d->kv[i].key, key)) return &d->kv[i];
-    return NULL;
-}
-
-/* Unknown sections and keys; keys_for(section) gives the allowed keys or NULL. */
-typedef const char *const *(*keys_fn)(const char *sec);
-static int ini_check(const ini_doc *d, keys_fn keys_for, const char *sections_hint) {
-    char list[384];
-    for (int i = 0; i < d->nsec; i++)
-        if (!keys_for(d->sec[i].name))
-            return hat_err(d->err, d->errlen, HAT_ERR_ARG, "%s:%d: unknown section [%s] (known: %s)", d->path,
-                           d->sec[i].line, d->sec[i].name, sections_hint);
-    for (int i = 0; i < d->nkv; i++) {
-        const char *const *keys = keys_for(d->kv[i].sec);
-        if (in_list(keys, d->kv[i].key) < 0) {
-            join(list, sizeof list, keys, -1, ", ");
-            return hat_err(d->err, d->errlen, HAT_ERR_ARG, "%s:%d: unknown key '%s' in [%s] (known: %s)", d->path,
-                           d->kv[i].line, d->kv[i].key, d->kv[i].sec, list);
-        }
-    }
-    return HAT_OK;
-}
-
-/* ---------------------------------------------------------------- typed getters */
-
-/* An error about a value: "file:line: [sec] key = 'v': msg", or for a default
- * (kv == NULL) "file: [sec] key (default): msg". */
-static int fail(const ini_doc *d, const ini_kv *kv, const char *sec, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static int fail(const ini_doc *d, const ini_kv *kv, const char *sec, const char *key, const char *fmt, ...) {
-    char msg[384];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (kv)
-        return hat_err(d->err, d->errlen, HAT_ERR_ARG, "%s:%d: [%s] %s = '%s': %s", d->path, kv->line, kv->sec, kv->key,
-                       kv->val, msg);
-    return hat_err(d->err, d->errlen, HAT_ERR_ARG, "%s: [%s] %s (default): %s", d->path, sec, key, msg);
-}
 #define AT(sec, key) ini_find(d, sec, key), sec, key
-
-static int v_int(const ini_doc *d, const ini_kv *kv, const char *sec, const char *key, int def, int lo, int *out) {
-    *out = def;
-    if (kv && !parse_int(kv->val, out)) return fail(d, kv, sec, key, "not an integer");
-    if (*out < lo) return fail(d, kv, sec, key, "%d is too small: must be >= %d", *out, lo);
-    return HAT_OK;
-}
-/* lo_open: lo itself excluded; hi = INFINITY for no upper bound */
-static int v_dbl(const ini_doc *d, const ini_kv *kv, const char *sec, const char *key, double def, double lo,
-                 int lo_open, double hi, double *out) {
-    *out = def;
-    if (kv && !parse_double(kv->val, out)) return fail(d, kv, sec, key, "not a number");
-    if ((lo_open ? *out > lo : *out >= lo) && *out <= hi) return HAT_OK;
-    if (isinf(hi)) return fail(d, kv, sec, key, "%g out of range: must be %s %g", *out, lo_open ? ">" : ">=", lo);
-    return fail(d, kv, sec, key, "%g out of range: must be in %c%g, %g]", *out, lo_open ? '(' : '[', lo, hi);
-}
-static int v_bool(const ini_doc *d, const ini_kv *kv, const char *sec, const char *key, int def, int *out) {
-    static const char *const yes[] = {"on", "true", "1"}, *const no[] = {"off", "false", "0"};
-    *out = def;
-    if (!kv) return HAT_OK;
-    for (int i = 0; i < 3; i++) {
-        if (!strcasecmp(kv->val, yes[i])) return *out = 1, HAT_OK;
-        if (!strcasecmp(kv->val, no[i])) return *out = 0, HAT_OK;
-    }
-    return fail(d, kv, sec, key, "not a boolean: expected on|off|true|false|1|0");
-}
-static int v_enum(const ini_doc *d, const ini_kv *kv, const char *sec, const char *key, const char *const *names,
-                  int def, int *out) {
-    char list[256];
-    *out = def;
-    if (!kv || (*out = in_list(names, kv->val)) >= 0) return HAT_OK;
-    join(list, sizeof list, names, -1, "|");
-    return fail(d, kv, sec, key, "expected one of %s", list);
-}
-static int v_str(const ini_doc *d, const ini_kv *kv, const char *sec, const char *key, const char *def, char *dst,
-                 size_t cap) {
-    const char *v = kv ? kv->val : def;
-    if (strlen(v) >= cap) return fail(d, kv, sec, key, "too long (at most %zu characters)", cap - 1);
-    strcpy(dst, v);
-    return HAT_OK;
-}
 
 /* ---------------------------------------------------------------- schema of the run file */
 
@@ -349,20 +113,20 @@ static int load_profiles(aux_t *a, const char *path, int links, char *err, size_
             link_profile *p = &a->link[a->nlink++];
             int j = 0;
             strcpy(p->name, s);
-            if (!(rc = v_dbl(d, AT(s, "up_mbps"), 0, 0, 1, INFINITY, &p->up_mbps)) &&
-                !(rc = v_dbl(d, AT(s, "down_mbps"), 0, 0, 1, INFINITY, &p->down_mbps)) &&
-                !(rc = v_dbl(d, AT(s, "latency_ms"), 0, 0, 0, INFINITY, &p->latency_ms)) &&
-                !(rc = v_dbl(d, AT(s, "jitter_ms"), 0, 0, 0, INFINITY, &p->jitter_ms)) &&
-                !(rc = v_enum(d, AT(s, "jitter"), JITTERS, JITTER_NONE, &j)))
-                rc = v_str(d, AT(s, "source"), "", p->source, sizeof p->source);
+            if (!(rc = ini_double(d, AT(s, "up_mbps"), 0, 0, 1, INFINITY, &p->up_mbps)) &&
+                !(rc = ini_double(d, AT(s, "down_mbps"), 0, 0, 1, INFINITY, &p->down_mbps)) &&
+                !(rc = ini_double(d, AT(s, "latency_ms"), 0, 0, 0, INFINITY, &p->latency_ms)) &&
+                !(rc = ini_double(d, AT(s, "jitter_ms"), 0, 0, 0, INFINITY, &p->jitter_ms)) &&
+                !(rc = ini_enum(d, AT(s, "jitter"), JITTERS, JITTER_NONE, &j)))
+                rc = ini_str(d, AT(s, "source"), "", p->source, sizeof p->source);
             p->jitter = (jitter_dist)j;
         } else {
             compute_profile *p = &a->comp[a->ncomp++];
             strcpy(p->name, s);
-            if (!(rc = v_dbl(d, AT(s, "mem_bw_gbs"), 0, 0, 1, INFINITY, &p->mem_bw_gbs)) &&
-                !(rc = v_dbl(d, AT(s, "efficiency"), 0, 0, 1, 1, &p->efficiency)) &&
-                !(rc = v_dbl(d, AT(s, "tflops"), 0, 0, 1, INFINITY, &p->tflops)))
-                rc = v_str(d, AT(s, "source"), "", p->source, sizeof p->source);
+            if (!(rc = ini_double(d, AT(s, "mem_bw_gbs"), 0, 0, 1, INFINITY, &p->mem_bw_gbs)) &&
+                !(rc = ini_double(d, AT(s, "efficiency"), 0, 0, 1, 1, &p->efficiency)) &&
+                !(rc = ini_double(d, AT(s, "tflops"), 0, 0, 1, INFINITY, &p->tflops)))
+                rc = ini_str(d, AT(s, "source"), "", p->source, sizeof p->source);
         }
     }
     ini_free(d);
@@ -380,61 +144,113 @@ static void aux_free(aux_t *a) {
 
 /* ---------------------------------------------------------------- loading */
 
+/* [run], [model], [split] */
+static int load_run_model(hat_config *c, const ini_doc *d, int *mode) {
+    int rc;
+    if ((rc = ini_enum(d, AT("run", "mode"), MODES, 0, mode)) ||
+        (rc = ini_str(d, AT("run", "trace"), "results/trace.h5", c->trace, sizeof c->trace)) ||
+        (rc = ini_str(d, AT("model", "path"), "", c->model_path, sizeof c->model_path)) ||
+        (rc = ini_int(d, AT("model", "ctx"), 1024, 16, &c->ctx)) ||
+        (rc = ini_int(d, AT("model", "device_threads"), 1, 1, &c->device_threads)) ||
+        (rc = ini_int(d, AT("model", "cloud_threads"), 1, 1, &c->cloud_threads)) ||
+        (rc = ini_int(d, AT("split", "a"), 2, INT_MIN, &c->a)) ||
+        (rc = ini_int(d, AT("split", "b"), 2, INT_MIN, &c->b)))
+        return rc;
+    return HAT_OK;
+}
+
+/* [cloud] and [transport] (in the order the keys are checked) */
+static int load_cloud_transport(hat_config *c, const ini_doc *d, int *scheme, int *wire, int *backend, int *gpu_dtype) {
+    int rc;
+    if ((rc = ini_int(d, AT("cloud", "ranks"), 1, 1, &c->n_cloud)) ||
+        (rc = ini_enum(d, AT("cloud", "scheme"), SCHEMES, 0, scheme)) ||
+        (rc = ini_int(d, AT("cloud", "tp"), 1, 1, &c->tp)) ||
+        (rc = ini_enum(d, AT("cloud", "tp_mode"), TP_MODES, 0, &c->tp_mode)) ||
+        (rc = ini_enum(d, AT("transport", "wire_dtype"), WIRES, WIRE_F32, wire)) ||
+        (rc = ini_int(d, AT("transport", "chunk_tokens"), 32, 2, &c->chunk_tokens)) ||
+        (rc = ini_int(d, AT("transport", "inflight"), 4, 1, &c->inflight)) ||
+        (rc = ini_bool(d, AT("transport", "emulate_links"), 1, &c->emulate_links)) ||
+        (rc = ini_int(d, AT("cloud", "max_batch_tokens"), 256, 1, &c->max_batch_tokens)) ||
+        (rc = ini_enum(d, AT("cloud", "backend"), BACKENDS, 0, backend)) ||
+        (rc = ini_enum(d, AT("cloud", "gpu_dtype"), GPU_DTYPES, 0, gpu_dtype)) ||
+        (rc = ini_int(d, AT("cloud", "gpu"), -1, -1, &c->gpu)) ||
+        (rc = ini_bool(d, AT("cloud", "gpu_graphs"), 1, &c->gpu_graphs)) ||
+        (rc = ini_enum(d, AT("cloud", "gpu_gemv"), GPU_GEMV, 0, &c->gpu_gemv)))
+        return rc;
+    return HAT_OK;
+}
+
+/* [profiles] and [devices] (the devices' defaults go to a) */
+static int load_devices(hat_config *c, const ini_doc *d, aux_t *a) {
+    int rc;
+    if ((rc = ini_str(d, AT("profiles", "links"), "configs/links.ini", c->links_path, sizeof c->links_path)) ||
+        (rc = ini_str(d, AT("profiles", "devices"), "configs/devices.ini", c->devices_path, sizeof c->devices_path)) ||
+        (rc = ini_int(d, AT("devices", "count"), 0, 1, &c->n_devices)) ||
+        (rc = ini_str(d, AT("devices", "link"), "ethernet", a->link_name, sizeof a->link_name)) ||
+        (rc = ini_str(d, AT("devices", "compute"), "none", a->comp_name, sizeof a->comp_name)) ||
+        (rc = ini_str(d, AT("devices", "prompts"), "", a->prompts_path, sizeof a->prompts_path)) ||
+        (rc = ini_bool(d, AT("devices", "chat"), 1, &a->chat)) ||
+        (rc = ini_int(d, AT("devices", "max_tokens"), 32, 1, &a->max_tokens)) ||
+        (rc = ini_double(d, AT("devices", "start_interval_s"), 0, 0, 0, INFINITY, &a->interval)) ||
+        (rc = ini_double(d, AT("devices", "temp"), 0, 0, 0, INFINITY, &a->temp)) ||
+        (rc = ini_int(d, AT("devices", "top_k"), 0, 0, &a->top_k)) ||
+        (rc = ini_double(d, AT("devices", "top_p"), 1, 0, 1, 1, &a->top_p)))
+        return rc;
+    return HAT_OK;
+}
+
+/* [fault] and [hat] */
+static int load_fault_hat(hat_config *c, const ini_doc *d, int *fault) {
+    int rc;
+    if ((rc = ini_enum(d, AT("fault", "kind"), FAULTS, FAULT_NONE, fault)) ||
+        (rc = ini_int(d, AT("fault", "device"), 0, 0, &c->fault_device)) ||
+        (rc = ini_int(d, AT("fault", "at_seq"), 1, 0, &c->fault_seq)) ||
+        (rc = ini_str(d, AT("hat", "adapter"), "identity", c->adapter_path, sizeof c->adapter_path)) ||
+        (rc = ini_int(d, AT("hat", "gamma"), 4, 1, &c->gamma)) ||
+        (rc = ini_bool(d, AT("hat", "adaptive"), 0, &c->gamma_adaptive)) ||
+        (rc = ini_int(d, AT("hat", "gamma_min"), 1, 1, &c->gamma_min)) ||
+        (rc = ini_int(d, AT("hat", "gamma_max"), 8, 1, &c->gamma_max)))
+        return rc;
+    return HAT_OK;
+}
+
+/* checks across keys, once every value is read */
+static int check_scalars(const hat_config *c, const ini_doc *d) {
+    if (c->n_cloud % c->tp)
+        return ini_fail_value(d, AT("cloud", "tp"), "[cloud] ranks = %d is not a multiple of the tensor-parallel group size %d",
+                    c->n_cloud, c->tp);
+    if (c->tp > 1 && c->run_mode == RUN_CLOUD_ONLY)
+        return ini_fail_value(d, AT("cloud", "tp"), "tensor parallelism is for the cloud's middle submodel (modes ushape and hat); "
+                    "the cloud-only baseline runs whole models per cloud rank");
+    if (c->max_batch_tokens < c->chunk_tokens)
+        return ini_fail_value(d, AT("cloud", "max_batch_tokens"), "%d is below [transport] chunk_tokens = %d",
+                    c->max_batch_tokens, c->chunk_tokens);
+    if (c->n_devices > MAX_DEVICES) return ini_fail_value(d, AT("devices", "count"), "at most %d devices", MAX_DEVICES);
+    if (c->fault_device >= c->n_devices)
+        return ini_fail_value(d, AT("fault", "device"), "must be in [0, %d) ([devices] count = %d)", c->n_devices, c->n_devices);
+    for (int i = 0, n; i < d->nsec; i++)
+        if (device_section(d->sec[i].name, &n) && (n < 0 || n >= c->n_devices))
+            return hat_err(d->err, d->errlen, HAT_ERR_ARG,
+                           "%s:%d: section [%s] is out of range: [devices] count = %d, so N must be in [0, %d)", d->path,
+                           d->sec[i].line, d->sec[i].name, c->n_devices, c->n_devices);
+    return HAT_OK;
+}
+
 static int load_scalars(hat_config *c, const ini_doc *d, aux_t *a) {
     int rc, mode, scheme, wire, fault, backend, gpu_dtype;
     if (!ini_find(d, "model", "path") || !ini_find(d, "devices", "count"))
         return hat_err(d->err, d->errlen, HAT_ERR_ARG, "%s: missing required key %s", d->path,
                        ini_find(d, "model", "path") ? "[devices] count" : "[model] path");
-    if ((rc = v_enum(d, AT("run", "mode"), MODES, 0, &mode)) ||
-        (rc = v_str(d, AT("run", "trace"), "results/trace.h5", c->trace, sizeof c->trace)) ||
-        (rc = v_str(d, AT("model", "path"), "", c->model_path, sizeof c->model_path)) ||
-        (rc = v_int(d, AT("model", "ctx"), 1024, 16, &c->ctx)) ||
-        (rc = v_int(d, AT("model", "device_threads"), 1, 1, &c->device_threads)) ||
-        (rc = v_int(d, AT("model", "cloud_threads"), 1, 1, &c->cloud_threads)) ||
-        (rc = v_int(d, AT("split", "a"), 2, INT_MIN, &c->a)) ||
-        (rc = v_int(d, AT("split", "b"), 2, INT_MIN, &c->b)) ||
-        (rc = v_int(d, AT("cloud", "ranks"), 1, 1, &c->n_cloud)) ||
-        (rc = v_enum(d, AT("cloud", "scheme"), SCHEMES, 0, &scheme)) ||
-        (rc = v_int(d, AT("cloud", "tp"), 1, 1, &c->tp)) ||
-        (rc = v_enum(d, AT("cloud", "tp_mode"), TP_MODES, 0, &c->tp_mode)) ||
-        (rc = v_enum(d, AT("transport", "wire_dtype"), WIRES, WIRE_F32, &wire)) ||
-        (rc = v_int(d, AT("transport", "chunk_tokens"), 32, 2, &c->chunk_tokens)) ||
-        (rc = v_int(d, AT("transport", "inflight"), 4, 1, &c->inflight)) ||
-        (rc = v_bool(d, AT("transport", "emulate_links"), 1, &c->emulate_links)) ||
-        (rc = v_int(d, AT("cloud", "max_batch_tokens"), 256, 1, &c->max_batch_tokens)) ||
-        (rc = v_enum(d, AT("cloud", "backend"), BACKENDS, 0, &backend)) ||
-        (rc = v_enum(d, AT("cloud", "gpu_dtype"), GPU_DTYPES, 0, &gpu_dtype)) ||
-        (rc = v_int(d, AT("cloud", "gpu"), -1, -1, &c->gpu)) ||
-        (rc = v_bool(d, AT("cloud", "gpu_graphs"), 1, &c->gpu_graphs)) ||
-        (rc = v_enum(d, AT("cloud", "gpu_gemv"), GPU_GEMV, 0, &c->gpu_gemv)) ||
-        (rc = v_str(d, AT("profiles", "links"), "configs/links.ini", c->links_path, sizeof c->links_path)) ||
-        (rc = v_str(d, AT("profiles", "devices"), "configs/devices.ini", c->devices_path, sizeof c->devices_path)) ||
-        (rc = v_int(d, AT("devices", "count"), 0, 1, &c->n_devices)) ||
-        (rc = v_str(d, AT("devices", "link"), "ethernet", a->link_name, sizeof a->link_name)) ||
-        (rc = v_str(d, AT("devices", "compute"), "none", a->comp_name, sizeof a->comp_name)) ||
-        (rc = v_str(d, AT("devices", "prompts"), "", a->prompts_path, sizeof a->prompts_path)) ||
-        (rc = v_bool(d, AT("devices", "chat"), 1, &a->chat)) ||
-        (rc = v_int(d, AT("devices", "max_tokens"), 32, 1, &a->max_tokens)) ||
-        (rc = v_dbl(d, AT("devices", "start_interval_s"), 0, 0, 0, INFINITY, &a->interval)) ||
-        (rc = v_dbl(d, AT("devices", "temp"), 0, 0, 0, INFINITY, &a->temp)) ||
-        (rc = v_int(d, AT("devices", "top_k"), 0, 0, &a->top_k)) ||
-        (rc = v_dbl(d, AT("devices", "top_p"), 1, 0, 1, 1, &a->top_p)) ||
-        (rc = v_enum(d, AT("fault", "kind"), FAULTS, FAULT_NONE, &fault)) ||
-        (rc = v_int(d, AT("fault", "device"), 0, 0, &c->fault_device)) ||
-        (rc = v_int(d, AT("fault", "at_seq"), 1, 0, &c->fault_seq)) ||
-        (rc = v_str(d, AT("hat", "adapter"), "identity", c->adapter_path, sizeof c->adapter_path)) ||
-        (rc = v_int(d, AT("hat", "gamma"), 4, 1, &c->gamma)) ||
-        (rc = v_bool(d, AT("hat", "adaptive"), 0, &c->gamma_adaptive)) ||
-        (rc = v_int(d, AT("hat", "gamma_min"), 1, 1, &c->gamma_min)) ||
-        (rc = v_int(d, AT("hat", "gamma_max"), 8, 1, &c->gamma_max)))
+    if ((rc = load_run_model(c, d, &mode)) || (rc = load_cloud_transport(c, d, &scheme, &wire, &backend, &gpu_dtype)) ||
+        (rc = load_devices(c, d, a)) || (rc = load_fault_hat(c, d, &fault)))
         return rc;
-    if (c->gamma > HAT_GAMMA_LIMIT) return fail(d, AT("hat", "gamma"), "at most %d", HAT_GAMMA_LIMIT);
-    if (c->gamma_max > HAT_GAMMA_LIMIT) return fail(d, AT("hat", "gamma_max"), "at most %d", HAT_GAMMA_LIMIT);
+    if (c->gamma > HAT_GAMMA_LIMIT) return ini_fail_value(d, AT("hat", "gamma"), "at most %d", HAT_GAMMA_LIMIT);
+    if (c->gamma_max > HAT_GAMMA_LIMIT) return ini_fail_value(d, AT("hat", "gamma_max"), "at most %d", HAT_GAMMA_LIMIT);
     if (c->gamma_min > c->gamma_max)
-        return fail(d, AT("hat", "gamma_min"), "%d is above [hat] gamma_max = %d", c->gamma_min, c->gamma_max);
+        return ini_fail_value(d, AT("hat", "gamma_min"), "%d is above [hat] gamma_max = %d", c->gamma_min, c->gamma_max);
     const ini_kv *seed = ini_find(d, "run", "seed");
     c->seed = 1;
-    if (seed && !parse_u64(seed->val, &c->seed)) return fail(d, seed, "run", "seed", "not an unsigned 64-bit integer");
+    if (seed && !parse_u64(seed->val, &c->seed)) return ini_fail_value(d, seed, "run", "seed", "not an unsigned 64-bit integer");
     strcpy(c->mode, MODES[mode]);
     c->run_mode = (run_mode)mode;
     strcpy(c->scheme, SCHEMES[scheme]);
@@ -444,24 +260,7 @@ static int load_scalars(hat_config *c, const ini_doc *d, aux_t *a) {
     c->fault = (fault_kind)fault;
     const ini_kv *p = ini_find(d, "devices", "prompt");
     a->prompt = p ? p->val : NULL;
-    if (c->n_cloud % c->tp)
-        return fail(d, AT("cloud", "tp"), "[cloud] ranks = %d is not a multiple of the tensor-parallel group size %d",
-                    c->n_cloud, c->tp);
-    if (c->tp > 1 && c->run_mode == RUN_CLOUD_ONLY)
-        return fail(d, AT("cloud", "tp"), "tensor parallelism is for the cloud's middle submodel (modes ushape and hat); "
-                    "the cloud-only baseline runs whole models per cloud rank");
-    if (c->max_batch_tokens < c->chunk_tokens)
-        return fail(d, AT("cloud", "max_batch_tokens"), "%d is below [transport] chunk_tokens = %d",
-                    c->max_batch_tokens, c->chunk_tokens);
-    if (c->n_devices > MAX_DEVICES) return fail(d, AT("devices", "count"), "at most %d devices", MAX_DEVICES);
-    if (c->fault_device >= c->n_devices)
-        return fail(d, AT("fault", "device"), "must be in [0, %d) ([devices] count = %d)", c->n_devices, c->n_devices);
-    for (int i = 0, n; i < d->nsec; i++)
-        if (device_section(d->sec[i].name, &n) && (n < 0 || n >= c->n_devices))
-            return hat_err(d->err, d->errlen, HAT_ERR_ARG,
-                           "%s:%d: section [%s] is out of range: [devices] count = %d, so N must be in [0, %d)", d->path,
-                           d->sec[i].line, d->sec[i].name, c->n_devices, c->n_devices);
-    return HAT_OK;
+    return check_scalars(c, d);
 }
 
 /* An unknown profile name: the error lists the known ones. `first` is the first profile's
@@ -475,7 +274,7 @@ static int unknown_profile(const ini_doc *d, const ini_kv *kv, const char *key, 
         int w = snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", first + (size_t)i * stride);
         len += w > 0 ? (size_t)w : 0;
     }
-    return fail(d, kv, "devices", key, "unknown %s profile; known in %s: %s%s", key, file, list,
+    return ini_fail_value(d, kv, "devices", key, "unknown %s profile; known in %s: %s%s", key, file, list,
                 !strcmp(key, "compute") ? ", none" : "");
 }
 static int resolve_device(hat_config *c, const ini_doc *d, const aux_t *a, int i) {
@@ -488,13 +287,13 @@ static int resolve_device(hat_config *c, const ini_doc *d, const aux_t *a, int i
     /* link and compute: the device's own key, else the [devices] one, else the default */
     if (!(kv = ini_find(d, sec, "link"))) kv = ini_find(d, "devices", "link");
     strcpy(name, a->link_name);
-    if (kv && (rc = v_str(d, kv, sec, "link", "", name, sizeof name))) return rc;
+    if (kv && (rc = ini_str(d, kv, sec, "link", "", name, sizeof name))) return rc;
     for (k = 0; k < a->nlink && strcmp(a->link[k].name, name); k++) {}
     if (k == a->nlink) return unknown_profile(d, kv, "link", c->links_path, a->link[0].name, sizeof *a->link, a->nlink);
     v->link = a->link[k];
     if (!(kv = ini_find(d, sec, "compute"))) kv = ini_find(d, "devices", "compute");
     strcpy(name, a->comp_name);
-    if (kv && (rc = v_str(d, kv, sec, "compute", "", name, sizeof name))) return rc;
+    if (kv && (rc = ini_str(d, kv, sec, "compute", "", name, sizeof name))) return rc;
     if (!strcmp(name, "none")) {
         memset(&v->compute, 0, sizeof v->compute);
         strcpy(v->compute.name, "none");
@@ -512,14 +311,14 @@ static int resolve_device(hat_config *c, const ini_doc *d, const aux_t *a, int i
         return hat_err(d->err, d->errlen, HAT_ERR_ARG,
                        "%s: device %d has no prompt: set [devices] prompts = <file>, [devices] prompt = <text> "
                        "or [device.%d] prompt", d->path, i, i);
-    if ((rc = v_bool(d, AT(sec, "chat"), a->chat, &v->chat)) ||
-        (rc = v_int(d, AT(sec, "max_tokens"), a->max_tokens, 1, &v->max_tokens)) ||
-        (rc = v_int(d, AT(sec, "top_k"), a->top_k, 0, &v->top_k)) ||
-        (rc = v_dbl(d, AT(sec, "start_s"), i * a->interval, 0, 0, INFINITY, &v->start_s)))
+    if ((rc = ini_bool(d, AT(sec, "chat"), a->chat, &v->chat)) ||
+        (rc = ini_int(d, AT(sec, "max_tokens"), a->max_tokens, 1, &v->max_tokens)) ||
+        (rc = ini_int(d, AT(sec, "top_k"), a->top_k, 0, &v->top_k)) ||
+        (rc = ini_double(d, AT(sec, "start_s"), i * a->interval, 0, 0, INFINITY, &v->start_s)))
         return rc;
-    if ((rc = v_dbl(d, AT(sec, "temp"), a->temp, 0, 0, INFINITY, &t))) return rc;
+    if ((rc = ini_double(d, AT(sec, "temp"), a->temp, 0, 0, INFINITY, &t))) return rc;
     v->temp = (float)t;
-    if ((rc = v_dbl(d, AT(sec, "top_p"), a->top_p, 0, 1, 1, &t))) return rc;
+    if ((rc = ini_double(d, AT(sec, "top_p"), a->top_p, 0, 1, 1, &t))) return rc;
     v->top_p = (float)t;
     return HAT_OK;
 }
