@@ -176,28 +176,38 @@ size_t gguf_row_size(ggml_type t, int64_t n) {
     return (size_t)n / b * s;
 }
 
-static int parse(gguf_file *f, char *err, size_t errlen) {
-    reader r = {f->map, f->size, 0, err, errlen, f->path};
+/* magic, version and the two counts, bounded by the file size */
+static int parse_header(gguf_file *f, reader *r) {
+    char *err = r->err;
+    size_t errlen = r->errlen;
     uint32_t magic;
     int rc;
-    if ((rc = rd_u32(&r, &magic, "magic"))) return rc;
+    if ((rc = rd_u32(r, &magic, "magic"))) return rc;
     if (magic != GGUF_MAGIC)
         return hat_err(err, errlen, HAT_ERR_FORMAT, "%s: bad magic 0x%08x: not a GGUF file",
                        f->path, magic);
-    if ((rc = rd_u32(&r, &f->version, "version"))) return rc;
+    if ((rc = rd_u32(r, &f->version, "version"))) return rc;
     if (f->version < 2 || f->version > 3)
         return hat_err(err, errlen, HAT_ERR_UNSUPPORTED,
                        "%s: GGUF version %u is not supported (2 and 3 are)", f->path, f->version);
-    if ((rc = rd_u64(&r, &f->n_tensors, "tensor count")) || (rc = rd_u64(&r, &f->n_kv, "kv count")))
+    if ((rc = rd_u64(r, &f->n_tensors, "tensor count")) || (rc = rd_u64(r, &f->n_kv, "kv count")))
         return rc;
     /* each kv needs >= 12 bytes, each tensor info >= 24: bound the counts by the file size */
     if (f->n_kv > f->size / 12 || f->n_tensors > f->size / 24)
         return hat_err(err, errlen, HAT_ERR_FORMAT,
                        "%s: absurd counts: %llu tensors, %llu metadata keys in a %zu-byte file",
                        f->path, (unsigned long long)f->n_tensors, (unsigned long long)f->n_kv, f->size);
+    return HAT_OK;
+}
+
+/* the metadata keys (no duplicates) and general.alignment */
+static int parse_kv(gguf_file *f, reader *r) {
+    char *err = r->err;
+    size_t errlen = r->errlen;
+    int rc;
     f->kv = xcalloc((size_t)f->n_kv, sizeof(gguf_kv));
     for (uint64_t i = 0; i < f->n_kv; i++) {
-        if ((rc = rd_kv(&r, &f->kv[i]))) return rc;
+        if ((rc = rd_kv(r, &f->kv[i]))) return rc;
         for (uint64_t j = 0; j < i; j++)
             if (strcmp(f->kv[j].key, f->kv[i].key) == 0)
                 return hat_err(err, errlen, HAT_ERR_FORMAT, "%s: duplicate metadata key %s",
@@ -211,47 +221,57 @@ static int parse(gguf_file *f, char *err, size_t errlen) {
                            "%s: general.alignment must be a power-of-two uint32", f->path);
         f->alignment = al->v.u64;
     }
-    f->tensors = xcalloc((size_t)f->n_tensors, sizeof(gguf_tensor));
-    for (uint64_t i = 0; i < f->n_tensors; i++) {
-        gguf_tensor *t = &f->tensors[i];
-        gguf_str name;
-        uint32_t type;
-        if ((rc = rd_str(&r, &name, GGUF_MAX_KEY, "tensor name"))) return rc;
-        t->name = str_dup(name);
-        if ((rc = rd_u32(&r, &t->n_dims, t->name))) return rc;
-        if (t->n_dims < 1 || t->n_dims > GGUF_MAX_DIMS)
-            return hat_err(err, errlen, HAT_ERR_FORMAT, "%s: tensor %s has %u dimensions (1..%d allowed)",
-                           f->path, t->name, t->n_dims, GGUF_MAX_DIMS);
-        uint64_t nel = 1;
-        for (uint32_t d = 0; d < GGUF_MAX_DIMS; d++) t->ne[d] = 1;
-        for (uint32_t d = 0; d < t->n_dims; d++) {
-            uint64_t ne;
-            if ((rc = rd_u64(&r, &ne, t->name))) return rc;
-            if (ne == 0 || ne > (1ull << 40) || nel > (1ull << 42) / ne)
-                return hat_err(err, errlen, HAT_ERR_FORMAT, "%s: tensor %s has absurd dimension ne[%u]=%llu",
-                               f->path, t->name, d, (unsigned long long)ne);
-            t->ne[d] = (int64_t)ne;
-            nel *= ne;
-        }
-        if ((rc = rd_u32(&r, &type, t->name)) || (rc = rd_u64(&r, &t->offset, t->name))) return rc;
-        t->type = (ggml_type)type;
-        size_t blck, bsz;
-        if (type == GGML_TYPE_Q8_1 || !gguf_type_block(t->type, &blck, &bsz))
-            return hat_err(err, errlen, HAT_ERR_UNSUPPORTED,
-                           "%s: tensor %s has unsupported type %u (supported: F32, F16, BF16, Q4_0, Q4_1, Q8_0)",
-                           f->path, t->name, type);
-        if (t->ne[0] % (int64_t)blck)
-            return hat_err(err, errlen, HAT_ERR_FORMAT, "%s: tensor %s: row length %lld is not a multiple of the %s block size %zu",
-                           f->path, t->name, (long long)t->ne[0], gguf_type_name(t->type), blck);
-        t->nbytes = (size_t)(nel / blck * bsz);
-        if (t->offset % f->alignment)
-            return hat_err(err, errlen, HAT_ERR_FORMAT, "%s: tensor %s offset %llu is not aligned to %llu",
-                           f->path, t->name, (unsigned long long)t->offset, (unsigned long long)f->alignment);
-        for (uint64_t j = 0; j < i; j++)
-            if (strcmp(f->tensors[j].name, t->name) == 0)
-                return hat_err(err, errlen, HAT_ERR_FORMAT, "%s: duplicate tensor name %s", f->path, t->name);
+    return HAT_OK;
+}
+
+/* tensor info i: name, shape, type and offset, checked */
+static int parse_tensor_info(gguf_file *f, reader *r, uint64_t i) {
+    int rc;
+    gguf_tensor *t = &f->tensors[i];
+    gguf_str name;
+    uint32_t type;
+    if ((rc = rd_str(r, &name, GGUF_MAX_KEY, "tensor name"))) return rc;
+    t->name = str_dup(name);
+    if ((rc = rd_u32(r, &t->n_dims, t->name))) return rc;
+    if (t->n_dims < 1 || t->n_dims > GGUF_MAX_DIMS)
+        return hat_err(r->err, r->errlen, HAT_ERR_FORMAT, "%s: tensor %s has %u dimensions (1..%d allowed)",
+                       f->path, t->name, t->n_dims, GGUF_MAX_DIMS);
+    uint64_t nel = 1;
+    for (uint32_t d = 0; d < GGUF_MAX_DIMS; d++) t->ne[d] = 1;
+    for (uint32_t d = 0; d < t->n_dims; d++) {
+        uint64_t ne;
+        if ((rc = rd_u64(r, &ne, t->name))) return rc;
+        if (ne == 0 || ne > (1ull << 40) || nel > (1ull << 42) / ne)
+            return hat_err(r->err, r->errlen, HAT_ERR_FORMAT, "%s: tensor %s has absurd dimension ne[%u]=%llu",
+                           f->path, t->name, d, (unsigned long long)ne);
+        t->ne[d] = (int64_t)ne;
+        nel *= ne;
     }
-    size_t data = (r.pos + f->alignment - 1) / f->alignment * f->alignment;
+    if ((rc = rd_u32(r, &type, t->name)) || (rc = rd_u64(r, &t->offset, t->name))) return rc;
+    t->type = (ggml_type)type;
+    size_t blck, bsz;
+    if (type == GGML_TYPE_Q8_1 || !gguf_type_block(t->type, &blck, &bsz))
+        return hat_err(r->err, r->errlen, HAT_ERR_UNSUPPORTED,
+                       "%s: tensor %s has unsupported type %u (supported: F32, F16, BF16, Q4_0, Q4_1, Q8_0)",
+                       f->path, t->name, type);
+    if (t->ne[0] % (int64_t)blck)
+        return hat_err(r->err, r->errlen, HAT_ERR_FORMAT, "%s: tensor %s: row length %lld is not a multiple of the %s block size %zu",
+                       f->path, t->name, (long long)t->ne[0], gguf_type_name(t->type), blck);
+    t->nbytes = (size_t)(nel / blck * bsz);
+    if (t->offset % f->alignment)
+        return hat_err(r->err, r->errlen, HAT_ERR_FORMAT, "%s: tensor %s offset %llu is not aligned to %llu",
+                       f->path, t->name, (unsigned long long)t->offset, (unsigned long long)f->alignment);
+    for (uint64_t j = 0; j < i; j++)
+        if (strcmp(f->tensors[j].name, t->name) == 0)
+            return hat_err(r->err, r->errlen, HAT_ERR_FORMAT, "%s: duplicate tensor name %s", f->path, t->name);
+    return HAT_OK;
+}
+
+/* every tensor's data lies inside the file, after the aligned end of the header */
+static int parse_data(gguf_file *f, const reader *r) {
+    char *err = r->err;
+    size_t errlen = r->errlen;
+    size_t data = (r->pos + f->alignment - 1) / f->alignment * f->alignment;
     if (data > f->size && f->n_tensors > 0)
         return hat_err(err, errlen, HAT_ERR_FORMAT, "%s: truncated file: data section starts at %zu past the end (%zu)",
                        f->path, data, f->size);
@@ -266,6 +286,16 @@ static int parse(gguf_file *f, char *err, size_t errlen) {
         t->data = f->map + data + t->offset;
     }
     return HAT_OK;
+}
+
+static int parse(gguf_file *f, char *err, size_t errlen) {
+    reader r = {f->map, f->size, 0, err, errlen, f->path};
+    int rc;
+    if ((rc = parse_header(f, &r)) || (rc = parse_kv(f, &r))) return rc;
+    f->tensors = xcalloc((size_t)f->n_tensors, sizeof(gguf_tensor));
+    for (uint64_t i = 0; i < f->n_tensors; i++)
+        if ((rc = parse_tensor_info(f, &r, i))) return rc;
+    return parse_data(f, &r);
 }
 
 
