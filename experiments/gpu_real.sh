@@ -7,7 +7,7 @@
 #   experiments/gpu_real.sh check    --out FILE      here: greedy tokens after the GPU middle vs the
 #                                                    monolithic CPU engine's (exit 1 on a difference
 #                                                    where the CPU engine's own margin is >= 0.5;
-#                                                    near-ties are listed: see tests/gpu_real.c)
+#                                                    near-ties are listed: see experiments/gpu/gpu_real.c)
 #   experiments/gpu_real.sh pipeline                 all three here, the CPU backend in the GPU's place
 # Common options: --build DIR [build] --model FILE [models/SmolLM2-135M-Instruct.Q4_1.gguf] --dir DIR [gpu-real]
 set -euo pipefail

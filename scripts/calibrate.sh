@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fits the device's draft adapters (README "Calibration") into models/, for the quickstart split
+# Fits the device's draft adapters (docs/calibration.md) into models/, for the quickstart split
 # (configs/quickstart.ini [split] a, b) by default:
 #   models/calibration.tok                         the self-generated corpus (token ids), made once: every
 #                                                  prompt generated twice, greedy and sampled at temperature 0.8

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 ./scripts/calibrate.sh --forms linear
 mkdir -p results
 # As root, Open MPI needs these two; more ranks than cores needs oversubscription, and idle ranks
-# must yield the CPU (see README "Running under mpirun").
+# must yield the CPU (see docs/running.md, "On one machine").
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_pml=ob1 OMPI_MCA_mpi_yield_when_idle=1 OMPI_MCA_rmaps_base_oversubscribe=1
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1

@@ -1,6 +1,6 @@
 /* common.h — layer 0 foundations: error reporting, fatal(), timers, small helpers.
  *
- * Two error styles (see ARCHITECTURE.md):
+ * Two error styles (see docs/design.md, "House rules"):
  *  - parsers/validators return HAT_OK or an error code and fill a caller-provided
  *    message buffer (testable with bad inputs);
  *  - broken invariants call fatal(), which prints "[rank r role] file:line msg" and
