@@ -12,7 +12,7 @@
  * Products of fp16 (bf16) values are exact in fp32; only the summation order differs from
  * cuBLAS (both accumulate in fp32). beta = 0 never reads out (it may hold NaN).
  * Needs W, X 16-byte aligned and d_in a multiple of 8 (checked). The backend uses it only where
- * it has been checked against cuBLAS and timed faster on the GPU at hand (src/backends/cuda/backend_cuda.c). */
+ * it has been checked against cuBLAS and timed faster on the GPU at hand (src/backends/cuda/cuda_gemm.c). */
 #include "common.cuh"
 
 #define GEMV_THREADS 256

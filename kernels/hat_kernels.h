@@ -17,7 +17,7 @@
  * (layer - l0, n_ctx, kv_dim), as the CPU cache (src/engine/kvcache.h).
  *
  * This header is plain C (no CUDA headers): streams are passed as void * (a cudaStream_t; NULL is
- * the default stream), so src/backends/cuda/backend_cuda.c and tests include it without nvcc.
+ * the default stream), so src/backends/cuda/ and tests include it without nvcc.
  */
 #ifndef HAT_KERNELS_H
 #define HAT_KERNELS_H

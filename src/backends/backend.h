@@ -1,7 +1,7 @@
 /* backend.h — the executor of a model's middle layers for many sessions: the cloud's step.
  *
  * The backend table is chosen once at start-up (backend_open): the CPU engine (src/engine/forward.c,
- * OpenBLAS + C), or the CUDA backend (src/backends/cuda/backend_cuda.c: cuBLAS + kernels/), with a clean
+ * OpenBLAS + C), or the CUDA backend (src/backends/cuda/: cuBLAS + kernels/), with a clean
  * fallback to the CPU and a message saying why when no GPU is there. Callers see only this
  * header: no CUDA header is included by it or by src/engine/forward.c.
  *
