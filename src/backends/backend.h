@@ -1,4 +1,4 @@
-/* backend.h — the executor of a model's middle layers for many sessions: the cloud's step.
+/* backend.h — the executor of a model's layers for many sessions: the cloud's step.
  *
  * The backend table is chosen once at start-up (backend_open): the CPU engine (src/engine/forward.c,
  * OpenBLAS + C), or the CUDA backend (src/backends/cuda/: cuBLAS + kernels/), with a clean
@@ -11,6 +11,11 @@
  * the caller writes their input hidden states, concatenated in sequence order, into the host
  * buffer backend_io() (pinned memory on CUDA, so messages are decoded straight into it) and gets
  * the hidden states after layer l1-1 back in the same buffer.
+ *
+ * A whole model (the cloud-only baseline's cloud) is a plan with the ends too: opened with
+ * embed, a step starts at the token embedding and reads token ids from backend_ids(); opened
+ * with head, it ends with the final norm and the LM head and leaves one logits row per sequence
+ * (its last token's) in backend_logits(). Which backend has these steps: backend_open (backend.c).
  */
 #ifndef HAT_BACKEND_H
 #define HAT_BACKEND_H
@@ -54,6 +59,10 @@ typedef struct {
     int gemv;                /* CUDA products of steps of <= 8 tokens: BACKEND_GEMV_AUTO (the custom GEMV
                               * kernel where it matches cuBLAS and is timed faster at open), _OFF (cuBLAS
                               * only), _ON (the GEMV kernel for every such step, still checked) */
+    int embed;               /* 1: steps start at the token embedding (token ids in; needs l0 = 0 and a part
+                              * holding the embedding; no tensor parallelism) */
+    int head;                /* 1: steps end with the final norm + LM head (logits out; needs l1 = n_layer
+                              * and a part holding the head; no tensor parallelism) */
 } backend_desc;
 enum { BACKEND_GEMV_AUTO = 0, BACKEND_GEMV_OFF = 1, BACKEND_GEMV_ON = 2 };
 
@@ -95,6 +104,10 @@ struct backend {
     int l0, l1, n_slots, max_tok, n_ctx;
     int tp_rank, tp_size;     /* tensor-parallel place (size 1: none) */
     float *io;                /* (max_tok, dim) host buffer: inputs in, outputs out */
+    int embed, head;          /* the plan's ends (backend_desc) */
+    int32_t *ids;             /* embed: (max_tok) token ids in, concatenated in sequence order; else NULL */
+    float *logits;            /* head: (min(n_slots, max_tok), n_vocab) one row per sequence of the last
+                               * step, in sequence order; else NULL */
     char desc[320];           /* one line: backend, device, dtype, weights (synthetic or file), memory */
     void *impl;
 };
@@ -102,13 +115,17 @@ struct backend {
 /* Opens the backend d->kind asks for. BACKEND_AUTO takes CUDA when this build has it and a GPU
  * is present, else the CPU; BACKEND_CUDA without a usable GPU (or in a CPU-only build) also falls
  * back to the CPU, and *note (when note != NULL) then says why in one line ("" when no fallback
- * happened). Errors (bad shape, out of memory, CUDA failure) return non-zero with a message. */
+ * happened). So does a plan with a step the CUDA backend lacks (embed, head: it runs layers
+ * only), with a note for cuda, and for auto when a GPU is present. Errors (bad shape, out of
+ * memory, CUDA failure) return non-zero with a message. */
 int backend_open(backend **out, const backend_desc *d, char *note, size_t notelen, char *err, size_t errlen);
 
 static inline void backend_free(backend *b) {
     if (b) b->ops->free(b);
 }
 static inline float *backend_io(backend *b) { return b->io; }
+static inline int32_t *backend_ids(backend *b) { return b->ids; }
+static inline const float *backend_logits(const backend *b) { return b->logits; }
 
 /* Checks one step against the plan and the slots' caches (every backend calls it first): slots in
  * range and distinct, positions contiguous with what a slot holds, within n_ctx and max_tok. */
@@ -123,6 +140,7 @@ static inline void backend_truncate(backend *b, int slot, int n) { b->ops->trunc
 int backend_cpu_open(backend **out, const backend_desc *d, char *err, size_t errlen);
 /* CUDA: 0 and n > 0 GPUs, or non-zero and *why set (no GPU, driver missing, CPU-only build) */
 int backend_cuda_available(int *n_gpu, char *why, size_t whylen);
+/* refuses a plan with embed or head (HAT_ERR_UNSUPPORTED): backend_open does not ask it for one */
 int backend_cuda_open(backend **out, const backend_desc *d, char *err, size_t errlen);
 /* the CUDA backend's counters (zeros for another backend or a CPU-only build) */
 backend_cuda_stats backend_cuda_stats_of(const backend *b);

@@ -43,6 +43,13 @@ typedef struct {
     int32_t round_tok;         /* the token the round starts from (fault injection only) */
     int in_round;              /* charge() per piece of a round; profile_exceeded counted per round */
     double adapter_bytes;      /* weight bytes the adapter streams per token (compute profile) */
+    /* decoding */
+    int hat, gamma_max;        /* HAT drafts up to gamma_max tokens a round; the U-shape none */
+    sampler *smp;
+    hat_dev *hd;
+    spec_gamma_ctl gctl;       /* the adaptive draft length */
+    int gen, stop;             /* tokens emitted; the session is over */
+    double t_prev;             /* when the previous token was emitted */
 } device_ctx;
 
 /* Runs `fn`'s compute through the device profile: measured time, profile prediction, padding. */
@@ -165,161 +172,205 @@ static void round_pad(void *ctx, hat_piece piece, int n_tok, double measured) {
     }
 }
 
-void role_device_main(run_ctx *r) {
+/* the submodels, their caches and the engine's buffers, the endpoint, the compute profile */
+static void device_open(device_ctx *d, run_ctx *r) {
     const hat_config *cfg = &r->cfg;
-    device_ctx d = {0};
-    d.r = r;
-    d.dc = &cfg->dev[r->device];
-    d.L = r->mc.n_layer;
-    d.a = cfg->a;
-    d.b = cfg->b;
+    d->r = r;
+    d->dc = &cfg->dev[r->device];
+    d->L = r->mc.n_layer;
+    d->a = cfg->a;
+    d->b = cfg->b;
+    d->hat = cfg->run_mode == RUN_HAT;
+    d->gamma_max = d->hat ? (cfg->gamma_adaptive ? cfg->gamma_max : cfg->gamma) : 0;
     char err[HAT_ERRLEN];
-    CHECK(model_load_file(&d.m_in, r->gf, &(model_part){.l0 = 0, .l1 = d.a, .embed = 1}, err, sizeof err) == HAT_OK, "%s", err);
-    CHECK(model_load_file(&d.m_out, r->gf, &(model_part){.l0 = d.L - d.b, .l1 = d.L, .head = 1}, err, sizeof err) == HAT_OK,
+    CHECK(model_load_file(&d->m_in, r->gf, &(model_part){.l0 = 0, .l1 = d->a, .embed = 1}, err, sizeof err) == HAT_OK, "%s", err);
+    CHECK(model_load_file(&d->m_out, r->gf, &(model_part){.l0 = d->L - d->b, .l1 = d->L, .head = 1}, err, sizeof err) == HAT_OK,
           "%s", err);
     const int max_tok = run_msg_max_tok(cfg), depth = run_msg_depth(cfg);
-    const int hat = cfg->run_mode == RUN_HAT;
-    const int gamma_max = hat ? (cfg->gamma_adaptive ? cfg->gamma_max : cfg->gamma) : 0;
-    CHECK(kvcache_init(&d.kv_in, 0, d.a, cfg->ctx, r->mc.kv_dim, err, sizeof err) == HAT_OK, "%s", err);
-    CHECK(kvcache_init(&d.kv_out, d.L - d.b, d.L, cfg->ctx, r->mc.kv_dim, err, sizeof err) == HAT_OK, "%s", err);
-    CHECK(forward_init(&d.fs, d.m_in, max_tok, cfg->ctx, gamma_max + 1, cfg->device_threads, err, sizeof err) == HAT_OK, "%s", err);
-    link_params up;
-    emul_link_params(&up, &d.dc->link, 0);
-    const int cloud = partition_cloud_of_device(&r->part, r->device);
-    transport_init(&d.ep, cloud, r->device, 0, depth, r->mc.dim, max_tok, cfg->wire, &up, cfg->emulate_links, cfg->seed);
-    emul_compute_params(&d.cp, &d.dc->compute);
-    d.params_in = model_part_params(&r->mc, 0, d.a, 0);
-    d.params_out = model_part_params(&r->mc, d.L - d.b, d.L, 1);
-    d.pend = xcalloc((size_t)cfg->inflight, sizeof *d.pend);
-    sampler *smp;
-    sampler_params sp = {.temp = d.dc->temp, .top_k = d.dc->top_k, .top_p = d.dc->top_p, .seed = cfg->seed + 1000003u * (uint64_t)r->device};
-    CHECK(sampler_init(&smp, &sp, r->mc.n_vocab, err, sizeof err) == HAT_OK, "%s", err);
-    d.td.device = (uint32_t)r->device;
-    d.td.rank = (uint32_t)r->rank;
-    d.td.cloud_rank = (uint32_t)cloud;
-    d.td.prompt_tokens = (uint32_t)r->n_prompt;
-    hat_dev *hd;
-    const hat_dev_parts hp = {.m_in = d.m_in, .m_out = d.m_out, .kv_in = &d.kv_in, .kv_out = &d.kv_out, .fs = &d.fs,
-                              .ad = hat ? r->ad : NULL, .smp = smp, .a = d.a, .b = d.b, .rule = SPEC_RULE_LEVIATHAN,
-                              .greedy = !(d.dc->temp > 0), .pad = round_pad,
-                              .pad_ctx = &d};
-    CHECK(hat_device_init(&hd, &hp, gamma_max, cfg->seed * 7919u + 1000003u * (uint64_t)r->device + 17u, err, sizeof err) == HAT_OK,
+    CHECK(kvcache_init(&d->kv_in, 0, d->a, cfg->ctx, r->mc.kv_dim, err, sizeof err) == HAT_OK, "%s", err);
+    CHECK(kvcache_init(&d->kv_out, d->L - d->b, d->L, cfg->ctx, r->mc.kv_dim, err, sizeof err) == HAT_OK, "%s", err);
+    CHECK(forward_init(&d->fs, d->m_in, max_tok, cfg->ctx, d->gamma_max + 1, cfg->device_threads, err, sizeof err) == HAT_OK,
           "%s", err);
-    if (hat) {   /* fp32 weights the adapter streams per draft token */
+    link_params up;
+    emul_link_params(&up, &d->dc->link, 0);
+    const int cloud = partition_cloud_of_device(&r->part, r->device);
+    transport_init(&d->ep, cloud, r->device, 0, depth, r->mc.dim, max_tok, cfg->wire, &up, cfg->emulate_links, cfg->seed);
+    emul_compute_params(&d->cp, &d->dc->compute);
+    d->params_in = model_part_params(&r->mc, 0, d->a, 0);
+    d->params_out = model_part_params(&r->mc, d->L - d->b, d->L, 1);
+    d->pend = xcalloc((size_t)cfg->inflight, sizeof *d->pend);
+    d->td.device = (uint32_t)r->device;
+    d->td.rank = (uint32_t)r->rank;
+    d->td.cloud_rank = (uint32_t)cloud;
+    d->td.prompt_tokens = (uint32_t)r->n_prompt;
+}
+
+/* the sampler, the HAT device (drafting and verification; gamma 0 in the U-shape) and the
+ * draft-length controller */
+static void device_open_decoder(device_ctx *d) {
+    run_ctx *r = d->r;
+    const hat_config *cfg = &r->cfg;
+    char err[HAT_ERRLEN];
+    const sampler_params sp = {.temp = d->dc->temp, .top_k = d->dc->top_k, .top_p = d->dc->top_p,
+                               .seed = cfg->seed + 1000003u * (uint64_t)r->device};
+    CHECK(sampler_init(&d->smp, &sp, r->mc.n_vocab, err, sizeof err) == HAT_OK, "%s", err);
+    const hat_dev_parts hp = {.m_in = d->m_in, .m_out = d->m_out, .kv_in = &d->kv_in, .kv_out = &d->kv_out, .fs = &d->fs,
+                              .ad = d->hat ? r->ad : NULL, .smp = d->smp, .a = d->a, .b = d->b,
+                              .rule = SPEC_RULE_LEVIATHAN, .greedy = !(d->dc->temp > 0), .pad = round_pad, .pad_ctx = d};
+    CHECK(hat_device_init(&d->hd, &hp, d->gamma_max, cfg->seed * 7919u + 1000003u * (uint64_t)r->device + 17u, err,
+                          sizeof err) == HAT_OK, "%s", err);
+    if (d->hat) {   /* fp32 weights the adapter streams per draft token */
         const adapter_info *ai = adapter_get_info(r->ad);
-        d.adapter_bytes = ai->form == ADAPTER_LINEAR ? 4.0 * ai->dim * (ai->dim + 1)
-                          : ai->form == ADAPTER_LOWRANK ? 4.0 * ai->rank * 2 * ai->dim + 4.0 * ai->dim : 0.0;
+        d->adapter_bytes = ai->form == ADAPTER_LINEAR ? 4.0 * ai->dim * (ai->dim + 1)
+                           : ai->form == ADAPTER_LOWRANK ? 4.0 * ai->rank * 2 * ai->dim + 4.0 * ai->dim : 0.0;
     }
-    spec_gamma_ctl gctl;
-    spec_gamma_init(&gctl, cfg->gamma_min, cfg->gamma_max);
-    gctl.gamma_first = cfg->gamma < cfg->gamma_min ? cfg->gamma_min : cfg->gamma > cfg->gamma_max ? cfg->gamma_max : cfg->gamma;
+    spec_gamma_init(&d->gctl, cfg->gamma_min, cfg->gamma_max);
+    d->gctl.gamma_first = cfg->gamma < cfg->gamma_min ? cfg->gamma_min : cfg->gamma > cfg->gamma_max ? cfg->gamma_max : cfg->gamma;
+}
 
-    emul_sleep_until(d.dc->start_s, comm_now);
-    d.td.t_request = comm_now();
+static void device_close(device_ctx *d) {
+    hat_device_free(d->hd);
+    sampler_free(d->smp);
+    free(d->pend);
+    transport_free(&d->ep);
+    forward_free(&d->fs);
+    kvcache_free(&d->kv_in);
+    kvcache_free(&d->kv_out);
+    model_free(d->m_in);
+    model_free(d->m_out);
+}
 
-    /* prefill: pipelined chunks */
+/* prefill: pipelined chunks, at most `inflight` outstanding; returns the next message number */
+static uint32_t device_prefill(device_ctx *d) {
+    run_ctx *r = d->r;
     uint32_t seq = 0;
     int pos_sent = 0, pos_done = 0, outstanding = 0;
     transport_msg m;
     while (pos_done < r->n_prompt) {
-        if (pos_sent < r->n_prompt && outstanding < cfg->inflight) {
-            const int n = chunk_next(r->n_prompt - pos_sent, cfg->chunk_tokens);
-            step_send(&d, r->prompt + pos_sent, n, pos_sent, seq++, 1, pos_sent + n == r->n_prompt);
+        if (pos_sent < r->n_prompt && outstanding < r->cfg.inflight) {
+            const int n = chunk_next(r->n_prompt - pos_sent, r->cfg.chunk_tokens);
+            step_send(d, r->prompt + pos_sent, n, pos_sent, seq++, 1, pos_sent + n == r->n_prompt);
             pos_sent += n;
             outstanding++;
-            if (!transport_poll(&d.ep, &m, &(double){0})) continue;
+            if (!transport_poll(&d->ep, &m, &(double){0})) continue;
         } else {
-            transport_wait(&d.ep, &m);
+            transport_wait(&d->ep, &m);
         }
         const int last = (int)(m.h.pos0 + m.h.n_tok) == r->n_prompt;
-        step_receive(&d, &m, last);
+        step_receive(d, &m, last);
         pos_done += (int)m.h.n_tok;
         outstanding--;
     }
-    /* decode: rounds of gamma drafts + 1 (gamma = 0: the U-shape's one token per round trip) */
-    int pos = r->n_prompt, gen = 0;
-    double t_prev = 0;
-    int32_t tok = hat_device_first(hd, d.fs.logits), emitted[HAT_GAMMA_LIMIT + 1];
-    int n_emit = 1, stop = 0;
-    emitted[0] = tok;
+    return seq;
+}
+
+/* the round's emitted tokens into the trace, up to the end of the session (d->stop); returns
+ * the last one emitted */
+static int32_t device_emit(device_ctx *d, const int32_t *emitted, int n_emit, uint32_t step, int32_t tok) {
+    run_ctx *r = d->r;
+    for (int i = 0; i < n_emit && !d->stop; i++) {
+        const double t = comm_now();
+        trace_token tt = {.device = (uint32_t)r->device, .index = (uint32_t)d->gen, .step = step, .token = emitted[i],
+                          .t_emit = t, .latency_s = d->gen == 0 ? t - d->td.t_request : t - d->t_prev};
+        if (d->gen == 0) d->td.t_first = t;
+        d->t_prev = t;
+        collector_add(&r->col, TRACE_TOKENS, &tt);
+        d->td.gen_tokens++;
+        d->gen++;
+        tok = emitted[i];
+        d->stop = d->gen >= d->dc->max_tokens || tokenizer_is_eog(r->tok, tok);
+    }
+    return tok;
+}
+
+/* this round's draft length: fixed or adaptive, never past max_tokens or the context */
+static int round_gamma(device_ctx *d, int pos) {
+    const hat_config *cfg = &d->r->cfg;
+    int g = d->hat ? (cfg->gamma_adaptive ? spec_gamma_next(&d->gctl) : cfg->gamma) : 0;
+    if (g > d->dc->max_tokens - d->gen - 1) g = d->dc->max_tokens - d->gen - 1;
+    if (g > cfg->ctx - pos - 1) g = cfg->ctx - pos - 1;
+    return g < 0 ? 0 : g;
+}
+
+/* the round's step record once verified: timings, counters, the adaptive controller */
+static void round_record(device_ctx *d, trace_step *st, const hat_round *hr, int g, int n_emit) {
+    st->t_end = comm_now();
+    st->dev_in_s = hr->in_s;
+    st->draft_s = hr->draft_s;
+    st->dev_out_s = hr->verify_s;
+    d->in_round = 0;
+    if (d->cp.enabled) d->td.profile_exceeded += (st->dev_in_s > st->dev_in_pred_s) + (st->dev_out_s > st->dev_out_pred_s);
+    st->gamma = (uint32_t)g;
+    st->accepted = (uint32_t)hr->accepted;
+    st->emitted = (uint32_t)n_emit;
+    collector_add(&d->r->col, TRACE_STEPS, st);
+    d->td.up_bytes += st->up_bytes;
+    d->td.down_bytes += st->down_bytes;
+    d->td.n_steps++;
+    d->td.rounds++;
+    d->td.drafted += (uint64_t)g;
+    d->td.accepted += (uint64_t)hr->accepted;
+    if (d->hat && d->r->cfg.gamma_adaptive && g > 0)
+        spec_gamma_update(&d->gctl, g, hr->accepted, (hr->in_s + hr->draft_s) / g,
+                          (st->t_end - st->t_start) - (hr->in_s + hr->draft_s));
+}
+
+/* one decode round from token tok at pos: g drafts up, the cloud's g + 1 rows back, verified;
+ * returns the tokens it emits (into emitted) */
+static int device_round(device_ctx *d, int32_t tok, int pos, uint32_t step, int32_t *emitted) {
+    run_ctx *r = d->r;
+    const int g = round_gamma(d, pos);
+    trace_step *st = &d->rs;
+    *st = (trace_step){.device = (uint32_t)r->device, .seq = step, .kind = d->hat ? TRACE_STEP_ROUND : TRACE_STEP_DECODE,
+                       .pos0 = (uint32_t)pos, .n_tok = (uint32_t)g + 1, .cloud_rank = (uint32_t)d->ep.peer,
+                       .t_start = comm_now()};
+    hat_round hr;
+    d->round_tok = tok;
+    d->in_round = 1;
+    hat_device_draft(d->hd, tok, pos, g, round_send, d, &hr);
+    transport_msg m;
+    transport_wait(&d->ep, &m);
+    const wire_header *h = &m.h;
+    CHECK(h->kind == WIRE_HIDDEN_DOWN && h->seq == d->seq - 1 && (int)h->pos0 == pos && (int)h->n_tok == g + 1,
+          "device %d: reply (message %u, positions %u+%u) does not match the round (message %u, positions %d+%d)",
+          r->device, h->seq, h->pos0, h->n_tok, d->seq - 1, pos, g + 1);
+    run_step_reply(st, &m);
+    wire_decode(d->ep.dtype, m.payload, d->fs.x, (size_t)h->n_tok * d->ep.dim);
+    transport_release(&d->ep);
+    const int n_emit = hat_device_verify(d->hd, d->fs.x, emitted, &hr);
+    round_record(d, st, &hr, g, n_emit);
+    return n_emit;
+}
+
+/* decode: rounds of gamma drafts + 1 (gamma = 0: the U-shape's one token per round trip) */
+static void device_decode(device_ctx *d, uint32_t seq) {
+    int pos = d->r->n_prompt;
+    int32_t emitted[HAT_GAMMA_LIMIT + 1];
+    emitted[0] = hat_device_first(d->hd, d->fs.logits);
+    int n_emit = 1;
+    int32_t tok = emitted[0];
     uint32_t step = seq;
-    d.seq = seq;
+    d->seq = seq;
     for (;;) {
-        for (int i = 0; i < n_emit && !stop; i++) {
-            const double t = comm_now();
-            trace_token tt = {.device = (uint32_t)r->device, .index = (uint32_t)gen, .step = step - 1, .token = emitted[i],
-                              .t_emit = t, .latency_s = gen == 0 ? t - d.td.t_request : t - t_prev};
-            if (gen == 0) d.td.t_first = t;
-            t_prev = t;
-            collector_add(&r->col, TRACE_TOKENS, &tt);
-            d.td.gen_tokens++;
-            gen++;
-            tok = emitted[i];
-            stop = gen >= d.dc->max_tokens || tokenizer_is_eog(r->tok, tok);
-        }
-        if (stop || pos >= cfg->ctx) break;
-        /* this round's draft length: fixed or adaptive, never past max_tokens or the context */
-        int g = hat ? (cfg->gamma_adaptive ? spec_gamma_next(&gctl) : cfg->gamma) : 0;
-        if (g > d.dc->max_tokens - gen - 1) g = d.dc->max_tokens - gen - 1;
-        if (g > cfg->ctx - pos - 1) g = cfg->ctx - pos - 1;
-        if (g < 0) g = 0;
-        trace_step *st = &d.rs;
-        memset(st, 0, sizeof *st);
-        st->device = (uint32_t)r->device;
-        st->seq = step++;
-        st->kind = hat ? TRACE_STEP_ROUND : TRACE_STEP_DECODE;
-        st->pos0 = (uint32_t)pos;
-        st->n_tok = (uint32_t)g + 1;
-        st->cloud_rank = (uint32_t)d.ep.peer;
-        st->t_start = comm_now();
-        hat_round hr;
-        d.round_tok = tok;
-        d.in_round = 1;
-        hat_device_draft(hd, tok, pos, g, round_send, &d, &hr);
-        transport_wait(&d.ep, &m);
-        const wire_header *h = &m.h;
-        CHECK(h->kind == WIRE_HIDDEN_DOWN && h->seq == d.seq - 1 && (int)h->pos0 == pos && (int)h->n_tok == g + 1,
-              "device %d: reply (message %u, positions %u+%u) does not match the round (message %u, positions %d+%d)",
-              r->device, h->seq, h->pos0, h->n_tok, d.seq - 1, pos, g + 1);
-        run_step_reply(st, &m);
-        wire_decode(d.ep.dtype, m.payload, d.fs.x, (size_t)h->n_tok * d.ep.dim);
-        transport_release(&d.ep);
-        n_emit = hat_device_verify(hd, d.fs.x, emitted, &hr);
-        st->t_end = comm_now();
-        st->dev_in_s = hr.in_s;
-        st->draft_s = hr.draft_s;
-        st->dev_out_s = hr.verify_s;
-        d.in_round = 0;
-        if (d.cp.enabled) d.td.profile_exceeded += (st->dev_in_s > st->dev_in_pred_s) + (st->dev_out_s > st->dev_out_pred_s);
-        st->gamma = (uint32_t)g;
-        st->accepted = (uint32_t)hr.accepted;
-        st->emitted = (uint32_t)n_emit;
-        collector_add(&r->col, TRACE_STEPS, st);
-        d.td.up_bytes += st->up_bytes;
-        d.td.down_bytes += st->down_bytes;
-        d.td.n_steps++;
-        d.td.rounds++;
-        d.td.drafted += (uint64_t)g;
-        d.td.accepted += (uint64_t)hr.accepted;
-        if (hat && cfg->gamma_adaptive && g > 0)
-            spec_gamma_update(&gctl, g, hr.accepted, (hr.in_s + hr.draft_s) / g,
-                              (st->t_end - st->t_start) - (hr.in_s + hr.draft_s));
+        tok = device_emit(d, emitted, n_emit, step - 1, tok);
+        if (d->stop || pos >= d->r->cfg.ctx) break;
+        n_emit = device_round(d, tok, pos, step++, emitted);
         pos += n_emit;
     }
+}
+
+void role_device_main(run_ctx *r) {
+    device_ctx d = {0};
+    device_open(&d, r);
+    device_open_decoder(&d);
+    emul_sleep_until(d.dc->start_s, comm_now);
+    d.td.t_request = comm_now();
+    device_decode(&d, device_prefill(&d));
     d.td.t_done = comm_now();
     wire_header bye = {.kind = WIRE_BYE, .seq = d.seq};
     transport_send(&d.ep, &bye, NULL, &(double){0});
     transport_flush(&d.ep);
     collector_add(&r->col, TRACE_DEVICES, &d.td);
     collector_finish(&r->col);
-
-    hat_device_free(hd);
-    sampler_free(smp);
-    free(d.pend);
-    transport_free(&d.ep);
-    forward_free(&d.fs);
-    kvcache_free(&d.kv_in);
-    kvcache_free(&d.kv_out);
-    model_free(d.m_in);
-    model_free(d.m_out);
+    device_close(&d);
 }

@@ -27,14 +27,16 @@ typedef struct {
     int n_prompt;
     collector col;
     adapter *ad;              /* HAT: the draft adapter (devices, and rank 0 for the trace) */
-    /* cloud ranks (U-shape and HAT): the middle submodel [a, L-b) and its backend (cpu or cuda) */
+    /* cloud ranks: their model (the middle submodel [a, L-b); in the cloud-only baseline the whole
+     * model, embedding and head included) and its backend (cpu or cuda) from the backend table */
     model *cloud_model;
     backend *be;
     char backend_note[320];   /* why a requested CUDA backend fell back to the CPU ("" if it did not) */
     tp_comm tp;               /* cloud ranks: the tensor-parallel group (size 1: none; collective.h) */
 } run_ctx;
 
-/* role entry points (role_device.c, role_cloud.c, role_cloudonly.c): return after the role's work is done (errors are fatal) */
+/* role entry points (role_device.c, role_cloud.c, role_cloudonly.c; both cloud roles serve on
+ * cloud_loop.h): return after the role's work is done (errors are fatal) */
 void role_device_main(run_ctx *r);
 void role_cloud_main(run_ctx *r);
 /* [run] mode = cloud-only: the non-private baseline (token ids up, the whole model on the cloud) */

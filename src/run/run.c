@@ -130,7 +130,7 @@ static void set_attrs(run_ctx *r, trace_file *tf, const char *trace_path) {
         snprintf(bdesc, sizeof bdesc, "%s%s%s", r->be->desc, r->backend_note[0] ? "; " : "", r->backend_note);
         trace_set_attr_str(tf, "cloud_backend", bdesc);
     } else {
-        trace_set_attr_str(tf, "cloud_backend", r->cfg.run_mode == RUN_CLOUD_ONLY ? "cpu (cloud-only: whole model on the CPU engine)" : "none");
+        trace_set_attr_str(tf, "cloud_backend", "none");
     }
     if (r->ad) {
         char ad[512];
@@ -178,35 +178,70 @@ static void finish_root(run_ctx *r, trace_file *tf) {
     report_free(&rep);
 }
 
-int cli_run(int argc, char **argv) {
-    comm_init(&argc, &argv);
-    const comm_info *ci = comm_get();
-    run_ctx *r = xcalloc(1, sizeof *r);
-    r->rank = ci->rank;
-    r->size = ci->size;
-    const char *cfg_path = NULL, *trace_path = NULL;
-    int overwrite = 0, rc = HAT_OK;
-    char err[HAT_ERRLEN] = "";
+/* the command line: *help when asked for usage (printed by rank 0) */
+static int parse_args(int argc, char **argv, const char **cfg_path, const char **trace_path, int *overwrite, int *help,
+                      char *err) {
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--config") && i + 1 < argc) cfg_path = argv[++i];
-        else if (!strcmp(argv[i], "--trace") && i + 1 < argc) trace_path = argv[++i];
-        else if (!strcmp(argv[i], "--overwrite")) overwrite = 1;
-        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { if (r->rank == 0) usage(stdout); comm_finalize(); return 0; }
-        else { rc = hat_err(err, sizeof err, HAT_ERR_ARG, "unknown or incomplete option '%s'", argv[i]); break; }
+        if (!strcmp(argv[i], "--config") && i + 1 < argc) *cfg_path = argv[++i];
+        else if (!strcmp(argv[i], "--trace") && i + 1 < argc) *trace_path = argv[++i];
+        else if (!strcmp(argv[i], "--overwrite")) *overwrite = 1;
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { *help = 1; return HAT_OK; }
+        else return hat_err(err, HAT_ERRLEN, HAT_ERR_ARG, "unknown or incomplete option '%s'", argv[i]);
     }
-    if (!rc && !cfg_path) rc = hat_err(err, sizeof err, HAT_ERR_ARG, "--config FILE is required");
-    if (stage(rc, err, "arguments")) { if (r->rank == 0) usage(stderr); goto fail; }
+    if (!*cfg_path) return hat_err(err, HAT_ERRLEN, HAT_ERR_ARG, "--config FILE is required");
+    return HAT_OK;
+}
 
-    rc = config_load(&r->cfg, cfg_path, err, sizeof err);
-    if (stage(rc, err, "config")) goto fail;
+/* a tensor-parallel group runs on one kind of backend: CUDA only if every rank of it has a GPU
+ * (agreed before any rank opens one: the CUDA backend's set-up is collective over the group) */
+static int group_backend_kind(run_ctx *r, backend_kind *kind, char *note, size_t notelen, char *err) {
+    if (!tp_active(&r->tp) || *kind == BACKEND_CPU) return HAT_OK;
+    char why[256];
+    int n_gpu = 0, ok = backend_cuda_available(&n_gpu, why, sizeof why) == 0, all = 1;
+    int *oks = xcalloc((size_t)r->tp.size, sizeof *oks);
+    const int rc = r->tp.allgather(r->tp.ctx, &ok, oks, sizeof ok, err, HAT_ERRLEN);
+    for (int i = 0; i < r->tp.size; i++) all &= oks[i];
+    free(oks);
+    if (!rc && !all && *kind == BACKEND_CUDA)
+        snprintf(note, notelen, "backend cuda requested but not every rank of tensor-parallel group %d has a GPU: the "
+                 "group runs on the CPU", partition_group_of_rank(&r->part, r->rank));
+    if (!all) *kind = BACKEND_CPU;
+    return rc;
+}
+
+/* a cloud rank's model on the backend the config asks for (cpu, cuda, auto): the middle submodel
+ * [a, L-b), or in the cloud-only baseline the whole model (embedding + layers [0, L) + head) */
+static int open_cloud_backend(run_ctx *r, char *err) {
+    const hat_config *c = &r->cfg;
+    const int L = r->mc.n_layer, whole = c->run_mode == RUN_CLOUD_ONLY;
+    const int l0 = whole ? 0 : c->a, l1 = whole ? L : L - c->b;
+    int rc = model_load_file(&r->cloud_model, r->gf, &(model_part){.l0 = l0, .l1 = l1, .embed = whole, .head = whole}, err,
+                             HAT_ERRLEN);
+    if (rc) return rc;
+    const int partners = partition_n_served(&r->part, partition_group_of_rank(&r->part, r->rank));
+    const int max_tok = run_msg_max_tok(c) > c->max_batch_tokens ? run_msg_max_tok(c) : c->max_batch_tokens;
+    backend_desc bd = {.kind = (backend_kind)c->backend, .m = r->cloud_model, .l0 = l0, .l1 = l1,
+                       .n_slots = partners > 0 ? partners : 1, .max_tok = max_tok, .n_ctx = c->ctx,
+                       .n_threads = c->cloud_threads, .gpu = c->gpu, .local_rank = comm_get()->local_rank,
+                       .dtype = (backend_dtype)c->gpu_dtype, .tp = r->tp, .nccl = 1, .no_graphs = !c->gpu_graphs,
+                       .gemv = c->gpu_gemv, .embed = whole, .head = whole};
+    char group_note[160] = "";
+    rc = group_backend_kind(r, &bd.kind, group_note, sizeof group_note, err);
+    if (!rc) rc = backend_open(&r->be, &bd, r->backend_note, sizeof r->backend_note, err, HAT_ERRLEN);
+    if (!rc && group_note[0]) snprintf(r->backend_note, sizeof r->backend_note, "%s", group_note);
+    return rc;
+}
+
+/* the start-up stages after the arguments, each agreed by every rank (non-zero: the run ends) */
+static int start_up(run_ctx *r, const char *cfg_path, const char *trace_path, char *err) {
+    int rc = config_load(&r->cfg, cfg_path, err, HAT_ERRLEN);
+    if (stage(rc, err, "config")) return 1;
     if (trace_path) snprintf(r->cfg.trace, sizeof r->cfg.trace, "%s", trace_path);
-
-    rc = gguf_open(&r->gf, r->cfg.model_path, err, sizeof err);
-    if (!rc) rc = model_read_config(r->gf, &r->mc, err, sizeof err);
-    if (stage(rc, err, "model")) goto fail;
-
-    rc = config_validate(&r->cfg, r->size, r->mc.n_layer, r->mc.n_ctx_train, err, sizeof err);
-    if (stage(rc, err, "config")) goto fail;
+    rc = gguf_open(&r->gf, r->cfg.model_path, err, HAT_ERRLEN);
+    if (!rc) rc = model_read_config(r->gf, &r->mc, err, HAT_ERRLEN);
+    if (stage(rc, err, "model")) return 1;
+    rc = config_validate(&r->cfg, r->size, r->mc.n_layer, r->mc.n_ctx_train, err, HAT_ERRLEN);
+    if (stage(rc, err, "config")) return 1;
     r->part = (partition){r->mc.n_layer, r->cfg.a, r->cfg.b, r->cfg.n_cloud, r->cfg.n_devices, r->cfg.tp};
     r->role = partition_role(&r->part, r->rank);
     char role[32];
@@ -217,59 +252,88 @@ int cli_run(int argc, char **argv) {
         snprintf(role, sizeof role, "cloud %d", r->rank);
     }
     comm_set_role(role);
-
     /* devices tokenize their prompt; rank 0 holds a tokenizer to print the devices' texts; in the
      * cloud-only baseline every cloud rank needs one too (it decides the end of a session at EOG) */
     if (r->role == ROLE_DEVICE || r->rank == 0 || r->cfg.run_mode == RUN_CLOUD_ONLY)
-        rc = tokenizer_init(&r->tok, r->gf, err, sizeof err);
-    if (!rc && r->role == ROLE_DEVICE) rc = build_prompt(r, &r->cfg.dev[r->device], err, sizeof err);
-    if (stage(rc, err, "prompt")) goto fail;
-
+        rc = tokenizer_init(&r->tok, r->gf, err, HAT_ERRLEN);
+    if (!rc && r->role == ROLE_DEVICE) rc = build_prompt(r, &r->cfg.dev[r->device], err, HAT_ERRLEN);
+    if (stage(rc, err, "prompt")) return 1;
     /* HAT: the draft adapter must have been fitted for this model file and this split */
     if (r->cfg.run_mode == RUN_HAT && (r->role == ROLE_DEVICE || r->rank == 0)) {
         if (!strcmp(r->cfg.adapter_path, "identity")) r->ad = adapter_identity(r->mc.dim, r->cfg.a, r->cfg.b);
-        else rc = adapter_load(&r->ad, r->cfg.adapter_path, r->gf, r->mc.n_layer, r->mc.dim, r->cfg.a, r->cfg.b, err, sizeof err);
+        else rc = adapter_load(&r->ad, r->cfg.adapter_path, r->gf, r->mc.n_layer, r->mc.dim, r->cfg.a, r->cfg.b, err, HAT_ERRLEN);
     }
-    if (stage(rc, err, "adapter")) goto fail;
-
+    if (stage(rc, err, "adapter")) return 1;
     /* tensor-parallel groups of cloud ranks (every rank takes part in the split) */
     r->tp = (tp_comm){.size = 1};
     if (r->cfg.tp > 1)
         collective_group_open(&r->tp, r->role == ROLE_CLOUD ? partition_group_of_rank(&r->part, r->rank) : -1, r->rank,
                               r->cfg.tp_mode);
-    /* cloud ranks: the middle submodel on the backend the config asks for (cpu, cuda, auto) */
-    if (r->role == ROLE_CLOUD && r->cfg.run_mode != RUN_CLOUD_ONLY) {
-        const int L = r->mc.n_layer;
-        rc = model_load_file(&r->cloud_model, r->gf, &(model_part){.l0 = r->cfg.a, .l1 = L - r->cfg.b}, err, sizeof err);
-        if (!rc) {
-            const int partners = partition_n_served(&r->part, partition_group_of_rank(&r->part, r->rank));
-            const int max_tok = run_msg_max_tok(&r->cfg) > r->cfg.max_batch_tokens ? run_msg_max_tok(&r->cfg)
-                                                                                   : r->cfg.max_batch_tokens;
-            backend_desc bd = {.kind = (backend_kind)r->cfg.backend, .m = r->cloud_model, .l0 = r->cfg.a,
-                               .l1 = L - r->cfg.b, .n_slots = partners > 0 ? partners : 1, .max_tok = max_tok,
-                               .n_ctx = r->cfg.ctx, .n_threads = r->cfg.cloud_threads, .gpu = r->cfg.gpu,
-                               .local_rank = comm_get()->local_rank, .dtype = (backend_dtype)r->cfg.gpu_dtype, .tp = r->tp, .nccl = 1,
-                               .no_graphs = !r->cfg.gpu_graphs, .gemv = r->cfg.gpu_gemv};
-            /* a tensor-parallel group runs on one kind of backend: CUDA only if every rank of it has a GPU
-             * (agreed before any rank opens one: the CUDA backend's set-up is collective over the group) */
-            char group_note[160] = "";
-            if (tp_active(&r->tp) && bd.kind != BACKEND_CPU) {
-                char why[256];
-                int n_gpu = 0, ok = backend_cuda_available(&n_gpu, why, sizeof why) == 0, all = 1;
-                int *oks = xcalloc((size_t)r->tp.size, sizeof *oks);
-                rc = r->tp.allgather(r->tp.ctx, &ok, oks, sizeof ok, err, sizeof err);
-                for (int i = 0; i < r->tp.size; i++) all &= oks[i];
-                free(oks);
-                if (!rc && !all && bd.kind == BACKEND_CUDA)
-                    snprintf(group_note, sizeof group_note, "backend cuda requested but not every rank of tensor-parallel "
-                             "group %d has a GPU: the group runs on the CPU", partition_group_of_rank(&r->part, r->rank));
-                if (!all) bd.kind = BACKEND_CPU;
-            }
-            if (!rc) rc = backend_open(&r->be, &bd, r->backend_note, sizeof r->backend_note, err, sizeof err);
-            if (!rc && group_note[0]) snprintf(r->backend_note, sizeof r->backend_note, "%s", group_note);
-        }
+    if (r->role == ROLE_CLOUD) rc = open_cloud_backend(r, err);
+    return stage(rc, err, "backend") ? 1 : 0;
+}
+
+/* rank 0: what runs, before it starts */
+static void print_banner(const run_ctx *r) {
+    char part[1024];
+    describe_plan(r, part, sizeof part);
+    printf("hat run: %s, mode %s, %d ranks, wire %s, chunk %d tokens, links %s\n%s\n", r->cfg.path, r->cfg.mode, r->size,
+           wire_dtype_name(r->cfg.wire), r->cfg.chunk_tokens, r->cfg.emulate_links ? "emulated" : "not emulated", part);
+    if (r->be) printf("cloud backend: %s\n", r->be->desc);
+    if (r->backend_note[0]) printf("cloud backend: note: %s\n", r->backend_note);
+    if (r->ad) {
+        char ad[512];
+        adapter_describe(r->ad, ad, sizeof ad);
+        if (r->cfg.gamma_adaptive) printf("hat: adaptive draft length in [%d, %d], adapter %s\n", r->cfg.gamma_min, r->cfg.gamma_max, ad);
+        else printf("hat: draft length %d, adapter %s\n", r->cfg.gamma, ad);
     }
-    if (stage(rc, err, "backend")) goto fail;
+    fflush(stdout);
+}
+
+/* this rank's role, to its end; the cloud ranks then hand their records to rank 0 */
+static void run_role(run_ctx *r) {
+    const int cloud_only = r->cfg.run_mode == RUN_CLOUD_ONLY;
+    if (r->role == ROLE_DEVICE) {
+        if (cloud_only) role_cloudonly_device_main(r);
+        else role_device_main(r);
+        return;
+    }
+    if (cloud_only) role_cloudonly_cloud_main(r);
+    else role_cloud_main(r);
+    collector_finish(&r->col);
+    if (r->rank == 0) collector_wait_all(&r->col, r->size);
+}
+
+static void run_ctx_free(run_ctx *r) {
+    free(r->prompt);
+    adapter_free(r->ad);
+    backend_free(r->be);
+    model_free(r->cloud_model);
+    collective_group_close(&r->tp);
+    if (r->tok) tokenizer_free(r->tok);
+    if (r->gf) gguf_close(r->gf);
+    config_free(&r->cfg);
+    free(r);
+}
+
+int cli_run(int argc, char **argv) {
+    comm_init(&argc, &argv);
+    const comm_info *ci = comm_get();
+    run_ctx *r = xcalloc(1, sizeof *r);
+    r->rank = ci->rank;
+    r->size = ci->size;
+    const char *cfg_path = NULL, *trace_path = NULL;
+    int overwrite = 0, help = 0, rc;
+    char err[HAT_ERRLEN] = "";
+    rc = parse_args(argc, argv, &cfg_path, &trace_path, &overwrite, &help, err);
+    if (help) {
+        if (r->rank == 0) usage(stdout);
+        free(r);
+        comm_finalize();
+        return 0;
+    }
+    if (stage(rc, err, "arguments")) { if (r->rank == 0) usage(stderr); goto fail; }
+    if (start_up(r, cfg_path, trace_path, err)) goto fail;
 
     trace_file *tf = NULL;
     if (r->rank == 0) {
@@ -282,34 +346,11 @@ int cli_run(int argc, char **argv) {
         g_trace = tf;
         g_col = &r->col;
         comm_on_abort(on_abort);
-        char part[1024];
-        describe_plan(r, part, sizeof part);
-        printf("hat run: %s, mode %s, %d ranks, wire %s, chunk %d tokens, links %s\n%s\n", r->cfg.path, r->cfg.mode,
-               r->size, wire_dtype_name(r->cfg.wire), r->cfg.chunk_tokens,
-               r->cfg.emulate_links ? "emulated" : "not emulated", part);
-        if (r->be) printf("cloud backend: %s\n", r->be->desc);
-        if (r->backend_note[0]) printf("cloud backend: note: %s\n", r->backend_note);
-        if (r->ad) {
-            char ad[512];
-            adapter_describe(r->ad, ad, sizeof ad);
-            if (r->cfg.gamma_adaptive) printf("hat: adaptive draft length in [%d, %d], adapter %s\n", r->cfg.gamma_min, r->cfg.gamma_max, ad);
-            else printf("hat: draft length %d, adapter %s\n", r->cfg.gamma, ad);
-        }
-        fflush(stdout);
+        print_banner(r);
     }
-
     comm_barrier();
     comm_sync_clock();
-    const int cloud_only = r->cfg.run_mode == RUN_CLOUD_ONLY;
-    if (r->role == ROLE_DEVICE) {
-        if (cloud_only) role_cloudonly_device_main(r);
-        else role_device_main(r);
-    } else {
-        if (cloud_only) role_cloudonly_cloud_main(r);
-        else role_cloud_main(r);
-        collector_finish(&r->col);
-        if (r->rank == 0) collector_wait_all(&r->col, r->size);
-    }
+    run_role(r);
     if (r->rank == 0) {
         finish_root(r, tf);
         g_trace = NULL;
@@ -324,15 +365,7 @@ int cli_run(int argc, char **argv) {
 fail:
     rc = 1;
 done:
-    free(r->prompt);
-    adapter_free(r->ad);
-    backend_free(r->be);
-    model_free(r->cloud_model);
-    collective_group_close(&r->tp);
-    if (r->tok) tokenizer_free(r->tok);
-    if (r->gf) gguf_close(r->gf);
-    config_free(&r->cfg);
-    free(r);
+    run_ctx_free(r);
     comm_finalize();
     return rc;
 }

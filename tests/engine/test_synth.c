@@ -17,7 +17,11 @@
  *     path is tests/engine/test_tp.c's);
  *     shapes that do not divide are refused;
  *  5. backend_open: cuda/auto fall back to the CPU without a GPU (with a note for cuda), bad plans
- *     and bad steps are refused with a message.
+ *     and bad steps are refused with a message;
+ *  6. a whole-model plan (embed + head: the cloud-only baseline's cloud): the CPU backend's logits
+ *     equal forward_run_batch's on the same batched steps, bit for bit; a plan whose ends the part
+ *     lacks, or under tensor parallelism, is refused; cuda (and auto on a GPU) falls back to the
+ *     CPU with a note, since the CUDA backend runs layers only, and refuses such a plan itself.
  */
 #include "backends/backend.h"
 #include "core/common.h"
@@ -341,6 +345,78 @@ static void test_fallback(void) {
     EXPECT(backend_open(&be, &d, note, sizeof note, err, sizeof err) == HAT_ERR_ARG && strstr(err, "layer range"), "bad range: %s", err);
 }
 
+/* steps of a whole model: two prompts in one step, then a decode step of each */
+static const backend_seq WHOLE[][2] = {{{0, 0, 5, 0}, {1, 0, 3, 0}}, {{1, 3, 1, 0}, {0, 5, 1, 0}}};
+
+static void test_backend_whole(void) {
+    const model_config *c = synth_shape("tiny");
+    const int L = c->n_layer, nv = c->n_vocab;
+    char err[HAT_ERRLEN], note[320];
+    backend *be;
+    backend_desc d = {.kind = BACKEND_CPU, .synth = {"tiny", 5}, .l0 = 0, .l1 = L, .n_slots = 2, .max_tok = 16, .n_ctx = 32,
+                      .n_threads = 1, .embed = 1, .head = 1};
+    EXPECT(backend_open(&be, &d, note, sizeof note, err, sizeof err) == 0 && !note[0], "open whole: %s", err);
+    EXPECT(backend_ids(be) && backend_logits(be) && strstr(be->desc, "embedding + layers [0, ") && strstr(be->desc, ") + head"),
+           "whole model: ids, logits, desc %s", be->desc);
+    model *m;
+    EXPECT(model_synth(&m, "tiny", 5, &(model_part){.l0 = 0, .l1 = L, .embed = 1, .head = 1}, 0, err, sizeof err) == 0, "%s", err);
+    forward_state fs;
+    kvcache kv[2];
+    EXPECT(forward_init(&fs, m, 16, 32, 2, 1, err, sizeof err) == 0, "%s", err);
+    for (int i = 0; i < 2; i++) kvcache_init(&kv[i], 0, L, 32, c->kv_dim, err, sizeof err);
+    int32_t ids[16];
+    int same = 1;
+    for (int st = 0; st < 2; st++) {
+        const int tok = WHOLE[st][0].n_tok + WHOLE[st][1].n_tok;
+        for (int i = 0; i < tok; i++) ids[i] = (int32_t)(t_uniform() * nv) % nv;
+        memcpy(backend_ids(be), ids, sizeof(int32_t) * tok);
+        EXPECT(backend_forward(be, WHOLE[st], 2, err, sizeof err) == 0, "whole step %d: %s", st, err);
+        forward_seq fseq[2];
+        for (int i = 0; i < 2; i++)
+            fseq[i] = (forward_seq){.kv = &kv[WHOLE[st][i].slot], .pos0 = WHOLE[st][i].pos0, .n_tok = WHOLE[st][i].n_tok};
+        forward_run_batch(m, &fs, &(forward_batch_args){.tokens = ids, .seqs = fseq, .n_seq = 2, .l0 = 0, .l1 = L, .head = 1});
+        same &= memcmp(backend_logits(be), fs.logits, sizeof(float) * 2 * nv) == 0;
+        for (int i = 0; i < 2; i++)
+            EXPECT(backend_kv_len(be, WHOLE[st][i].slot) == kv[WHOLE[st][i].slot].n, "whole step %d: slot length", st);
+    }
+    printf("backend cpu, whole model (embedding + layers + head), 2 steps of 2 sequences: logits %s forward_run_batch's\n",
+           same ? "bit-identical to" : "DIFFERENT from");
+    EXPECT(same, "whole-model backend logits differ from forward_run_batch");
+    backend_free(be);
+    for (int i = 0; i < 2; i++) kvcache_free(&kv[i]);
+    forward_free(&fs);
+    model_free(m);
+    /* plans the part or the backend cannot run */
+    backend_desc bad = d;
+    bad.l0 = 1;
+    EXPECT(backend_open(&be, &bad, note, sizeof note, err, sizeof err) == HAT_ERR_ARG && strstr(err, "token embedding"),
+           "embedding from layer 1: %s", err);
+    bad = d;
+    bad.l1 = L - 1;
+    EXPECT(backend_open(&be, &bad, note, sizeof note, err, sizeof err) == HAT_ERR_ARG && strstr(err, "LM head"),
+           "head before the last layer: %s", err);
+    tp_threads *g = tp_threads_new(2);
+    bad = d;
+    bad.tp = tp_threads_comm(g, 0);
+    EXPECT(backend_open(&be, &bad, note, sizeof note, err, sizeof err) == HAT_ERR_ARG && strstr(err, "layers only"),
+           "whole model under tensor parallelism: %s", err);
+    tp_threads_free(g);
+    EXPECT(backend_cuda_open(&be, &d, err, sizeof err) == HAT_ERR_UNSUPPORTED && !be, "cuda open of a whole model: %s", err);
+    /* cuda: the CPU with a note whether or not a GPU is present; auto: a note only on a GPU */
+    int n = 0;
+    char why[256];
+    const int have_gpu = backend_cuda_available(&n, why, sizeof why) == 0 && n > 0;
+    d.kind = BACKEND_CUDA;
+    EXPECT(backend_open(&be, &d, note, sizeof note, err, sizeof err) == 0 && be->kind == BACKEND_CPU &&
+           strstr(note, "backend cuda requested but") && strstr(note, "whole model runs on the CPU"), "cuda whole: %s", note);
+    printf("cuda asked for a whole model: %s\n", note);
+    backend_free(be);
+    d.kind = BACKEND_AUTO;
+    EXPECT(backend_open(&be, &d, note, sizeof note, err, sizeof err) == 0 && be->kind == BACKEND_CPU &&
+           (have_gpu ? strstr(note, "no token embedding or LM head step") != NULL : !note[0]), "auto whole: %s", note);
+    backend_free(be);
+}
+
 int main(void) {
     test_values();
     test_engine_vs_ref("tiny", 4, 20, 12);
@@ -354,5 +430,6 @@ int main(void) {
     test_backend_tp("smollm2-135m", 2, 5, 3, TP_ALLREDUCE, 1e-3);
     test_tp_refused();
     test_fallback();
+    test_backend_whole();
     return test_summary();
 }

@@ -20,7 +20,9 @@
    HAT, one and two groups); mode allreduce runs (its tokens are reported); bad group sizes refused.
 6. The cloud-only baseline (token ids up, the whole model on the cloud): tokens equal the
    monolithic engine's (greedy) or `hat generate`'s with the device's sampler and seed, the
-   trace is flagged "NOT private", and an out-of-vocabulary id is refused.
+   trace is flagged "NOT private" and names the backend the whole model ran on (the backend
+   table; cuda asked for falls back to the CPU with a note), and an out-of-vocabulary id is
+   refused.
 
 usage: test_mpi.py HAT MODEL SOURCE_DIR [--quick]
 """
@@ -477,6 +479,14 @@ def check_cloudonly(name, n_dev, n_cloud=1, sampled=None, **kw):
         got = [int(x) for x in sel["token"][np.argsort(sel["index"])]]
         if got != want:
             fail(f"{name}: device {d} tokens {got} != {what} {want}")
+    # the cloud ran the whole model through the backend table, which the trace names; cuda asked
+    # for falls back to the CPU with a note (no GPU, or the CUDA backend runs layers only)
+    cb = t["attrs"].get("cloud_backend", "")
+    plan = f"embedding + layers [0, {int(t['attrs']['n_layer'])}) + head"
+    if not (cb.startswith("cpu") and plan in cb):
+        fail(f"{name}: trace attribute cloud_backend {cb!r} does not name the backend table's whole-model plan")
+    if "backend = cuda" in kw.get("cloud_extra", "") and "backend cuda requested but" not in cb:
+        fail(f"{name}: backend cuda asked for, but the trace's cloud_backend has no fallback note: {cb!r}")
     st = t["steps"]   # only ids went up: a header + 4 bytes per prompt token, nothing while decoding
     want_up = np.where(st["kind"] == 0, 96 + 4 * st["n_tok"].astype(np.int64), 0)
     if not np.array_equal(st["up_bytes"].astype(np.int64), want_up):
@@ -485,7 +495,7 @@ def check_cloudonly(name, n_dev, n_cloud=1, sampled=None, **kw):
         print(f"ok   {name}: cloud-only, {n_dev} devices, {n_cloud} cloud, chunk {kw.get('chunk', 8)}, links "
               f"{kw.get('emulate', 'off')}: tokens equal the monolithic engine"
               + (f" (devices {sorted(sampled)} sampling: equal to hat generate with their seeds)" if sampled else "")
-              + f"; trace: {privacy!r}")
+              + f"; trace: {privacy!r}; cloud_backend {cb[:90]!r}")
     return t
 
 
@@ -507,6 +517,7 @@ if t is not None:
         print(f"ok   co_links: link emulation: {len(st)} messages down, none early; lateness median {med * 1e6:.0f} us, "
               f"max {down.max() * 1e6:.0f} us")
 check_cloudonly("co_off", 2, chunk=5, stagger=0.05, sampled={1: (0.8, 40)})
+check_cloudonly("co_backend_cuda", 1, cloud_extra="backend = cuda\n")
 if not QUICK:
     check_cloudonly("co_2cloud_3dev", 3, n_cloud=2, chunk=16)
 if os.path.exists(os.path.join(tmp, "np2_fp32.h5")):

@@ -1,0 +1,186 @@
+/* cloud_loop.c — the serving loop both cloud roles share (cloud_loop.h), and the tensor-parallel
+ * group's step broadcast: the leader's side inside the loop, the other ranks' in cloud_loop_member. */
+#include "run/cloud_loop.h"
+
+#include "core/common.h"
+#include "net/comm.h"
+#include "net/emul.h"
+#include "net/transport.h"
+#include "net/wire.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the group's step broadcast ------------------------------------------------------------ */
+
+/* what the leader broadcasts before each step: n_seq sequences (-1: the end) of n_tok tokens */
+typedef struct {
+    int32_t n_seq, n_tok;
+} step_head;
+
+static void group_bcast(run_ctx *r, void *buf, size_t bytes, const char *what) {
+    char err[HAT_ERRLEN];
+    CHECK(r->tp.bcast(r->tp.ctx, buf, bytes, err, sizeof err) == 0, "cloud group %d: broadcasting %s: %s",
+          partition_group_of_rank(&r->part, r->rank), what, err);
+}
+
+void cloud_loop_member(run_ctx *r) {
+    backend *be = r->be;
+    char err[HAT_ERRLEN];
+    const int dim = r->mc.dim;
+    backend_seq *seqs = xcalloc((size_t)be->n_slots, sizeof *seqs);
+    for (;;) {
+        step_head h;
+        group_bcast(r, &h, sizeof h, "a step");
+        if (h.n_seq < 0) break;
+        CHECK(h.n_seq >= 1 && h.n_seq <= be->n_slots && h.n_tok >= 1 && h.n_tok <= be->max_tok,
+              "cloud group step of %d sequences, %d tokens (planned: %d slots, %d tokens)", h.n_seq, h.n_tok, be->n_slots,
+              be->max_tok);
+        group_bcast(r, seqs, sizeof *seqs * (size_t)h.n_seq, "a step's sequences");
+        for (int i = 0; i < h.n_seq; i++) {
+            const backend_seq *s = &seqs[i];
+            CHECK(s->slot >= 0 && s->slot < be->n_slots, "cloud group step: slot %d", s->slot);
+            if (s->pos0 >= 0 && s->pos0 < backend_kv_len(be, s->slot)) backend_truncate(be, s->slot, s->pos0);
+        }
+        group_bcast(r, backend_io(be), sizeof(float) * (size_t)h.n_tok * dim, "a step's hidden states");
+        CHECK(backend_forward(be, seqs, h.n_seq, err, sizeof err) == HAT_OK, "%s", err);
+    }
+    free(seqs);
+}
+
+/* ---- the loop --------------------------------------------------------------------------------- */
+
+typedef struct {
+    cloud_loop cl;
+    const cloud_mode *mode;
+    int max_batch;        /* tokens of one pass */
+    int group;            /* this rank leads a tensor-parallel group */
+    int active, rr;       /* sessions not yet ended; the session first in line */
+    uint32_t batch_no;
+    backend_seq *seqs;    /* (n) the pass's sequences */
+    cloud_item *items;    /* (n) and its requests */
+} loop_state;
+
+static void sessions_open(loop_state *L, int cidx, int max_msg_tok) {
+    const hat_config *cfg = &L->cl.r->cfg;
+    const partition *part = &L->cl.r->part;
+    const cloud_mode *md = L->mode;
+    for (int i = 0; i < L->cl.n; i++) {
+        cloud_session *s = &L->cl.S[i];
+        s->device = partition_device_served(part, cidx, i);
+        link_params down;
+        emul_link_params(&down, &cfg->dev[s->device].link, 1);
+        transport_init(&s->ep, partition_rank_of_device(part, s->device), s->device, 1, L->cl.depth, md->dim, max_msg_tok,
+                      md->wire, &down, cfg->emulate_links, cfg->seed);
+        if (md->n_vocab > 0) transport_allow_tokens(&s->ep, md->n_vocab);
+        s->q = xcalloc((size_t)L->cl.depth, sizeof *s->q);
+    }
+}
+
+/* releases the oldest queued message of session s */
+static void session_pop(cloud_loop *cl, cloud_session *s) {
+    transport_release(&s->ep);
+    s->qh = (s->qh + 1) % cl->depth;
+    s->qn--;
+}
+
+/* every session's newly delivered messages into its queue; a bye at the head of a queue ends the
+ * session (earlier requests went first) */
+static void sessions_poll(loop_state *L, double *next) {
+    cloud_loop *cl = &L->cl;
+    for (int i = 0; i < cl->n; i++) {
+        cloud_session *s = &cl->S[i];
+        if (s->done) continue;
+        transport_msg m;
+        while (s->qn < cl->depth && transport_poll(&s->ep, &m, next)) {
+            s->q[(s->qh + s->qn) % cl->depth] = m;
+            s->qn++;
+        }
+        if (s->qn && L->mode->head(cl, i)) {
+            session_pop(cl, s);
+            s->done = 1;
+            L->active--;
+        }
+    }
+}
+
+/* one request of every session that has one ready, round-robin from L->rr, up to max_batch
+ * tokens: returns the requests, *tok their tokens */
+static int batch_form(loop_state *L, int *tok) {
+    cloud_loop *cl = &L->cl;
+    int ns = 0;
+    *tok = 0;
+    for (int k = 0; k < cl->n; k++) {
+        const int i = (L->rr + k) % cl->n;
+        int n_msg = 0;
+        if (cl->S[i].done || !L->mode->take(cl, i, *tok, L->max_batch - *tok, &L->seqs[ns], &n_msg)) continue;
+        L->items[ns++] = (cloud_item){.session = i, .n_msg = n_msg, .row = *tok};
+        *tok += L->seqs[ns - 1].n_tok;
+    }
+    return ns;
+}
+
+/* the batch through the backend (the group first), its /batches record, the replies */
+static void batch_run(loop_state *L, int ns, int tok) {
+    cloud_loop *cl = &L->cl;
+    run_ctx *r = cl->r;
+    char err[HAT_ERRLEN];
+    const double t0 = comm_now();
+    if (L->group) {
+        step_head sh = {ns, tok};
+        group_bcast(r, &sh, sizeof sh, "a step");
+        group_bcast(r, L->seqs, sizeof *L->seqs * (size_t)ns, "a step's sequences");
+        group_bcast(r, backend_io(cl->be), sizeof(float) * (size_t)tok * r->mc.dim, "a step's hidden states");
+    }
+    const double tg = L->group ? comm_now() : t0;
+    CHECK(backend_forward(cl->be, L->seqs, ns, err, sizeof err) == HAT_OK, "%s", err);
+    const double t1 = comm_now();
+    const trace_batch tb = {.cloud_rank = (uint32_t)r->rank, .batch = L->batch_no++, .n_tok = (uint32_t)tok,
+                            .n_dev = (uint32_t)ns, .t_start = t0, .t_end = t1, .group_s = tg - t0};
+    collector_add(&r->col, TRACE_BATCHES, &tb);
+    const cloud_pass p = {.t0 = t0, .t1 = t1, .n_tok = tok, .n_seq = ns};
+    for (int k = 0; k < ns; k++) {
+        const cloud_item *it = &L->items[k];
+        L->mode->reply(cl, k, it, &L->seqs[k], &p);
+        for (int j = 0; j < it->n_msg; j++) session_pop(cl, &cl->S[it->session]);
+    }
+}
+
+void cloud_loop_run(run_ctx *r, const cloud_mode *mode) {
+    const hat_config *cfg = &r->cfg;
+    const int cidx = partition_group_of_rank(&r->part, r->rank), max_msg_tok = run_msg_max_tok(cfg);
+    loop_state L = {.cl = {.r = r, .be = r->be, .ctx = mode->ctx, .n = partition_n_served(&r->part, cidx),
+                           .depth = run_msg_depth(cfg)},
+                    .mode = mode, .group = tp_active(&r->tp),
+                    .max_batch = cfg->max_batch_tokens > max_msg_tok ? cfg->max_batch_tokens : max_msg_tok};
+    const backend *be = r->be;
+    CHECK(be && be->max_tok >= L.max_batch && be->n_slots >= L.cl.n, "cloud: backend not planned for this run");
+    CHECK(!L.group || !be->embed, "cloud: a tensor-parallel group broadcasts hidden states, not token ids");
+    L.cl.S = xcalloc((size_t)L.cl.n, sizeof *L.cl.S);
+    L.seqs = xcalloc((size_t)L.cl.n, sizeof *L.seqs);
+    L.items = xcalloc((size_t)L.cl.n, sizeof *L.items);
+    sessions_open(&L, cidx, max_msg_tok);
+    L.active = L.cl.n;
+    while (L.active > 0) {
+        double next = 1e300;
+        sessions_poll(&L, &next);
+        if (r->rank == 0) collector_poll(&r->col);
+        int tok;
+        const int ns = batch_form(&L, &tok);
+        if (!ns) {
+            if (L.active > 0) transport_idle(next);
+            continue;
+        }
+        L.rr = (L.rr + 1) % L.cl.n;
+        batch_run(&L, ns, tok);
+    }
+    if (L.group) {
+        step_head end = {-1, 0};
+        group_bcast(r, &end, sizeof end, "the end");
+    }
+    for (int i = 0; i < L.cl.n; i++) {
+        transport_free(&L.cl.S[i].ep);
+        free(L.cl.S[i].q);
+    }
+    free(L.cl.S); free(L.seqs); free(L.items);
+}
