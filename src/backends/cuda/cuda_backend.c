@@ -275,6 +275,8 @@ static int cuda_open(backend *b, cu_impl *c, const backend_desc *d, char *err, s
 
 int backend_cuda_open(backend **out, const backend_desc *d, char *err, size_t errlen) {
     *out = NULL;
+    if (d->embed || d->head)   /* layers only: backend_open runs such a plan on the CPU (backend.c) */
+        return hat_err(err, errlen, HAT_ERR_UNSUPPORTED, "backend cuda: no token embedding or LM head step (layers only)");
     backend *b = xcalloc(1, sizeof *b);
     cu_impl *c = xcalloc(1, sizeof *c);
     b->ops = &cuda_ops;
