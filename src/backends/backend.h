@@ -136,7 +136,7 @@ static inline int backend_forward(backend *b, const backend_seq *s, int n, char 
 static inline int backend_kv_len(const backend *b, int slot) { return b->ops->kv_len(b, slot); }
 static inline void backend_truncate(backend *b, int slot, int n) { b->ops->truncate(b, slot, n); }
 
-/* implementations (backend.c dispatches) */
+/* implementations (backend_open.c dispatches) */
 int backend_cpu_open(backend **out, const backend_desc *d, char *err, size_t errlen);
 /* CUDA: 0 and n > 0 GPUs, or non-zero and *why set (no GPU, driver missing, CPU-only build) */
 int backend_cuda_available(int *n_gpu, char *why, size_t whylen);

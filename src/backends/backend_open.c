@@ -1,4 +1,4 @@
-/* backend.c — the backend table: choose CPU or CUDA once, with a clean fallback (backend.h). */
+/* backend_open.c — the backend table: choose CPU or CUDA once, with a clean fallback (backend.h). */
 #include "backends/backend.h"
 
 #include "core/common.h"
