@@ -1,6 +1,7 @@
 /* hat generate — one prompt through the whole model on this machine.
  * Text goes to stdout as it is generated (UTF-8 safe); load information and one final
  * "stats:" line of key=value pairs go to stderr (the benchmark script parses it). */
+#include "cli/cli.h"
 #include "split/hat_device.h"
 #include "core/common.h"
 #include "engine/forward.h"
@@ -48,12 +49,15 @@ static void gen_usage(FILE *f) {
             "  --hat ADAPTER|identity --split A,B [--gamma N] [--chunk N]\n"
             "                     HAT in one process: the SLM ([0,A) + adapter + [L-B,L)) drafts N tokens\n"
             "                     (default 4) per round, the whole model verifies; prints the acceptance\n"
-            "                     rate and tokens per round (the same device code as `hat run`)\n");
+            "                     rate and tokens per round (the same device code as `hat run`)\n"
+            "  --help, -h         this text\n");
 }
 
+/* 0: *o set; 1: --help; -1: refused (one line printed) */
 static int parse_opts(int argc, char **argv, gen_opts *o) {
     enum { O_MODEL = 256, O_PROMPT, O_IDS, O_CHAT, O_SYSTEM, O_MAX, O_TEMP, O_TOPK, O_TOPP, O_SEED,
-           O_THREADS, O_CTX, O_WEIGHTS, O_NOEOS, O_PRINTIDS, O_QUIET, O_HELP, O_WIRESIM, O_SPLIT, O_HAT, O_GAMMA, O_CHUNK };
+           O_THREADS, O_CTX, O_WEIGHTS, O_NOEOS, O_PRINTIDS, O_QUIET, O_WIRESIM, O_SPLIT, O_HAT, O_GAMMA, O_CHUNK,
+           O_HELP = 'h' };
     static const struct option lo[] = {
         {"model", 1, 0, O_MODEL}, {"prompt", 1, 0, O_PROMPT}, {"prompt-ids", 1, 0, O_IDS},
         {"chat", 1, 0, O_CHAT}, {"system", 1, 0, O_SYSTEM}, {"max-tokens", 1, 0, O_MAX},
@@ -67,9 +71,10 @@ static int parse_opts(int argc, char **argv, gen_opts *o) {
                     .sp = {.temp = 0.0f, .top_k = 40, .top_p = 0.95f, .seed = 42}, .wire_sim = -1,
                     .gamma = 4, .chunk = 64};
     int c, seed;
+    char msg[HAT_ERRLEN];
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
         switch (c) {
         case O_MODEL: o->model = optarg; break;
         case O_PROMPT: o->prompt = optarg; break;
@@ -100,16 +105,18 @@ static int parse_opts(int argc, char **argv, gen_opts *o) {
             else if (!strcmp(optarg, "bf16")) o->wire_sim = WIRE_BF16;
             else { fprintf(stderr, "hat generate: --wire-sim must be fp32, fp16 or bf16, got '%s'\n", optarg); return -1; }
             break;
-        case O_SPLIT:
-            if (sscanf(optarg, "%d,%d", &o->split_a, &o->split_b) != 2 || o->split_a < 1 || o->split_b < 1) {
+        case O_SPLIT: {
+            char tail;   /* "2,2x" is refused: nothing may follow B */
+            if (sscanf(optarg, "%d,%d%c", &o->split_a, &o->split_b, &tail) != 2 || o->split_a < 1 || o->split_b < 1) {
                 fprintf(stderr, "hat generate: --split must be A,B with A,B >= 1, got '%s'\n", optarg);
                 return -1;
             }
             break;
-        case O_HELP: gen_usage(stdout); exit(0);
+        }
+        case O_HELP: return 1;
         default:
-            fprintf(stderr, "hat generate: unknown or incomplete option '%s'\n", argv[optind - 1]);
-            gen_usage(stderr);
+            cli_opt_error(msg, sizeof msg, "hat generate", c, argv);
+            fprintf(stderr, "%s\n", msg);
             return -1;
         }
     }
@@ -230,10 +237,84 @@ static int generate_hat(const gen_opts *o, gguf_file *f, model *m, tokenizer *to
     return 0;
 }
 
+/* the whole model, token by token: text to stdout as it comes, the stats line to stderr; t0 is
+ * when loading began */
+static int generate_plain(const gen_opts *o, const model *m, const tokenizer *tok, const int32_t *prompt, int n_prompt,
+                          double t0) {
+    const model_config *c = &m->cfg;
+    char err[HAT_ERRLEN];
+    kvcache kv;
+    forward_state fs;
+    sampler *smp;
+    if (kvcache_init(&kv, 0, c->n_layer, o->n_ctx, c->kv_dim, err, sizeof err) ||
+        forward_init(&fs, m, n_prompt, o->n_ctx, 1, o->threads, err, sizeof err) ||
+        sampler_init(&smp, &o->sp, c->n_vocab, err, sizeof err)) {
+        fprintf(stderr, "hat generate: %s\n", err);
+        return 1;
+    }
+    double load_s = hat_now() - t0;
+    char desc[512];
+    model_describe(m, desc, sizeof desc);
+    fprintf(stderr, "model: %s\n", desc);
+    fprintf(stderr, "memory: weights %.1f MiB mapped + %.1f MiB heap, KV cache %.1f MiB (fp16, %d positions), scratch %.1f MiB\n",
+            m->bytes_weights / 1048576.0, m->bytes_heap / 1048576.0, kvcache_bytes(&kv) / 1048576.0, o->n_ctx,
+            forward_bytes(&fs, m) / 1048576.0);
+
+    int32_t *out_ids = xmalloc((size_t)(o->max_tokens + 1) * sizeof(int32_t));
+    tokenizer_decoder dec;
+    tokenizer_decoder_init(&dec);
+    char piece[1024];
+    double tp0 = hat_now();
+    gen_forward(m, &kv, &fs, o, prompt, n_prompt, 0);
+    double prompt_s = hat_now() - tp0, td0 = hat_now();
+    int n_gen = 0, pos = n_prompt;
+    while (n_gen < o->max_tokens) {
+        int32_t next = sampler_sample(smp, fs.logits);
+        out_ids[n_gen++] = next;
+        if (!o->quiet) {
+            int k = tokenizer_decoder_push(&dec, tok, next, piece, sizeof piece);
+            fwrite(piece, 1, (size_t)k, stdout);
+            fflush(stdout);
+        }
+        if (!o->ignore_eos && tokenizer_is_eog(tok, next)) break;
+        if (n_gen == o->max_tokens) break;
+        gen_forward(m, &kv, &fs, o, &next, 1, pos++);
+    }
+    double decode_s = hat_now() - td0;
+    if (!o->quiet) {
+        int k = tokenizer_decoder_flush(&dec, piece, sizeof piece);
+        fwrite(piece, 1, (size_t)k, stdout);
+        fputc('\n', stdout);
+    }
+    if (o->print_ids) {
+        printf("ids:");
+        for (int i = 0; i < n_gen; i++) printf(" %d", out_ids[i]);
+        printf("\n");
+    }
+    fflush(stdout);
+    /* decode timing covers the n_gen-1 single-token forwards (the first token comes from the prompt pass) */
+    int n_dec = n_gen > 1 ? n_gen - 1 : 0;
+    double ms_tok = n_dec ? 1e3 * decode_s / n_dec : 0.0;
+    double gbs = n_dec ? (double)m->bytes_per_token * n_dec / decode_s / 1e9 : 0.0;
+    fprintf(stderr,
+            "stats: load_s=%.3f prompt_tokens=%d prompt_s=%.4f prompt_tok_s=%.1f gen_tokens=%d decode_tokens=%d "
+            "decode_s=%.4f decode_tok_s=%.2f ms_per_tok=%.3f bytes_per_tok=%zu gbs=%.2f threads=%d weights=%s peak_rss_mib=%.1f\n",
+            load_s, n_prompt, prompt_s, n_prompt / prompt_s, n_gen, n_dec, decode_s, n_dec ? n_dec / decode_s : 0.0,
+            ms_tok, m->bytes_per_token, gbs, o->threads, o->weights == MODEL_WEIGHTS_F32 ? "f32" : "quant",
+            hat_peak_rss_bytes() / 1048576.0);
+    free(out_ids);
+    sampler_free(smp);
+    forward_free(&fs);
+    kvcache_free(&kv);
+    return 0;
+}
+
 int cli_generate(int argc, char **argv) {
     gen_opts o;
     char err[HAT_ERRLEN];
-    if (parse_opts(argc, argv, &o)) return 2;
+    const int prc = parse_opts(argc, argv, &o);
+    if (prc > 0) { gen_usage(stdout); return 0; }
+    if (prc < 0) return cli_hint("hat generate");
 
     double t0 = hat_now();
     gguf_file *f;
@@ -260,72 +341,10 @@ int cli_generate(int argc, char **argv) {
         fprintf(stderr, "hat generate: prompt (%d tokens) + --max-tokens %d exceed --ctx %d\n", n_prompt, o.max_tokens, o.n_ctx);
         return 1;
     }
-    kvcache kv;
-    forward_state fs;
-    sampler *smp;
-    if (kvcache_init(&kv, 0, c->n_layer, o.n_ctx, c->kv_dim, err, sizeof err) ||
-        forward_init(&fs, m, n_prompt, o.n_ctx, 1, o.threads, err, sizeof err) ||
-        sampler_init(&smp, &o.sp, c->n_vocab, err, sizeof err)) {
-        fprintf(stderr, "hat generate: %s\n", err);
-        return 1;
-    }
-    double load_s = hat_now() - t0;
-    char desc[512];
-    model_describe(m, desc, sizeof desc);
-    fprintf(stderr, "model: %s\n", desc);
-    fprintf(stderr, "memory: weights %.1f MiB mapped + %.1f MiB heap, KV cache %.1f MiB (fp16, %d positions), scratch %.1f MiB\n",
-            m->bytes_weights / 1048576.0, m->bytes_heap / 1048576.0, kvcache_bytes(&kv) / 1048576.0, o.n_ctx,
-            forward_bytes(&fs, m) / 1048576.0);
-
-    int32_t *out_ids = xmalloc((size_t)(o.max_tokens + 1) * sizeof(int32_t));
-    tokenizer_decoder dec;
-    tokenizer_decoder_init(&dec);
-    char piece[1024];
-    double tp0 = hat_now();
-    gen_forward(m, &kv, &fs, &o, prompt, n_prompt, 0);
-    double prompt_s = hat_now() - tp0, td0 = hat_now();
-    int n_gen = 0, pos = n_prompt;
-    while (n_gen < o.max_tokens) {
-        int32_t next = sampler_sample(smp, fs.logits);
-        out_ids[n_gen++] = next;
-        if (!o.quiet) {
-            int k = tokenizer_decoder_push(&dec, tok, next, piece, sizeof piece);
-            fwrite(piece, 1, (size_t)k, stdout);
-            fflush(stdout);
-        }
-        if (!o.ignore_eos && tokenizer_is_eog(tok, next)) break;
-        if (n_gen == o.max_tokens) break;
-        gen_forward(m, &kv, &fs, &o, &next, 1, pos++);
-    }
-    double decode_s = hat_now() - td0;
-    if (!o.quiet) {
-        int k = tokenizer_decoder_flush(&dec, piece, sizeof piece);
-        fwrite(piece, 1, (size_t)k, stdout);
-        fputc('\n', stdout);
-    }
-    if (o.print_ids) {
-        printf("ids:");
-        for (int i = 0; i < n_gen; i++) printf(" %d", out_ids[i]);
-        printf("\n");
-    }
-    fflush(stdout);
-    /* decode timing covers the n_gen-1 single-token forwards (the first token comes from the prompt pass) */
-    int n_dec = n_gen > 1 ? n_gen - 1 : 0;
-    double ms_tok = n_dec ? 1e3 * decode_s / n_dec : 0.0;
-    double gbs = n_dec ? (double)m->bytes_per_token * n_dec / decode_s / 1e9 : 0.0;
-    fprintf(stderr,
-            "stats: load_s=%.3f prompt_tokens=%d prompt_s=%.4f prompt_tok_s=%.1f gen_tokens=%d decode_tokens=%d "
-            "decode_s=%.4f decode_tok_s=%.2f ms_per_tok=%.3f bytes_per_tok=%zu gbs=%.2f threads=%d weights=%s peak_rss_mib=%.1f\n",
-            load_s, n_prompt, prompt_s, n_prompt / prompt_s, n_gen, n_dec, decode_s, n_dec ? n_dec / decode_s : 0.0,
-            ms_tok, m->bytes_per_token, gbs, o.threads, o.weights == MODEL_WEIGHTS_F32 ? "f32" : "quant",
-            hat_peak_rss_bytes() / 1048576.0);
-    free(out_ids);
+    const int rc = generate_plain(&o, m, tok, prompt, n_prompt, t0);
     free(prompt);
-    sampler_free(smp);
-    forward_free(&fs);
-    kvcache_free(&kv);
     tokenizer_free(tok);
     model_free(m);
     gguf_close(f);
-    return 0;
+    return rc;
 }

@@ -45,22 +45,36 @@ int parse_double(const char *s, double *out) {
     return 1;
 }
 
-int parse_arg_long(const char *cmd, const char *what, const char *s, long lo, long hi, long *out) {
+int parse_arg_long_msg(const char *cmd, const char *what, const char *s, long lo, long hi, long *out, char *msg,
+                       size_t msglen) {
     long v;
     if (!parse_long(s, &v) || v < lo || v > hi) {
-        fprintf(stderr, "%s: %s must be an integer in [%ld, %ld], got '%s'\n", cmd, what, lo, hi, s);
+        if (msg && msglen) snprintf(msg, msglen, "%s: %s must be an integer in [%ld, %ld], got '%s'", cmd, what, lo, hi, s);
         return -1;
     }
     *out = v;
     return 0;
 }
 
-int parse_arg_int(const char *cmd, const char *what, const char *s, long lo, long hi, int *out) {
+int parse_arg_int_msg(const char *cmd, const char *what, const char *s, long lo, long hi, int *out, char *msg,
+                      size_t msglen) {
     long v;
     if (lo < INT_MIN) lo = INT_MIN;
     if (hi > INT_MAX) hi = INT_MAX;
-    if (parse_arg_long(cmd, what, s, lo, hi, &v)) return -1;
+    if (parse_arg_long_msg(cmd, what, s, lo, hi, &v, msg, msglen)) return -1;
     *out = (int)v;
+    return 0;
+}
+
+int parse_arg_long(const char *cmd, const char *what, const char *s, long lo, long hi, long *out) {
+    char msg[512];
+    if (parse_arg_long_msg(cmd, what, s, lo, hi, out, msg, sizeof msg)) { fprintf(stderr, "%s\n", msg); return -1; }
+    return 0;
+}
+
+int parse_arg_int(const char *cmd, const char *what, const char *s, long lo, long hi, int *out) {
+    char msg[512];
+    if (parse_arg_int_msg(cmd, what, s, lo, hi, out, msg, sizeof msg)) { fprintf(stderr, "%s\n", msg); return -1; }
     return 0;
 }
 

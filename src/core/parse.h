@@ -4,6 +4,7 @@
 #ifndef HAT_PARSE_H
 #define HAT_PARSE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* 1 and *out set when s is a number of the type; 0 otherwise (*out untouched) */
@@ -19,5 +20,12 @@ int parse_arg_int(const char *cmd, const char *what, const char *s, long lo, lon
 int parse_arg_long(const char *cmd, const char *what, const char *s, long lo, long hi, long *out);
 int parse_arg_double(const char *cmd, const char *what, const char *s, double lo, double hi, double *out);
 int parse_arg_float(const char *cmd, const char *what, const char *s, double lo, double hi, float *out);
+
+/* The same check with the message (no newline) written to msg instead of stderr: for a command
+ * that runs under mpirun, where every rank parses the same argv and only rank 0 prints. */
+int parse_arg_long_msg(const char *cmd, const char *what, const char *s, long lo, long hi, long *out, char *msg,
+                       size_t msglen);
+int parse_arg_int_msg(const char *cmd, const char *what, const char *s, long lo, long hi, int *out, char *msg,
+                      size_t msglen);
 
 #endif

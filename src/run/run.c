@@ -1,10 +1,10 @@
-/* run.c — `hat run --config FILE` under mpirun: start-up checks agreed by every rank, the role
- * of each rank, and the end-of-run report written by rank 0.
+/* run.c — `hat run` under mpirun (its command line: cli/cli_run.c): start-up checks agreed by
+ * every rank, the role of each rank, and the end-of-run report written by rank 0.
  *
  * Start-up is a sequence of stages; after each one every rank calls comm_agree, so an error on
- * any rank (bad config, wrong rank count, missing model, prompt too long, trace exists) ends
- * every rank with exit status 1 and one message printed by rank 0, before any work starts and
- * without touching an existing trace.
+ * any rank (refused command line, bad config, wrong rank count, missing model, prompt too long,
+ * trace exists) ends every rank with exit status 2 (command line) or 1 (the rest) and one
+ * message printed by rank 0, before any work starts and without touching an existing trace.
  */
 #include "run/run.h"
 #include "run/roles.h"
@@ -21,14 +21,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: mpirun -np N hat run --config FILE.ini [--trace PATH] [--overwrite]\n"
-            "  N must equal [cloud] ranks + [devices] count: ranks 0..ranks-1 are the cloud, the rest devices.\n"
-            "  --trace PATH   write the HDF5 trace here (default: [run] trace of the config)\n"
-            "  --overwrite    replace an existing trace file (otherwise refused: nothing already written is lost)\n");
-}
 
 static trace_file *g_trace;        /* rank 0: for the abort path */
 static collector *g_col;
@@ -178,45 +170,92 @@ static void finish_root(run_ctx *r, trace_file *tf) {
     report_free(&rep);
 }
 
-/* the command line: *help when asked for usage (printed by rank 0) */
-static int parse_args(int argc, char **argv, const char **cfg_path, const char **trace_path, int *overwrite, int *help,
-                      char *err) {
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--config") && i + 1 < argc) *cfg_path = argv[++i];
-        else if (!strcmp(argv[i], "--trace") && i + 1 < argc) *trace_path = argv[++i];
-        else if (!strcmp(argv[i], "--overwrite")) *overwrite = 1;
-        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { *help = 1; return HAT_OK; }
-        else return hat_err(err, HAT_ERRLEN, HAT_ERR_ARG, "unknown or incomplete option '%s'", argv[i]);
-    }
-    if (!*cfg_path) return hat_err(err, HAT_ERRLEN, HAT_ERR_ARG, "--config FILE is required");
-    return HAT_OK;
+
+/* stage 0: the command line, parsed by every rank before MPI started (cli/cli_run.c) */
+static int start_args(const run_opts *o) {
+    char msg[HAT_ERRLEN];
+    snprintf(msg, sizeof msg, "%s", o->refused ? o->refused : "");
+    if (comm_agree(o->refused ? HAT_ERR_ARG : HAT_OK, msg, sizeof msg, NULL) == HAT_OK) return 0;
+    if (comm_get()->rank == 0) fprintf(stderr, "%s\n", msg);
+    return 2;
 }
 
-/* a tensor-parallel group runs on one kind of backend: CUDA only if every rank of it has a GPU
- * (agreed before any rank opens one: the CUDA backend's set-up is collective over the group) */
-static int group_backend_kind(run_ctx *r, backend_kind *kind, char *note, size_t notelen, char *err) {
-    if (!tp_active(&r->tp) || *kind == BACKEND_CPU) return HAT_OK;
+/* the config, the model's header, the config checked against both and the rank count; then the
+ * role of this rank */
+static int start_config(run_ctx *r, const run_opts *o) {
+    char err[HAT_ERRLEN] = "";
+    int rc = config_load(&r->cfg, o->config_path, err, sizeof err);
+    if (stage(rc, err, "config")) return 1;
+    if (o->trace_path) snprintf(r->cfg.trace, sizeof r->cfg.trace, "%s", o->trace_path);
+
+    rc = gguf_open(&r->gf, r->cfg.model_path, err, sizeof err);
+    if (!rc) rc = model_read_config(r->gf, &r->mc, err, sizeof err);
+    if (stage(rc, err, "model")) return 1;
+
+    rc = config_validate(&r->cfg, r->size, r->mc.n_layer, r->mc.n_ctx_train, err, sizeof err);
+    if (stage(rc, err, "config")) return 1;
+    r->part = (partition){r->mc.n_layer, r->cfg.a, r->cfg.b, r->cfg.n_cloud, r->cfg.n_devices, r->cfg.tp};
+    r->role = partition_role(&r->part, r->rank);
+    /* the process's role, for every message until exit: comm_set_role keeps the pointer */
+    static char role[32];
+    if (r->role == ROLE_DEVICE) {
+        r->device = partition_device_of_rank(&r->part, r->rank);
+        snprintf(role, sizeof role, "device %d", r->device);
+    } else {
+        snprintf(role, sizeof role, "cloud %d", r->rank);
+    }
+    comm_set_role(role);
+    return 0;
+}
+
+/* devices tokenize their prompt; rank 0 holds a tokenizer to print the devices' texts; in the
+ * cloud-only baseline every cloud rank needs one too (it decides the end of a session at EOG) */
+static int start_prompt(run_ctx *r) {
+    char err[HAT_ERRLEN] = "";
+    int rc = HAT_OK;
+    if (r->role == ROLE_DEVICE || r->rank == 0 || r->cfg.run_mode == RUN_CLOUD_ONLY)
+        rc = tokenizer_init(&r->tok, r->gf, err, sizeof err);
+    if (!rc && r->role == ROLE_DEVICE) rc = build_prompt(r, &r->cfg.dev[r->device], err, sizeof err);
+    return stage(rc, err, "prompt") ? 1 : 0;
+}
+
+/* HAT: the draft adapter must have been fitted for this model file and this split */
+static int start_adapter(run_ctx *r) {
+    char err[HAT_ERRLEN] = "";
+    int rc = HAT_OK;
+    if (r->cfg.run_mode == RUN_HAT && (r->role == ROLE_DEVICE || r->rank == 0)) {
+        if (!strcmp(r->cfg.adapter_path, "identity")) r->ad = adapter_identity(r->mc.dim, r->cfg.a, r->cfg.b);
+        else rc = adapter_load(&r->ad, r->cfg.adapter_path, r->gf, r->mc.n_layer, r->mc.dim, r->cfg.a, r->cfg.b, err, sizeof err);
+    }
+    return stage(rc, err, "adapter") ? 1 : 0;
+}
+
+/* A tensor-parallel group runs on one kind of backend: CUDA only if every rank of it has a GPU
+ * (agreed before any rank opens one: the CUDA backend's set-up is collective over the group).
+ * Sets bd->kind to the CPU when some rank lacks one, with a note when CUDA was asked for. */
+static int tp_group_backend(run_ctx *r, backend_desc *bd, char *note, size_t note_len, char *err, size_t errlen) {
+    if (!tp_active(&r->tp) || bd->kind == BACKEND_CPU) return HAT_OK;
     char why[256];
     int n_gpu = 0, ok = backend_cuda_available(&n_gpu, why, sizeof why) == 0, all = 1;
     int *oks = xcalloc((size_t)r->tp.size, sizeof *oks);
-    const int rc = r->tp.allgather(r->tp.ctx, &ok, oks, sizeof ok, err, HAT_ERRLEN);
+    int rc = r->tp.allgather(r->tp.ctx, &ok, oks, sizeof ok, err, errlen);
     for (int i = 0; i < r->tp.size; i++) all &= oks[i];
     free(oks);
-    if (!rc && !all && *kind == BACKEND_CUDA)
-        snprintf(note, notelen, "backend cuda requested but not every rank of tensor-parallel group %d has a GPU: the "
-                 "group runs on the CPU", partition_group_of_rank(&r->part, r->rank));
-    if (!all) *kind = BACKEND_CPU;
+    if (!rc && !all && bd->kind == BACKEND_CUDA)
+        snprintf(note, note_len, "backend cuda requested but not every rank of tensor-parallel group %d has a GPU: "
+                 "the group runs on the CPU", partition_group_of_rank(&r->part, r->rank));
+    if (!all) bd->kind = BACKEND_CPU;
     return rc;
 }
 
 /* a cloud rank's model on the backend the config asks for (cpu, cuda, auto): the middle submodel
  * [a, L-b), or in the cloud-only baseline the whole model (embedding + layers [0, L) + head) */
-static int open_cloud_backend(run_ctx *r, char *err) {
+static int cloud_backend_open(run_ctx *r, char *err, size_t errlen) {
     const hat_config *c = &r->cfg;
     const int L = r->mc.n_layer, whole = c->run_mode == RUN_CLOUD_ONLY;
     const int l0 = whole ? 0 : c->a, l1 = whole ? L : L - c->b;
     int rc = model_load_file(&r->cloud_model, r->gf, &(model_part){.l0 = l0, .l1 = l1, .embed = whole, .head = whole}, err,
-                             HAT_ERRLEN);
+                             errlen);
     if (rc) return rc;
     const int partners = partition_n_served(&r->part, partition_group_of_rank(&r->part, r->rank));
     const int max_tok = run_msg_max_tok(c) > c->max_batch_tokens ? run_msg_max_tok(c) : c->max_batch_tokens;
@@ -226,59 +265,31 @@ static int open_cloud_backend(run_ctx *r, char *err) {
                        .dtype = (backend_dtype)c->gpu_dtype, .tp = r->tp, .nccl = 1, .no_graphs = !c->gpu_graphs,
                        .gemv = c->gpu_gemv, .embed = whole, .head = whole};
     char group_note[160] = "";
-    rc = group_backend_kind(r, &bd.kind, group_note, sizeof group_note, err);
-    if (!rc) rc = backend_open(&r->be, &bd, r->backend_note, sizeof r->backend_note, err, HAT_ERRLEN);
+    rc = tp_group_backend(r, &bd, group_note, sizeof group_note, err, errlen);
+    if (!rc) rc = backend_open(&r->be, &bd, r->backend_note, sizeof r->backend_note, err, errlen);
     if (!rc && group_note[0]) snprintf(r->backend_note, sizeof r->backend_note, "%s", group_note);
     return rc;
 }
 
-/* the start-up stages after the arguments, each agreed by every rank (non-zero: the run ends) */
-static int start_up(run_ctx *r, const char *cfg_path, const char *trace_path, char *err) {
-    int rc = config_load(&r->cfg, cfg_path, err, HAT_ERRLEN);
-    if (stage(rc, err, "config")) return 1;
-    if (trace_path) snprintf(r->cfg.trace, sizeof r->cfg.trace, "%s", trace_path);
-    rc = gguf_open(&r->gf, r->cfg.model_path, err, HAT_ERRLEN);
-    if (!rc) rc = model_read_config(r->gf, &r->mc, err, HAT_ERRLEN);
-    if (stage(rc, err, "model")) return 1;
-    rc = config_validate(&r->cfg, r->size, r->mc.n_layer, r->mc.n_ctx_train, err, HAT_ERRLEN);
-    if (stage(rc, err, "config")) return 1;
-    r->part = (partition){r->mc.n_layer, r->cfg.a, r->cfg.b, r->cfg.n_cloud, r->cfg.n_devices, r->cfg.tp};
-    r->role = partition_role(&r->part, r->rank);
-    char role[32];
-    if (r->role == ROLE_DEVICE) {
-        r->device = partition_device_of_rank(&r->part, r->rank);
-        snprintf(role, sizeof role, "device %d", r->device);
-    } else {
-        snprintf(role, sizeof role, "cloud %d", r->rank);
-    }
-    comm_set_role(role);
-    /* devices tokenize their prompt; rank 0 holds a tokenizer to print the devices' texts; in the
-     * cloud-only baseline every cloud rank needs one too (it decides the end of a session at EOG) */
-    if (r->role == ROLE_DEVICE || r->rank == 0 || r->cfg.run_mode == RUN_CLOUD_ONLY)
-        rc = tokenizer_init(&r->tok, r->gf, err, HAT_ERRLEN);
-    if (!rc && r->role == ROLE_DEVICE) rc = build_prompt(r, &r->cfg.dev[r->device], err, HAT_ERRLEN);
-    if (stage(rc, err, "prompt")) return 1;
-    /* HAT: the draft adapter must have been fitted for this model file and this split */
-    if (r->cfg.run_mode == RUN_HAT && (r->role == ROLE_DEVICE || r->rank == 0)) {
-        if (!strcmp(r->cfg.adapter_path, "identity")) r->ad = adapter_identity(r->mc.dim, r->cfg.a, r->cfg.b);
-        else rc = adapter_load(&r->ad, r->cfg.adapter_path, r->gf, r->mc.n_layer, r->mc.dim, r->cfg.a, r->cfg.b, err, HAT_ERRLEN);
-    }
-    if (stage(rc, err, "adapter")) return 1;
-    /* tensor-parallel groups of cloud ranks (every rank takes part in the split) */
+/* tensor-parallel groups of cloud ranks (every rank takes part in the split), then the backends */
+static int start_backend(run_ctx *r) {
+    char err[HAT_ERRLEN] = "";
+    int rc = HAT_OK;
     r->tp = (tp_comm){.size = 1};
     if (r->cfg.tp > 1)
         collective_group_open(&r->tp, r->role == ROLE_CLOUD ? partition_group_of_rank(&r->part, r->rank) : -1, r->rank,
                               r->cfg.tp_mode);
-    if (r->role == ROLE_CLOUD) rc = open_cloud_backend(r, err);
+    if (r->role == ROLE_CLOUD) rc = cloud_backend_open(r, err, sizeof err);
     return stage(rc, err, "backend") ? 1 : 0;
 }
 
-/* rank 0: what runs, before it starts */
-static void print_banner(const run_ctx *r) {
+/* rank 0: what is about to run, on stdout */
+static void print_plan(const run_ctx *r) {
     char part[1024];
     describe_plan(r, part, sizeof part);
-    printf("hat run: %s, mode %s, %d ranks, wire %s, chunk %d tokens, links %s\n%s\n", r->cfg.path, r->cfg.mode, r->size,
-           wire_dtype_name(r->cfg.wire), r->cfg.chunk_tokens, r->cfg.emulate_links ? "emulated" : "not emulated", part);
+    printf("hat run: %s, mode %s, %d ranks, wire %s, chunk %d tokens, links %s\n%s\n", r->cfg.path, r->cfg.mode,
+           r->size, wire_dtype_name(r->cfg.wire), r->cfg.chunk_tokens,
+           r->cfg.emulate_links ? "emulated" : "not emulated", part);
     if (r->be) printf("cloud backend: %s\n", r->be->desc);
     if (r->backend_note[0]) printf("cloud backend: note: %s\n", r->backend_note);
     if (r->ad) {
@@ -290,21 +301,52 @@ static void print_banner(const run_ctx *r) {
     fflush(stdout);
 }
 
-/* this rank's role, to its end; the cloud ranks then hand their records to rank 0 */
-static void run_role(run_ctx *r) {
+/* rank 0 creates the trace (refused if it exists, unless --overwrite); then every rank's
+ * collector, and rank 0's abort path that marks the trace failed */
+static int start_trace(run_ctx *r, const run_opts *o, trace_file **tf) {
+    char err[HAT_ERRLEN] = "";
+    int rc = HAT_OK;
+    if (r->rank == 0) {
+        rc = trace_create(tf, r->cfg.trace, o->overwrite, err, sizeof err);
+        if (!rc) set_attrs(r, *tf, r->cfg.trace);
+    }
+    if (stage(rc, err, "trace")) return 1;
+    collector_init(&r->col, r->rank == 0, *tf, 256);
+    if (r->rank == 0) {
+        g_trace = *tf;
+        g_col = &r->col;
+        comm_on_abort(on_abort);
+        print_plan(r);
+    }
+    return 0;
+}
+
+/* every rank's role, from one synchronised start instant; rank 0 then reports and closes the trace */
+static void run_roles(run_ctx *r, trace_file *tf) {
+    comm_barrier();
+    comm_sync_clock();
     const int cloud_only = r->cfg.run_mode == RUN_CLOUD_ONLY;
     if (r->role == ROLE_DEVICE) {
         if (cloud_only) role_cloudonly_device_main(r);
         else role_device_main(r);
-        return;
+    } else {
+        if (cloud_only) role_cloudonly_cloud_main(r);
+        else role_cloud_main(r);
+        collector_finish(&r->col);
+        if (r->rank == 0) collector_wait_all(&r->col, r->size);
     }
-    if (cloud_only) role_cloudonly_cloud_main(r);
-    else role_cloud_main(r);
-    collector_finish(&r->col);
-    if (r->rank == 0) collector_wait_all(&r->col, r->size);
+    if (r->rank == 0) {
+        finish_root(r, tf);
+        g_trace = NULL;
+        const int rc = trace_close(tf, "complete");
+        CHECK(rc == HAT_OK, "trace: closing %s failed", r->cfg.trace);
+        printf("trace: %s\n", r->cfg.trace);
+    }
+    collector_free(&r->col);
+    comm_barrier();
 }
 
-static void run_ctx_free(run_ctx *r) {
+static void run_free(run_ctx *r) {
     free(r->prompt);
     adapter_free(r->ad);
     backend_free(r->be);
@@ -316,56 +358,18 @@ static void run_ctx_free(run_ctx *r) {
     free(r);
 }
 
-int cli_run(int argc, char **argv) {
-    comm_init(&argc, &argv);
-    const comm_info *ci = comm_get();
+int run_main(const run_opts *o) {
+    comm_init(NULL, NULL);
     run_ctx *r = xcalloc(1, sizeof *r);
-    r->rank = ci->rank;
-    r->size = ci->size;
-    const char *cfg_path = NULL, *trace_path = NULL;
-    int overwrite = 0, help = 0, rc;
-    char err[HAT_ERRLEN] = "";
-    rc = parse_args(argc, argv, &cfg_path, &trace_path, &overwrite, &help, err);
-    if (help) {
-        if (r->rank == 0) usage(stdout);
-        free(r);
-        comm_finalize();
-        return 0;
-    }
-    if (stage(rc, err, "arguments")) { if (r->rank == 0) usage(stderr); goto fail; }
-    if (start_up(r, cfg_path, trace_path, err)) goto fail;
-
+    r->rank = comm_get()->rank;
+    r->size = comm_get()->size;
     trace_file *tf = NULL;
-    if (r->rank == 0) {
-        rc = trace_create(&tf, r->cfg.trace, overwrite, err, sizeof err);
-        if (!rc) set_attrs(r, tf, r->cfg.trace);
-    }
-    if (stage(rc, err, "trace")) goto fail;
-    collector_init(&r->col, r->rank == 0, tf, 256);
-    if (r->rank == 0) {
-        g_trace = tf;
-        g_col = &r->col;
-        comm_on_abort(on_abort);
-        print_banner(r);
-    }
-    comm_barrier();
-    comm_sync_clock();
-    run_role(r);
-    if (r->rank == 0) {
-        finish_root(r, tf);
-        g_trace = NULL;
-        rc = trace_close(tf, "complete");
-        CHECK(rc == HAT_OK, "trace: closing %s failed", r->cfg.trace);
-        printf("trace: %s\n", r->cfg.trace);
-    }
-    collector_free(&r->col);
-    comm_barrier();
-    rc = 0;
-    goto done;
-fail:
-    rc = 1;
-done:
-    run_ctx_free(r);
+    /* every rank passes the same stages (each ends in an agreement), so all leave at the same one */
+    int rc = start_args(o);
+    if (!rc && (start_config(r, o) || start_prompt(r) || start_adapter(r) || start_backend(r) || start_trace(r, o, &tf)))
+        rc = 1;
+    if (!rc) run_roles(r, tf);
+    run_free(r);
     comm_finalize();
     return rc;
 }

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # hat generate end to end: a real run prints text and a stats line; bad input gives a clear
-# message and a non-zero exit, never a crash or a hang (each call bounded by timeout).
+# message and a non-zero exit, never a crash or a hang (each call bounded by timeout). Every
+# subcommand's command-line conventions (src/cli/cli.h): --help prints the usage to stdout with
+# exit 0; an unknown option, a missing argument or a bad number is exit 2 with one line naming it.
+# `hat run` and `hat bench-transport` start MPI as a singleton here (no mpirun).
 # usage: test_cli.sh HAT_BINARY MODEL
 set -u
 hat=$1 model=$2
@@ -17,6 +20,47 @@ expect_fail() {
   if grep -qF -- "$needle" "$tmp/err"; then ok; echo "  $name -> $(head -c 160 "$tmp/err" | head -1)"
   else bad "$name: stderr lacks '$needle': $(cat "$tmp/err")"; fi
 }
+
+# expect_usage NAME NEEDLE ARGS...: exit status 2 (a usage error); stderr's first line names it
+expect_usage() {
+  local name=$1 needle=$2; shift 2
+  timeout 60 "$hat" "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
+  if [ $rc -ne 2 ]; then bad "$name: exit $rc, expected 2: $(head -c 300 "$tmp/err")"; return; fi
+  if head -1 "$tmp/err" | grep -qF -- "$needle"; then ok; echo "  $name -> $(head -1 "$tmp/err" | head -c 160)"
+  else bad "$name: stderr's first line lacks '$needle': $(cat "$tmp/err")"; fi
+}
+
+# expect_help ARGS...: exit 0 and a usage text on stdout
+expect_help() {
+  timeout 60 "$hat" "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
+  if [ $rc -eq 0 ] && grep -q '^usage: ' "$tmp/out"; then ok
+  else bad "hat $*: exit $rc, stdout $(head -c 200 "$tmp/out"), stderr $(head -c 300 "$tmp/err")"; fi
+}
+
+export OMPI_MCA_pml=ob1   # the MPI singleton of run and bench-transport starts faster without the ofi probe
+for cmd in generate run calibrate bench-transport version help; do
+  expect_help "$cmd" --help
+  expect_usage "$cmd: unknown option" "unknown or incomplete option '--bogus'" "$cmd" --bogus
+done
+expect_help --help
+expect_help help run
+expect_help generate -h
+expect_help run -h
+"$hat" --version >"$tmp/a" 2>&1; rc_a=$?
+"$hat" version >"$tmp/b" 2>&1; rc_b=$?
+if [ $rc_a -eq 0 ] && [ $rc_b -eq 0 ] && cmp -s "$tmp/a" "$tmp/b" && grep -q '^hat [0-9][0-9.]* git ' "$tmp/a"; then ok
+else bad "hat --version ($rc_a: $(cat "$tmp/a")) and hat version ($rc_b: $(cat "$tmp/b")) differ or fail"; fi
+expect_usage "version: stray argument" "unexpected argument 'x'" version x
+expect_usage "generate: missing argument" "option '--model' needs an argument" generate --model
+expect_usage "generate: stray argument" "unexpected argument 'x'" generate --model "$model" --prompt hi x
+expect_usage "generate: bad split" "--split must be" generate --model "$model" --prompt hi --split 2,2x
+expect_usage "run: no config" "--config FILE is required" run
+expect_usage "run: missing argument" "option '--trace' needs an argument" run --config x.ini --trace
+expect_usage "run: value on a flag" "option '--overwrite' takes no argument" run --config x.ini --overwrite=1
+expect_usage "bench-transport: bad number" "--dim must be an integer" bench-transport --dim 12x
+expect_usage "bench-transport: rank count" "needs exactly 2 ranks" bench-transport
+expect_usage "calibrate: bad number" "--rank must be an integer" calibrate --model "$model" --rank x
+expect_usage "no command" "no command given"
 
 timeout 120 "$hat" generate --model "$model" --prompt "The capital of France is" --max-tokens 8 --print-ids >"$tmp/out" 2>"$tmp/err"
 rc=$?
@@ -35,14 +79,14 @@ expect_fail "missing model"     "cannot open"      generate --model "$tmp/none.g
 expect_fail "truncated model"   "truncated"        generate --model "$tmp/trunc.gguf" --prompt hi
 expect_fail "not a gguf"        "bad magic"        generate --model "$tmp/text.gguf" --prompt hi
 expect_fail "directory"         "not a regular file" generate --model "$tmp" --prompt hi
-expect_fail "unknown option"    "unknown or incomplete option" generate --model "$model" --prompt hi --bogus 1
-expect_fail "no prompt"         "exactly one of"   generate --model "$model"
-expect_fail "bad number"        "--max-tokens must be" generate --model "$model" --prompt hi --max-tokens ten
-expect_fail "bad temperature"   "--temp must be"   generate --model "$model" --prompt hi --temp -1
-expect_fail "bad weights"       "--weights must be" generate --model "$model" --prompt hi --weights int3
+expect_usage "unknown option"   "unknown or incomplete option" generate --model "$model" --prompt hi --bogus 1
+expect_usage "no prompt"        "exactly one of"   generate --model "$model"
+expect_usage "bad number"       "--max-tokens must be" generate --model "$model" --prompt hi --max-tokens ten
+expect_usage "bad temperature"  "--temp must be"   generate --model "$model" --prompt hi --temp -1
+expect_usage "bad weights"      "--weights must be" generate --model "$model" --prompt hi --weights int3
 expect_fail "token id range"    "bad token id"     generate --model "$model" --prompt-ids "1 2 999999"
 expect_fail "context too small" "exceed --ctx"     generate --model "$model" --prompt hi --max-tokens 100 --ctx 50
-expect_fail "unknown command"   "unknown command"  frobnicate
+expect_usage "unknown command"  "unknown command"  frobnicate
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -12,8 +12,8 @@
 3. Link emulation: no message is handed out before the link model's delivery time, and on the
    downlink (the device waits idle, so it sees a message as soon as it is due) the measured
    delay exceeds the model's by little (stated tolerance below).
-4. Bad input: wrong rank count, split out of range, missing model, unknown key, an existing
-   trace, and protocol faults (truncated message, wrong header version, token ids from a
+4. Bad input: a refused command line (exit status 2 on every rank, one message), wrong rank
+   count, split out of range, missing model, unknown key, an existing trace, and protocol faults (truncated message, wrong header version, token ids from a
    device, corrupted payload): each a non-zero exit with a clear message, within a timeout
    (no hang); an aborted run still leaves a readable trace; an existing trace is untouched.
 5. Tensor parallelism ([cloud] tp): mode exact gives the monolithic engine's tokens (U-shape and
@@ -400,6 +400,16 @@ if fitted != "identity":
     os.remove(other)
 
 # ---- 4: bad input ------------------------------------------------------------------------------
+# a command-line error: every rank parses the same argv; all end with status 2, rank 0 says it once
+for name, args, needle in [("unknown option", ["--config", os.path.join(tmp, "np2_fp32.ini"), "--bogus"],
+                            "unknown or incomplete option '--bogus'"),
+                           ("missing option argument", ["--trace"], "option '--trace' needs an argument"),
+                           ("no --config", [], "--config FILE is required")]:
+    rc, out = mpirun(3, args, timeout=120)
+    if rc != 2 or out.count(needle) != 1:
+        fail(f"command line, {name}: exit {rc} (expected 2), message {out.count(needle)} times (expected 1):\n{out[-2000:]}")
+    else:
+        print(f"ok   command line, {name}: exit 2 on 3 ranks, one message: {needle}")
 cfg = write_cfg("bad_np", 2, 1, 2, 2)
 expect_error("rank count", 2, ["--config", cfg], "ranks")
 cfg = write_cfg("bad_split", 1, 1, 20, 15)
