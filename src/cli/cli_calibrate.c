@@ -42,6 +42,7 @@
  *   end-4 u32       CRC-32C of every byte before it
  */
 #include "split/adapter.h"
+#include "calib/adapter_fit.h"
 #include "core/build_info.h"
 #include "core/common.h"
 #include "engine/forward.h"

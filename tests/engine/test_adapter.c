@@ -1,4 +1,4 @@
-/* The draft adapter (adapter.h) and `hat calibrate`:
+/* The draft adapter (split/adapter.h, calib/adapter_fit.h) and `hat calibrate`:
  *  1. fits on synthetic data with a known map + small noise: linear recovers W and c, lowrank recovers a rank-r
  *     map, R^2 near 1; the training R^2 computed from the statistics equals a direct evaluation; ridge shrinks;
  *     bad fits (too few tokens, bad rank, singular without ridge) are errors;
@@ -11,6 +11,7 @@
  *     its corpus reused gives the same adapter; bad invocations fail.
  * usage: test_adapter [MODEL.gguf] */
 #include "split/adapter.h"
+#include "calib/adapter_fit.h"
 #include "core/common.h"
 #include "core/crc32c.h"
 #include "engine/gguf.h"
