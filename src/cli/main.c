@@ -1,16 +1,13 @@
 /* hat — the testbed's single binary. Subcommands:
  *   hat generate   run the model on one prompt on this machine (CPU), print text and stats
  *   hat run        the split testbed under mpirun (run.c)
- *   hat calibrate  fit the draft adapter (cli_calibrate.c) */
+ *   hat calibrate  fit the draft adapter (cli_calibrate.c parses, calib/calibrate.c works) */
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/cli.h"
 #include "core/build_info.h"
-
-int cli_generate(int argc, char **argv);
-int cli_run(int argc, char **argv);
-int cli_calibrate(int argc, char **argv);
-int cli_bench_transport(int argc, char **argv);
+#include "run/run.h"
 
 static void usage(FILE *f) {
     fprintf(f,

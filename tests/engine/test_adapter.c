@@ -5,13 +5,14 @@
  *  2. save/load round trip is bit-exact (same file again, same outputs); adapter_apply against a naive
  *     double-precision loop for 1..150 rows, in place and out of place;
  *  3. every damaged or mismatched file is refused with a message that names the problem;
- *  4. with the real model (argv[1]): a tiny `hat calibrate` run (the CLI's own code), reuse of its corpus gives
- *     the same adapter, so does the corpus rewritten in format version 1; the adapter loads for its split only;
- *     --samples 2 (greedy + sampled generations) records prompt, sample, temperature and seed per sequence and
- *     its corpus reused gives the same adapter; bad invocations fail.
+ *  4. with the real model (argv[1]): a tiny `hat calibrate` run (cli_calibrate: the command's own option parsing
+ *     and calib_run), reuse of its corpus gives the same adapter, so does the corpus rewritten in format version 1;
+ *     the adapter loads for its split only; --samples 2 (greedy + sampled generations) records prompt, sample,
+ *     temperature and seed per sequence and its corpus reused gives the same adapter; bad invocations fail.
  * usage: test_adapter [MODEL.gguf] */
 #include "split/adapter.h"
 #include "calib/adapter_fit.h"
+#include "cli/cli.h"
 #include "core/common.h"
 #include "core/crc32c.h"
 #include "engine/gguf.h"
@@ -23,8 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-int cli_calibrate(int argc, char **argv);
 
 static char tmpdir[256];
 
