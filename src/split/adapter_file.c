@@ -76,28 +76,27 @@ int adapter_save(const adapter *ad, const char *path, char *err, size_t errlen) 
 
 /* Magic, version, size and checksum of a whole file in memory; HAT_OK when its weights can be read. */
 static int check_layout(const uint8_t *buf, size_t size, const char *path, char *err, size_t errlen) {
+#define BAD(code, ...) return hat_err(err, errlen, code, __VA_ARGS__)
     if (size < 12 || memcmp(buf, MAGIC, 8) != 0)
-        return hat_err(err, errlen, HAT_ERR_FORMAT, "%s is not a HAT adapter file (%s)", path,
-                       size < 8 ? "too short" : "bad magic");
+        BAD(HAT_ERR_FORMAT, "%s is not a HAT adapter file (%s)", path, size < 8 ? "too short" : "bad magic");
     const uint32_t version = get_u32(buf + 8);
     if (version != ADAPTER_FORMAT_VERSION)
-        return hat_err(err, errlen, HAT_ERR_UNSUPPORTED, "adapter %s has format version %u, this build reads version %d",
-                       path, version, ADAPTER_FORMAT_VERSION);
-    if (size < HDR_FIXED + 4) return hat_err(err, errlen, HAT_ERR_FORMAT, "adapter %s is truncated (%zu bytes)", path, size);
+        BAD(HAT_ERR_UNSUPPORTED, "adapter %s has format version %u, this build reads version %d", path, version,
+            ADAPTER_FORMAT_VERSION);
+    if (size < HDR_FIXED + 4) BAD(HAT_ERR_FORMAT, "adapter %s is truncated (%zu bytes)", path, size);
     const uint32_t form = get_u32(buf + 12), fdim = get_u32(buf + 28), rank = get_u32(buf + 32);
     const uint32_t nc = get_u32(buf + 264);
-    if (form > ADAPTER_LOWRANK) return hat_err(err, errlen, HAT_ERR_FORMAT, "adapter %s has an unknown form %u", path, form);
+    if (form > ADAPTER_LOWRANK) BAD(HAT_ERR_FORMAT, "adapter %s has an unknown form %u", path, form);
     if (fdim < 1 || fdim > MAX_DIM || (form == ADAPTER_LOWRANK && (rank < 1 || rank > fdim)))
-        return hat_err(err, errlen, HAT_ERR_FORMAT, "adapter %s has bad dimensions (dim %u, rank %u)", path, fdim, rank);
+        BAD(HAT_ERR_FORMAT, "adapter %s has bad dimensions (dim %u, rank %u)", path, fdim, rank);
     const uint64_t expect = HDR_FIXED + (uint64_t)nc + 4 * weight_count((adapter_form)form, fdim, rank) + 4;
     if ((uint64_t)size != expect)
-        return hat_err(err, errlen, HAT_ERR_FORMAT, "adapter %s is %s: %zu bytes, its header says %llu", path,
-                       (uint64_t)size < expect ? "truncated" : "too long", size, (unsigned long long)expect);
+        BAD(HAT_ERR_FORMAT, "adapter %s is %s: %zu bytes, its header says %llu", path,
+            (uint64_t)size < expect ? "truncated" : "too long", size, (unsigned long long)expect);
     const uint32_t stored = get_u32(buf + size - 4), crc = crc32c(0, buf, size - 4);
-    if (stored != crc)
-        return hat_err(err, errlen, HAT_ERR_FORMAT, "adapter %s is corrupt: checksum 0x%08x, stored 0x%08x", path, crc,
-                       stored);
+    if (stored != crc) BAD(HAT_ERR_FORMAT, "adapter %s is corrupt: checksum 0x%08x, stored 0x%08x", path, crc, stored);
     return HAT_OK;
+#undef BAD
 }
 
 /* The adapter in a file that passed check_layout. */
