@@ -40,7 +40,7 @@ fi
 hat=$build/hat
 uptodate() { local out=$1; shift; [ $force = 0 ] && [ -f "$out" ] && for d in "$@"; do [ "$out" -nt "$d" ] || return 1; done; }
 
-# the corpus header's recipe (src/cli/cli_calibrate.c): version, --gen, --samples (0 in version 1 files: one generation)
+# the corpus header's recipe (src/calib/corpus.h): version, --gen, --samples (0 in version 1 files: one generation)
 recipe() { echo "$(od -An -tu4 -j8 -N4 "$1") $(od -An -tu4 -j96 -N4 "$1") $(od -An -tu4 -j132 -N4 "$1")"; }
 if uptodate "$corpus" "$prompts" "$model" && [ "$(recipe "$corpus" | xargs)" = "2 $gen $samples" ]; then
   echo "calibrate.sh: $corpus is up to date"

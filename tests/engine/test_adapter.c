@@ -1,16 +1,18 @@
-/* The draft adapter (adapter.h) and `hat calibrate`:
+/* The draft adapter (split/adapter.h, calib/adapter_fit.h) and `hat calibrate`:
  *  1. fits on synthetic data with a known map + small noise: linear recovers W and c, lowrank recovers a rank-r
  *     map, R^2 near 1; the training R^2 computed from the statistics equals a direct evaluation; ridge shrinks;
  *     bad fits (too few tokens, bad rank, singular without ridge) are errors;
  *  2. save/load round trip is bit-exact (same file again, same outputs); adapter_apply against a naive
  *     double-precision loop for 1..150 rows, in place and out of place;
  *  3. every damaged or mismatched file is refused with a message that names the problem;
- *  4. with the real model (argv[1]): a tiny `hat calibrate` run (the CLI's own code), reuse of its corpus gives
- *     the same adapter, so does the corpus rewritten in format version 1; the adapter loads for its split only;
- *     --samples 2 (greedy + sampled generations) records prompt, sample, temperature and seed per sequence and
- *     its corpus reused gives the same adapter; bad invocations fail.
+ *  4. with the real model (argv[1]): a tiny `hat calibrate` run (cli_calibrate: the command's own option parsing
+ *     and calib_run), reuse of its corpus gives the same adapter, so does the corpus rewritten in format version 1;
+ *     the adapter loads for its split only; --samples 2 (greedy + sampled generations) records prompt, sample,
+ *     temperature and seed per sequence and its corpus reused gives the same adapter; bad invocations fail.
  * usage: test_adapter [MODEL.gguf] */
 #include "split/adapter.h"
+#include "calib/adapter_fit.h"
+#include "cli/cli.h"
 #include "core/common.h"
 #include "core/crc32c.h"
 #include "engine/gguf.h"
@@ -22,8 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-int cli_calibrate(int argc, char **argv);
 
 static char tmpdir[256];
 
@@ -60,6 +60,27 @@ static void dense_of(const adapter *ad, int d, double *W, double *c) {
     }
     free(z);
     free(o);
+}
+
+/* bad fits are errors: too few tokens, bad rank, negative lambda, singular without ridge (n rows of x, t, dim d) */
+static void check_fit_errors(const float *x, const float *t, size_t n, int d) {
+    char err[HAT_ERRLEN];
+    adapter *bad = NULL;
+    EXPECT(adapter_fit(&bad, x, t, 1, d, ADAPTER_LINEAR, 0, 1e-3, err, sizeof err) != HAT_OK && strstr(err, "1 token"),
+           "one token: %s", err);
+    int rc = adapter_fit(&bad, x, t, n, d, ADAPTER_LOWRANK, 0, 1e-3, err, sizeof err);
+    EXPECT(rc == HAT_ERR_ARG && strstr(err, "rank"), "rank 0: %s", err);
+    rc = adapter_fit(&bad, x, t, n, d, ADAPTER_LOWRANK, d + 1, 1e-3, err, sizeof err);
+    EXPECT(rc == HAT_ERR_ARG, "rank > dim: %s", err);
+    rc = adapter_fit(&bad, x, t, n, d, ADAPTER_LINEAR, 0, -1, err, sizeof err);
+    EXPECT(rc == HAT_ERR_ARG, "negative lambda: %s", err);
+    rc = adapter_fit(&bad, x, t, 10, d, ADAPTER_LINEAR, 0, 0, err, sizeof err);
+    EXPECT(rc != HAT_OK && strstr(err, "positive definite"), "10 tokens in dim 48 without ridge is singular: %s", err);
+    EXPECT(bad == NULL, "no adapter on error");
+    rc = adapter_fit(&bad, x, t, 10, d, ADAPTER_LINEAR, 0, 1e-3, err, sizeof err);
+    EXPECT(rc == HAT_OK, "ridge makes it solvable: %s", err);
+    adapter_free(bad);
+    EXPECT(adapter_form_parse("lowrank") == ADAPTER_LOWRANK && adapter_form_parse("Linear") < 0, "form names");
 }
 
 static void test_fit(void) {
@@ -126,23 +147,7 @@ static void test_fit(void) {
     EXPECT(nb < 0.5 * nl, "ridge lambda 10 shrinks |W|^2 (%.3f vs %.3f)", nb, nl);
     free(Wb);
 
-    /* errors */
-    adapter *bad = NULL;
-    EXPECT(adapter_fit(&bad, x, t, 1, d, ADAPTER_LINEAR, 0, 1e-3, err, sizeof err) != HAT_OK && strstr(err, "1 token"),
-           "one token: %s", err);
-    int rc = adapter_fit(&bad, x, t, n, d, ADAPTER_LOWRANK, 0, 1e-3, err, sizeof err);
-    EXPECT(rc == HAT_ERR_ARG && strstr(err, "rank"), "rank 0: %s", err);
-    rc = adapter_fit(&bad, x, t, n, d, ADAPTER_LOWRANK, d + 1, 1e-3, err, sizeof err);
-    EXPECT(rc == HAT_ERR_ARG, "rank > dim: %s", err);
-    rc = adapter_fit(&bad, x, t, n, d, ADAPTER_LINEAR, 0, -1, err, sizeof err);
-    EXPECT(rc == HAT_ERR_ARG, "negative lambda: %s", err);
-    rc = adapter_fit(&bad, x, t, 10, d, ADAPTER_LINEAR, 0, 0, err, sizeof err);
-    EXPECT(rc != HAT_OK && strstr(err, "positive definite"), "10 tokens in dim 48 without ridge is singular: %s", err);
-    EXPECT(bad == NULL, "no adapter on error");
-    rc = adapter_fit(&bad, x, t, 10, d, ADAPTER_LINEAR, 0, 1e-3, err, sizeof err);
-    EXPECT(rc == HAT_OK, "ridge makes it solvable: %s", err);
-    adapter_free(bad);
-    EXPECT(adapter_form_parse("lowrank") == ADAPTER_LOWRANK && adapter_form_parse("Linear") < 0, "form names");
+    check_fit_errors(x, t, n, d);
 
     adapter_free(lin); adapter_free(low); adapter_free(low2); adapter_free(id); adapter_free(big);
     free(W0); free(c0); free(A); free(B); free(x); free(t); free(xv); free(tv); free(W); free(c);
@@ -191,90 +196,82 @@ static void naive(const adapter *ad, const double *W, const double *c, const flo
         }
 }
 
-static void test_files(void) {
-    const int d = 64, n = 600;
-    char err[HAT_ERRLEN];
-    float *x = malloc(sizeof(float) * n * d), *t = malloc(sizeof(float) * n * d);
-    for (int i = 0; i < n * d; i++) x[i] = 10.0f * t_normalish();
-    for (int r = 0; r < n; r++)
-        for (int i = 0; i < d; i++)
-            t[r * d + i] = 2.0f * x[r * d + i] - 0.5f * x[r * d + (i + 1) % d] + 1.0f + t_normalish();
-    uint8_t bufA[4096], bufB[4096];
-    for (int i = 0; i < 4096; i++) bufA[i] = bufB[i] = (uint8_t)(i * 7);
-    bufB[100] ^= 1;
-    gguf_file fa = fake_model(bufA, sizeof bufA), fb = fake_model(bufB, sizeof bufB);
-
-    adapter *ads[3] = {NULL, NULL, NULL};
-    EXPECT(adapter_fit(&ads[0], x, t, n, d, ADAPTER_LINEAR, 0, 1e-3, err, sizeof err) == HAT_OK, "%s", err);
-    EXPECT(adapter_fit(&ads[1], x, t, n, d, ADAPTER_LOWRANK, 8, 1e-3, err, sizeof err) == HAT_OK, "%s", err);
-    ads[2] = adapter_identity(d, 2, 2);
-    if (!ads[0] || !ads[1]) return;
-    adapter_metrics held = {.n = 77, .r2 = 0.5, .r2_target = 0.9, .r2_identity = 0.7, .rms = 3.0, .rel_err = 0.1};
-    const char *names[3] = {"lin.adapter", "low.adapter", "id.adapter"};
+/* apply of ld (ad loaded) gives the bits of ad's, in place too, and matches a naive loop */
+static void check_apply(const adapter *ad, const adapter *ld, const char *name, const float *x, int d) {
     float *o1 = malloc(sizeof(float) * 150 * d), *o2 = malloc(sizeof(float) * 150 * d);
     float *xc = malloc(sizeof(float) * 150 * d);
     double *ref = malloc(sizeof(double) * 150 * d), *W = malloc(sizeof(double) * d * d);
     double *c = malloc(sizeof(double) * d);
-    for (int k = 0; k < 3; k++) {
-        adapter_set_provenance(ads[k], &fa, 30, 2, 2, 1, "corpus: test \xc3\xa9t\xc3\xa9 (UTF-8)", &held);
-        adapter_set_agreement(ads[k], 0.25, 0.01, 500);
-        const char *p = tmp_path(names[k]);
-        EXPECT(adapter_save(ads[k], p, err, sizeof err) == HAT_OK, "save %s: %s", p, err);
-        char tmpname[600];
-        snprintf(tmpname, sizeof tmpname, "%s.tmp", p);
-        EXPECT(access(tmpname, F_OK) != 0, "no %s left behind", tmpname);
-        adapter *ld = NULL;
-        EXPECT(adapter_load(&ld, p, &fa, 30, d, 2, 2, err, sizeof err) == HAT_OK, "load %s: %s", p, err);
-        if (!ld) continue;
-        /* bit-exact: saving the loaded adapter gives the same file, and outputs are the same bits */
-        size_t n1, n2;
-        const char *p2 = tmp_path("again.adapter");
-        EXPECT(adapter_save(ld, p2, err, sizeof err) == HAT_OK, "%s", err);
-        uint8_t *b1 = slurp(p, &n1), *b2 = slurp(p2, &n2);
-        EXPECT(b1 && b2 && n1 == n2 && !memcmp(b1, b2, n1), "%s: save(load(file)) is the same file", names[k]);
-        free(b1);
-        free(b2);
-        const adapter_info *i0 = adapter_get_info(ads[k]), *i1 = adapter_get_info(ld);
-        EXPECT(i1->form == i0->form && i1->a == 2 && i1->b == 2 && i1->n_layer == 30 && i1->dim == d &&
-               i1->rank == i0->rank && i1->min_pos == 1 && i1->n_heldout == 77 && i1->r2_heldout == 0.5 &&
-               same(i1->r2_train, i0->r2_train) && same(i1->r2_target_train, i0->r2_target_train) &&
-               same(i1->lambda, i0->lambda) && i1->rms_heldout == 3.0 && i1->agree_heldout == 0.25 &&
-               i1->agree_identity_heldout == 0.01 && i1->n_agree == 500 && i1->model_crc == i0->model_crc &&
-               i1->model_size == sizeof bufA && !strcmp(i1->corpus, i0->corpus) && i1->created == i0->created &&
-               !strcmp(i1->hat_git, i0->hat_git),
-               "%s: info survives the round trip", names[k]);
-        char desc[2048];
-        adapter_describe(ld, desc, sizeof desc);
-        EXPECT(strstr(desc, adapter_form_name(i0->form)) && strstr(desc, "a=2 b=2") && strstr(desc, "0.5000") &&
-               strstr(desc, "25.0%") &&
-               strstr(desc, "test \xc3\xa9t\xc3\xa9"), "describe: %s", desc);
-        /* apply: loaded == original bits, both == naive reference; 1..150 rows cross the internal block size */
-        if (k < 2) dense_of(ads[k], d, W, c);
-        else { memset(W, 0, sizeof(double) * d * d); memset(c, 0, sizeof(double) * d); }
-        const int counts[] = {1, 3, 64, 65, 150};
-        for (int q = 0; q < 5; q++) {
-            const int m = counts[q];
-            adapter_apply(ads[k], x, o1, m);
-            adapter_apply(ld, x, o2, m);
-            EXPECT(!memcmp(o1, o2, sizeof(float) * m * d), "%s: loaded adapter gives the same bits (%d rows)",
-                   names[k], m);
-            memcpy(xc, x, sizeof(float) * m * d);
-            adapter_apply(ld, xc, xc, m);   /* in place */
-            EXPECT(!memcmp(o1, xc, sizeof(float) * m * d), "%s: in place == out of place (%d rows)", names[k], m);
-            naive(ld, W, c, x, ref, m, d);
-            double emax = 0, vmax = 0;
-            for (int i = 0; i < m * d; i++) {
-                emax = fmax(emax, fabs(o1[i] - ref[i]));
-                vmax = fmax(vmax, fabs(ref[i]));
-            }
-            EXPECT(emax <= 1e-5 * vmax, "%s: apply vs naive loop, %d rows: max err %.3g of %.3g", names[k], m, emax,
-                   vmax);
+    /* apply: loaded == original bits, both == naive reference; 1..150 rows cross the internal block size */
+    if (adapter_get_form(ad) != ADAPTER_IDENTITY) dense_of(ad, d, W, c);
+    else { memset(W, 0, sizeof(double) * d * d); memset(c, 0, sizeof(double) * d); }
+    const int counts[] = {1, 3, 64, 65, 150};
+    for (int q = 0; q < 5; q++) {
+        const int m = counts[q];
+        adapter_apply(ad, x, o1, m);
+        adapter_apply(ld, x, o2, m);
+        EXPECT(!memcmp(o1, o2, sizeof(float) * m * d), "%s: loaded adapter gives the same bits (%d rows)",
+               name, m);
+        memcpy(xc, x, sizeof(float) * m * d);
+        adapter_apply(ld, xc, xc, m);   /* in place */
+        EXPECT(!memcmp(o1, xc, sizeof(float) * m * d), "%s: in place == out of place (%d rows)", name, m);
+        naive(ld, W, c, x, ref, m, d);
+        double emax = 0, vmax = 0;
+        for (int i = 0; i < m * d; i++) {
+            emax = fmax(emax, fabs(o1[i] - ref[i]));
+            vmax = fmax(vmax, fabs(ref[i]));
         }
-        adapter_free(ld);
+        EXPECT(emax <= 1e-5 * vmax, "%s: apply vs naive loop, %d rows: max err %.3g of %.3g", name, m, emax,
+               vmax);
     }
     free(o1); free(o2); free(xc); free(ref); free(W); free(c);
+}
 
-    /* rejections, each with its message */
+/* Provenance, save and load of ad (fitted for model fa, split 2,2 of 30 layers, dim d): the round trip is bit-exact
+ * and keeps the info; then check_apply on rows of x (150 at least). */
+static void check_round_trip(adapter *ad, const char *name, const gguf_file *fa, const float *x, int d) {
+    char err[HAT_ERRLEN];
+    adapter_metrics held = {.n = 77, .r2 = 0.5, .r2_target = 0.9, .r2_identity = 0.7, .rms = 3.0, .rel_err = 0.1};
+    adapter_set_provenance(ad, fa, 30, 2, 2, 1, "corpus: test \xc3\xa9t\xc3\xa9 (UTF-8)", &held);
+    adapter_set_agreement(ad, 0.25, 0.01, 500);
+    const char *p = tmp_path(name);
+    EXPECT(adapter_save(ad, p, err, sizeof err) == HAT_OK, "save %s: %s", p, err);
+    char tmpname[600];
+    snprintf(tmpname, sizeof tmpname, "%s.tmp", p);
+    EXPECT(access(tmpname, F_OK) != 0, "no %s left behind", tmpname);
+    adapter *ld = NULL;
+    EXPECT(adapter_load(&ld, p, fa, 30, d, 2, 2, err, sizeof err) == HAT_OK, "load %s: %s", p, err);
+    if (!ld) return;
+    /* bit-exact: saving the loaded adapter gives the same file, and outputs are the same bits */
+    size_t n1, n2;
+    const char *p2 = tmp_path("again.adapter");
+    EXPECT(adapter_save(ld, p2, err, sizeof err) == HAT_OK, "%s", err);
+    uint8_t *b1 = slurp(p, &n1), *b2 = slurp(p2, &n2);
+    EXPECT(b1 && b2 && n1 == n2 && !memcmp(b1, b2, n1), "%s: save(load(file)) is the same file", name);
+    free(b1);
+    free(b2);
+    const adapter_info *i0 = adapter_get_info(ad), *i1 = adapter_get_info(ld);
+    EXPECT(i1->form == i0->form && i1->a == 2 && i1->b == 2 && i1->n_layer == 30 && i1->dim == d &&
+           i1->rank == i0->rank && i1->min_pos == 1 && i1->n_heldout == 77 && i1->r2_heldout == 0.5 &&
+           same(i1->r2_train, i0->r2_train) && same(i1->r2_target_train, i0->r2_target_train) &&
+           same(i1->lambda, i0->lambda) && i1->rms_heldout == 3.0 && i1->agree_heldout == 0.25 &&
+           i1->agree_identity_heldout == 0.01 && i1->n_agree == 500 && i1->model_crc == i0->model_crc &&
+           i1->model_size == fa->size && !strcmp(i1->corpus, i0->corpus) && i1->created == i0->created &&
+           !strcmp(i1->hat_git, i0->hat_git),
+           "%s: info survives the round trip", name);
+    char desc[2048];
+    adapter_describe(ld, desc, sizeof desc);
+    EXPECT(strstr(desc, adapter_form_name(i0->form)) && strstr(desc, "a=2 b=2") && strstr(desc, "0.5000") &&
+           strstr(desc, "25.0%") &&
+           strstr(desc, "test \xc3\xa9t\xc3\xa9"), "describe: %s", desc);
+    check_apply(ad, ld, name, x, d);
+    adapter_free(ld);
+}
+
+/* every damaged or mismatched file is refused with a message that names the problem; lin was saved as lin.adapter
+ * for model fa (fb is another model of the same size), split 2,2 of 30 layers, dim d */
+static void check_rejections(const adapter *lin, const gguf_file *fa, const gguf_file *fb, int d) {
+    char err[HAT_ERRLEN];
     const char *good = tmp_path("lin.adapter");
     size_t n0;
     uint8_t *b0 = slurp(good, &n0), *b = malloc(n0);
@@ -306,33 +303,57 @@ static void test_files(void) {
         case 8: nb = 0; break;
         }
         spit(bp, b, nb);
-        int rc = adapter_load(&ld, bp, &fa, 30, d, 2, 2, err, sizeof err);
+        int rc = adapter_load(&ld, bp, fa, 30, d, 2, 2, err, sizeof err);
         EXPECT(rc == cases[k].code && ld == NULL && strstr(err, bp) && strstr(err, cases[k].expect1) &&
                (!cases[k].expect2 || strstr(err, cases[k].expect2)), "%s: rc %d, '%s'", cases[k].what, rc, err);
     }
     free(b);
     free(b0);
-    int rc = adapter_load(&ld, good, &fa, 30, d, 3, 2, err, sizeof err);
+    int rc = adapter_load(&ld, good, fa, 30, d, 3, 2, err, sizeof err);
     EXPECT(rc == HAT_ERR_ARG && strstr(err, good) && strstr(err, "fitted for split a=2 b=2, the run uses a=3 b=2"),
            "other a: %s", err);
-    rc = adapter_load(&ld, good, &fa, 30, d, 2, 5, err, sizeof err);
+    rc = adapter_load(&ld, good, fa, 30, d, 2, 5, err, sizeof err);
     EXPECT(rc == HAT_ERR_ARG && strstr(err, "fitted for split a=2 b=2, the run uses a=2 b=5"), "other b: %s", err);
-    rc = adapter_load(&ld, good, &fb, 30, d, 2, 2, err, sizeof err);
-    uint32_t crc_a = crc32c(0, bufA, sizeof bufA), crc_b = crc32c(0, bufB, sizeof bufB);
+    rc = adapter_load(&ld, good, fb, 30, d, 2, 2, err, sizeof err);
+    uint32_t crc_a = crc32c(0, fa->map, fa->size), crc_b = crc32c(0, fb->map, fb->size);
     char ca[32], cb[32];
     snprintf(ca, sizeof ca, "crc 0x%08x, 4096 bytes", crc_a);
     snprintf(cb, sizeof cb, "crc 0x%08x, 4096 bytes", crc_b);
     EXPECT(rc == HAT_ERR_ARG && strstr(err, "was fitted for model") && strstr(err, ca) &&
            strstr(err, "this model file is") && strstr(err, cb), "other model: %s", err);
-    rc = adapter_load(&ld, good, &fa, 30, 576, 2, 2, err, sizeof err);
+    rc = adapter_load(&ld, good, fa, 30, 576, 2, 2, err, sizeof err);
     EXPECT(rc == HAT_ERR_ARG && strstr(err, "dim 64, the run uses 30 layers of dim 576"), "other dim: %s", err);
-    rc = adapter_load(&ld, good, &fa, 24, d, 2, 2, err, sizeof err);
+    rc = adapter_load(&ld, good, fa, 24, d, 2, 2, err, sizeof err);
     EXPECT(rc == HAT_ERR_ARG && strstr(err, "30 layers") && strstr(err, "24 layers"), "other n_layer: %s", err);
-    rc = adapter_load(&ld, tmp_path("missing.adapter"), &fa, 30, d, 2, 2, err, sizeof err);
+    rc = adapter_load(&ld, tmp_path("missing.adapter"), fa, 30, d, 2, 2, err, sizeof err);
     EXPECT(rc == HAT_ERR_IO && strstr(err, "missing.adapter"), "missing file: %s", err);
-    rc = adapter_save(ads[0], tmp_path("no/such/dir.adapter"), err, sizeof err);
+    rc = adapter_save(lin, tmp_path("no/such/dir.adapter"), err, sizeof err);
     EXPECT(rc == HAT_ERR_IO && strstr(err, "cannot write"), "unwritable: %s", err);
     EXPECT(ld == NULL, "nothing loaded on errors");
+}
+
+static void test_files(void) {
+    const int d = 64, n = 600;
+    char err[HAT_ERRLEN];
+    float *x = malloc(sizeof(float) * n * d), *t = malloc(sizeof(float) * n * d);
+    for (int i = 0; i < n * d; i++) x[i] = 10.0f * t_normalish();
+    for (int r = 0; r < n; r++)
+        for (int i = 0; i < d; i++)
+            t[r * d + i] = 2.0f * x[r * d + i] - 0.5f * x[r * d + (i + 1) % d] + 1.0f + t_normalish();
+    uint8_t bufA[4096], bufB[4096];
+    for (int i = 0; i < 4096; i++) bufA[i] = bufB[i] = (uint8_t)(i * 7);
+    bufB[100] ^= 1;
+    gguf_file fa = fake_model(bufA, sizeof bufA), fb = fake_model(bufB, sizeof bufB);
+
+    adapter *ads[3] = {NULL, NULL, NULL};
+    EXPECT(adapter_fit(&ads[0], x, t, n, d, ADAPTER_LINEAR, 0, 1e-3, err, sizeof err) == HAT_OK, "%s", err);
+    EXPECT(adapter_fit(&ads[1], x, t, n, d, ADAPTER_LOWRANK, 8, 1e-3, err, sizeof err) == HAT_OK, "%s", err);
+    ads[2] = adapter_identity(d, 2, 2);
+    if (!ads[0] || !ads[1]) return;
+    check_round_trip(ads[0], "lin.adapter", &fa, x, d);
+    check_round_trip(ads[1], "low.adapter", &fa, x, d);
+    check_round_trip(ads[2], "id.adapter", &fa, x, d);
+    check_rejections(ads[0], &fa, &fb, d);
     for (int k = 0; k < 3; k++) adapter_free(ads[k]);
     free(x);
     free(t);
@@ -350,18 +371,12 @@ static int run_cli(const char **args) {
     return cli_calibrate(argc, argv);
 }
 
-static void test_model(const char *model_path) {
+/* a fresh calibration and one from its saved corpus give the same adapter, which loads for its split only;
+ * returns the second one */
+static adapter *model_fresh_and_reuse(const char *model_path, const char *prompts, const char *corpus,
+                                      const gguf_file *gf) {
     char err[HAT_ERRLEN];
-    char prompts[512];   /* tmp_path's buffers are reused */
-    snprintf(prompts, sizeof prompts, "%s", tmp_path("prompts.txt"));
-    FILE *f = fopen(prompts, "w");
-    fprintf(f, "Describe a walk through a pine forest in early spring.\n\n"
-               "How do I sort a list of numbers in C?\n"
-               "Give three reasons to learn a second language.\\nBe brief.\n"
-               "Write two sentences about a cat watching snow fall.\n");
-    fclose(f);
-    char corpus[512], out1[512], out2[512];
-    snprintf(corpus, sizeof corpus, "%s", tmp_path("c.tok"));
+    char out1[512], out2[512];   /* tmp_path's buffers are reused */
     snprintf(out1, sizeof out1, "%s", tmp_path("m1.adapter"));
     snprintf(out2, sizeof out2, "%s", tmp_path("m2.adapter"));
     double t0 = hat_now();
@@ -373,9 +388,6 @@ static void test_model(const char *model_path) {
                                   "--holdout", "1", NULL});
     EXPECT(rc == 0, "hat calibrate (saved corpus) exits 0, got %d", rc);
 
-    gguf_file *gf = NULL;
-    EXPECT(gguf_open(&gf, model_path, err, sizeof err) == HAT_OK, "%s", err);
-    if (!gf) return;
     adapter *a1 = NULL, *a2 = NULL, *a3 = NULL;
     EXPECT(adapter_load(&a1, out1, gf, 30, 576, 2, 2, err, sizeof err) == HAT_OK, "load: %s", err);
     EXPECT(adapter_load(&a2, out2, gf, 30, 576, 2, 2, err, sizeof err) == HAT_OK, "load: %s", err);
@@ -403,7 +415,15 @@ static void test_model(const char *model_path) {
                "same figures from the reused corpus");
         free(x); free(o1); free(o2);
     }
-    /* the same corpus in format version 1 (8-byte sequence records, no samples) is still read, same adapter */
+    adapter_free(a1);
+    return a2;
+}
+
+/* the same corpus in format version 1 (8-byte sequence records, no samples) is still read, same adapter as a2 */
+static void model_corpus_v1(const char *model_path, const char *corpus, const gguf_file *gf, const adapter *a2) {
+    char err[HAT_ERRLEN];
+    adapter *a3 = NULL;
+    int rc;
     size_t n1;
     uint8_t *v2 = slurp(corpus, &n1);
     if (v2 && a2 && n1 > 300) {
@@ -434,62 +454,67 @@ static void test_model(const char *model_path) {
         }
     }
     free(v2);
-    adapter_free(a1);
-    adapter_free(a2);
+}
 
-    /* --samples 2: greedy + one sampled generation per prompt; --holdout counts prompts (both of its sequences) */
-    {
-        char cs[512], os1[512], os2[512];
-        snprintf(cs, sizeof cs, "%s", tmp_path("s.tok"));
-        snprintf(os1, sizeof os1, "%s", tmp_path("s1.adapter"));
-        snprintf(os2, sizeof os2, "%s", tmp_path("s2.adapter"));
-        rc = run_cli((const char *[]){"--model", model_path, "--prompts", prompts, "--gen", "6", "--samples", "2",
-                                      "--temp", "0.8", "--seed", "5", "--split", "2,2", "--out", os1, "--corpus-out",
-                                      cs, "--holdout", "1", NULL});
-        EXPECT(rc == 0, "hat calibrate --samples 2 exits 0, got %d", rc);
-        rc = run_cli((const char *[]){"--model", model_path, "--corpus", cs, "--split", "2,2", "--out", os2,
-                                      "--holdout", "1", NULL});
-        EXPECT(rc == 0, "hat calibrate (saved --samples corpus) exits 0, got %d", rc);
-        size_t ns;
-        uint8_t *cb = slurp(cs, &ns);
-        if (cb && ns > 296 + 8 * 32) {
-            EXPECT(get_le32(cb + 8) == 2 && get_le32(cb + 12) == 8 && get_le32(cb + 132) == 2,
-                   "version 2, 8 sequences, 2 samples: %u %u %u", get_le32(cb + 8), get_le32(cb + 12),
-                   get_le32(cb + 132));
-            /* sequence 2: prompt 1, sample 0, greedy, seed 5 + 2; sequence 3: prompt 1, sample 1, temp 0.8, seed 8 */
-            const uint8_t *r2 = cb + 296 + 64, *r3 = cb + 296 + 96;
-            float t2, t3;
-            uint32_t u2 = get_le32(r2 + 8), u3 = get_le32(r3 + 8);
-            memcpy(&t2, &u2, 4);
-            memcpy(&t3, &u3, 4);
-            EXPECT(get_le32(r2) == 1 && get_le32(r2 + 4) == 0 && t2 == 0.0f && get_le32(r2 + 16) == 7 &&
-                   get_le32(r3) == 1 && get_le32(r3 + 4) == 1 && t3 == 0.8f && get_le32(r3 + 16) == 8,
-                   "sequence records: prompt, sample, temperature, seed");
-        }
-        free(cb);
-        adapter *s1 = NULL, *s2 = NULL;
-        EXPECT(adapter_load(&s1, os1, gf, 30, 576, 2, 2, err, sizeof err) == HAT_OK, "load: %s", err);
-        EXPECT(adapter_load(&s2, os2, gf, 30, 576, 2, 2, err, sizeof err) == HAT_OK, "load: %s", err);
-        if (s1 && s2) {
-            const adapter_info *in = adapter_get_info(s1);
-            EXPECT(strstr(in->corpus, "4 prompts") && strstr(in->corpus, "2 generations each") &&
-                   strstr(in->corpus, "8 sequences") && strstr(in->corpus, "last 1 prompts held out"),
-                   "corpus recorded: %s", in->corpus);
-            EXPECT(in->r2_train == adapter_get_info(s2)->r2_train && in->r2_heldout == adapter_get_info(s2)->r2_heldout,
-                   "a reused --samples corpus gives the same adapter");
-        }
-        adapter_free(s1);
-        adapter_free(s2);
-        const char *bad_s[][14] = {
-            {"--model", model_path, "--prompts", prompts, "--samples", "2", "--corpus-out", cs, NULL},  /* no --temp */
-            {"--model", model_path, "--corpus", cs, "--samples", "2", "--split", "2,2", "--out", os2, NULL},
-            {"--model", model_path, "--prompts", prompts, "--samples", "0", "--temp", "1", "--corpus-out", cs, NULL},
-        };
-        for (size_t k = 0; k < sizeof bad_s / sizeof bad_s[0]; k++)
-            EXPECT(run_cli(bad_s[k]) != 0, "bad --samples invocation %zu exits non-zero", k);
+/* --samples 2: greedy + one sampled generation per prompt; --holdout counts prompts (both of its sequences) */
+static void model_samples(const char *model_path, const char *prompts, const gguf_file *gf) {
+    char err[HAT_ERRLEN];
+    int rc;
+    char cs[512], os1[512], os2[512];
+    snprintf(cs, sizeof cs, "%s", tmp_path("s.tok"));
+    snprintf(os1, sizeof os1, "%s", tmp_path("s1.adapter"));
+    snprintf(os2, sizeof os2, "%s", tmp_path("s2.adapter"));
+    rc = run_cli((const char *[]){"--model", model_path, "--prompts", prompts, "--gen", "6", "--samples", "2",
+                                  "--temp", "0.8", "--seed", "5", "--split", "2,2", "--out", os1, "--corpus-out",
+                                  cs, "--holdout", "1", NULL});
+    EXPECT(rc == 0, "hat calibrate --samples 2 exits 0, got %d", rc);
+    rc = run_cli((const char *[]){"--model", model_path, "--corpus", cs, "--split", "2,2", "--out", os2,
+                                  "--holdout", "1", NULL});
+    EXPECT(rc == 0, "hat calibrate (saved --samples corpus) exits 0, got %d", rc);
+    size_t ns;
+    uint8_t *cb = slurp(cs, &ns);
+    if (cb && ns > 296 + 8 * 32) {
+        EXPECT(get_le32(cb + 8) == 2 && get_le32(cb + 12) == 8 && get_le32(cb + 132) == 2,
+               "version 2, 8 sequences, 2 samples: %u %u %u", get_le32(cb + 8), get_le32(cb + 12),
+               get_le32(cb + 132));
+        /* sequence 2: prompt 1, sample 0, greedy, seed 5 + 2; sequence 3: prompt 1, sample 1, temp 0.8, seed 8 */
+        const uint8_t *r2 = cb + 296 + 64, *r3 = cb + 296 + 96;
+        float t2, t3;
+        uint32_t u2 = get_le32(r2 + 8), u3 = get_le32(r3 + 8);
+        memcpy(&t2, &u2, 4);
+        memcpy(&t3, &u3, 4);
+        EXPECT(get_le32(r2) == 1 && get_le32(r2 + 4) == 0 && t2 == 0.0f && get_le32(r2 + 16) == 7 &&
+               get_le32(r3) == 1 && get_le32(r3 + 4) == 1 && t3 == 0.8f && get_le32(r3 + 16) == 8,
+               "sequence records: prompt, sample, temperature, seed");
     }
+    free(cb);
+    adapter *s1 = NULL, *s2 = NULL;
+    EXPECT(adapter_load(&s1, os1, gf, 30, 576, 2, 2, err, sizeof err) == HAT_OK, "load: %s", err);
+    EXPECT(adapter_load(&s2, os2, gf, 30, 576, 2, 2, err, sizeof err) == HAT_OK, "load: %s", err);
+    if (s1 && s2) {
+        const adapter_info *in = adapter_get_info(s1);
+        EXPECT(strstr(in->corpus, "4 prompts") && strstr(in->corpus, "2 generations each") &&
+               strstr(in->corpus, "8 sequences") && strstr(in->corpus, "last 1 prompts held out"),
+               "corpus recorded: %s", in->corpus);
+        EXPECT(in->r2_train == adapter_get_info(s2)->r2_train && in->r2_heldout == adapter_get_info(s2)->r2_heldout,
+               "a reused --samples corpus gives the same adapter");
+    }
+    adapter_free(s1);
+    adapter_free(s2);
+    const char *bad_s[][14] = {
+        {"--model", model_path, "--prompts", prompts, "--samples", "2", "--corpus-out", cs, NULL},  /* no --temp */
+        {"--model", model_path, "--corpus", cs, "--samples", "2", "--split", "2,2", "--out", os2, NULL},
+        {"--model", model_path, "--prompts", prompts, "--samples", "0", "--temp", "1", "--corpus-out", cs, NULL},
+    };
+    for (size_t k = 0; k < sizeof bad_s / sizeof bad_s[0]; k++)
+        EXPECT(run_cli(bad_s[k]) != 0, "bad --samples invocation %zu exits non-zero", k);
+}
 
-    /* a corpus of another model: change the stored model CRC and re-seal the file's checksum */
+/* a corpus of another model, a corrupt one and bad invocations fail */
+static void model_bad(const char *model_path, const char *prompts, const char *corpus) {
+    char out2[512];
+    snprintf(out2, sizeof out2, "%s", tmp_path("m2.adapter"));
+    int rc;
     size_t n;
     uint8_t *b = slurp(corpus, &n);
     if (b) {
@@ -523,6 +548,28 @@ static void test_model(const char *model_path) {
         rc = run_cli(bad[k]);
         EXPECT(rc != 0, "bad invocation %zu exits non-zero", k);
     }
+}
+
+static void test_model(const char *model_path) {
+    char err[HAT_ERRLEN];
+    char prompts[512];   /* tmp_path's buffers are reused */
+    snprintf(prompts, sizeof prompts, "%s", tmp_path("prompts.txt"));
+    FILE *f = fopen(prompts, "w");
+    fprintf(f, "Describe a walk through a pine forest in early spring.\n\n"
+               "How do I sort a list of numbers in C?\n"
+               "Give three reasons to learn a second language.\\nBe brief.\n"
+               "Write two sentences about a cat watching snow fall.\n");
+    fclose(f);
+    char corpus[512];
+    snprintf(corpus, sizeof corpus, "%s", tmp_path("c.tok"));
+    gguf_file *gf = NULL;
+    EXPECT(gguf_open(&gf, model_path, err, sizeof err) == HAT_OK, "%s", err);
+    if (!gf) return;
+    adapter *a2 = model_fresh_and_reuse(model_path, prompts, corpus, gf);
+    model_corpus_v1(model_path, corpus, gf, a2);
+    adapter_free(a2);
+    model_samples(model_path, prompts, gf);
+    model_bad(model_path, prompts, corpus);
     gguf_close(gf);
 }
 
