@@ -3,6 +3,7 @@
 #include "core/common.h"
 #include "net/emul.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,9 +51,18 @@ static void ship(collector *c, int t) {
 }
 
 void collector_add(collector *c, trace_table t, const void *rec) {
+    const double t0 = c->is_root ? hat_now() : 0;
     const size_t rs = trace_record_size(t);
     memcpy(c->buf[t][c->cur[t]] + c->n[t] * rs, rec, rs);
     if (++c->n[t] == c->cap) ship(c, t);
+    if (!c->is_root) return;
+    collector_cost *k = &c->cost;
+    k->pass_s += hat_now() - t0;
+    if (t != TRACE_BATCHES) return;
+    k->passes++;
+    k->sum_s += k->pass_s;
+    if (k->pass_s > k->max_s) k->max_s = k->pass_s;
+    k->pass_s = 0;
 }
 
 void collector_finish(collector *c) {
@@ -68,7 +78,7 @@ void collector_finish(collector *c) {
     free(r.req);
 }
 
-int collector_poll(collector *c) {
+static int poll_once(collector *c) {
     int got = 0;
     size_t n;
     int tag, src;
@@ -84,9 +94,16 @@ int collector_poll(collector *c) {
     return got;
 }
 
+int collector_poll(collector *c) {
+    const double t0 = hat_now();
+    const int got = poll_once(c);
+    c->cost.pass_s += hat_now() - t0;
+    return got;
+}
+
 void collector_wait_all(collector *c, int n_ranks) {
     while (c->ranks_done < n_ranks - 1) {
-        if (!collector_poll(c)) emul_sleep_until(hat_now() + 200e-6, hat_now);
+        if (!poll_once(c)) emul_sleep_until(hat_now() + 200e-6, hat_now);
     }
 }
 
@@ -103,4 +120,10 @@ void collector_free(collector *c) {
     }
     free(c->rx);
     memset(c, 0, sizeof *c);
+}
+
+void collector_cost_describe(const collector *c, char *buf, size_t len) {
+    const collector_cost *k = &c->cost;
+    snprintf(buf, len, "passes %llu mean_us %.2f max_us %.1f total_ms %.3f", (unsigned long long)k->passes,
+             k->passes ? k->sum_s / (double)k->passes * 1e6 : 0.0, k->max_s * 1e6, k->sum_s * 1e3);
 }
