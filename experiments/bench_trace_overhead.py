@@ -8,13 +8,14 @@ adapter, so no calibration is needed) --repeats times, and reads from each run:
   - rank 0's stderr line "trace overhead (rank 0 serving loop): passes P mean_us M max_us X
     total_ms T" (also the trace attribute trace_overhead): time the serving thread spent in
     collector_poll / collector_add, per serving pass (collector.h);
-  - from the trace: rank 0's forward passes (/batches t_end - t_start, median and mean), the
-    passes' count, and the wall time of the whole run.
-Prints one line per run and the medians over the runs. Speed figures depend on the machine and
+  - from the trace: rank 0's forward passes (/batches t_end - t_start: median, mean, tokens per
+    pass, time per token), the overall mean TTFT and TBT (/summary), and the run's wall time.
+Prints one line per run and the medians over the runs; with several binaries (--hat A,B) the runs
+alternate between them and each gets its medians. Speed figures depend on the machine and
 its load (every rank shares this machine's cores): compare before/after on the same machine in
 the same session, and never assert them in a test.
 
-usage: experiments/bench_trace_overhead.py [--hat build/hat] [--config configs/paper30.ini]
+usage: experiments/bench_trace_overhead.py [--hat build/hat[,OTHER...]] [--config configs/paper30.ini]
         [--devices N] [--max-tokens 32] [--repeats 5] [--json results/bench_trace_overhead.json]
 """
 import argparse
@@ -65,13 +66,13 @@ def shortened(cfg_path, trace, devices, max_tokens):
     return "".join(out), n_cloud, n_dev
 
 
-def one_run(args, tmp, i):
+def one_run(args, hat, tmp, i):
     trace = os.path.join(tmp, f"run{i}.h5")
     text, n_cloud, n_dev = shortened(args.config, trace, args.devices, args.max_tokens)
     cfg = os.path.join(tmp, "bench.ini")
     with open(cfg, "w") as f:
         f.write(text)
-    cmd = ["mpiexec", "--oversubscribe", "-n", str(n_cloud + n_dev), args.hat, "run", "--config", cfg, "--overwrite"]
+    cmd = ["mpiexec", "--oversubscribe", "-n", str(n_cloud + n_dev), hat, "run", "--config", cfg, "--overwrite"]
     t0 = time.time()
     p = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=args.timeout)
     wall = time.time() - t0
@@ -86,16 +87,19 @@ def one_run(args, tmp, i):
     bat = tr["batches"]
     mine = bat[bat["cloud_rank"] == 0]
     dt = mine["t_end"] - mine["t_start"]
+    overall = tr["summary"][tr["summary"]["device"] == -1][0]
     os.remove(trace)
     return {"wall_s": wall, "passes": int(cost["passes"]), "mean_us": cost["mean_us"], "max_us": cost["max_us"],
             "total_ms": cost["total_ms"], "pass_median_ms": float(statistics.median(dt)) * 1e3,
-            "pass_mean_ms": float(dt.mean()) * 1e3, "tokens": int(len(tr["tokens"])),
-            "ranks": n_cloud + n_dev}
+            "pass_mean_ms": float(dt.mean()) * 1e3, "pass_tokens": float(mine["n_tok"].mean()),
+            "us_per_token": float(dt.sum() / mine["n_tok"].sum()) * 1e6, "tbt_mean_ms": float(overall["tbt_mean"]) * 1e3,
+            "ttft_mean_ms": float(overall["ttft_mean"]) * 1e3, "tokens": int(len(tr["tokens"])), "ranks": n_cloud + n_dev}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--hat", default=os.path.join(ROOT, "build", "hat"))
+    ap.add_argument("--hat", default=os.path.join(ROOT, "build", "hat"),
+                    help="the binary, or several separated by commas (e.g. before,after): run in turn, medians each")
     ap.add_argument("--config", default=os.path.join(ROOT, "configs", "paper30.ini"))
     ap.add_argument("--devices", type=int, default=0, help="override [devices] count (0: the config's)")
     ap.add_argument("--max-tokens", type=int, default=32)
@@ -106,20 +110,28 @@ def main():
     print(f"machine: {machine()}; load {os.getloadavg()[0]:.2f}")
     print(f"config {os.path.relpath(args.config, ROOT)}, devices {args.devices or 'as configured'}, "
           f"max_tokens {args.max_tokens}, {args.repeats} repeats")
-    runs = []
+    hats = args.hat.split(",")
+    runs = {h: [] for h in hats}
     with tempfile.TemporaryDirectory(prefix="hat_bench_trace_") as tmp:
         for i in range(args.repeats):
-            r = one_run(args, tmp, i)
-            runs.append(r)
-            print(f"run {i}: {r['ranks']} ranks, {r['tokens']} tokens, {r['passes']} passes; trace handling per pass "
-                  f"mean {r['mean_us']:.2f} us, max {r['max_us']:.1f} us, total {r['total_ms']:.2f} ms; forward "
-                  f"pass median {r['pass_median_ms']:.3f} ms, mean {r['pass_mean_ms']:.3f} ms; wall {r['wall_s']:.1f} s",
-                  flush=True)
-    med = {k: statistics.median(r[k] for r in runs) for k in ("mean_us", "max_us", "total_ms", "pass_median_ms",
-                                                                "pass_mean_ms", "wall_s", "passes")}
-    print(f"median of {len(runs)}: trace handling per pass mean {med['mean_us']:.2f} us, max {med['max_us']:.1f} us, "
-          f"total {med['total_ms']:.2f} ms over {med['passes']:.0f} passes; forward pass median "
-          f"{med['pass_median_ms']:.3f} ms, mean {med['pass_mean_ms']:.3f} ms; wall {med['wall_s']:.1f} s")
+            for h in hats:   # interleaved: every binary sees the same drift of the machine's load
+                r = one_run(args, h, tmp, i)
+                runs[h].append(r)
+                print(f"{h} run {i}: {r['ranks']} ranks, {r['tokens']} tokens, {r['passes']} passes; trace handling "
+                      f"per pass mean {r['mean_us']:.2f} us, max {r['max_us']:.1f} us, total {r['total_ms']:.2f} ms; "
+                      f"forward pass median {r['pass_median_ms']:.3f} ms, mean {r['pass_mean_ms']:.3f} ms, "
+                      f"{r['pass_tokens']:.1f} tokens, {r['us_per_token']:.0f} us/token; TTFT {r['ttft_mean_ms']:.0f} ms, "
+                      f"TBT {r['tbt_mean_ms']:.1f} ms; wall {r['wall_s']:.1f} s", flush=True)
+    med = {}
+    for h in hats:
+        m = med[h] = {k: statistics.median(r[k] for r in runs[h])
+                      for k in ("mean_us", "max_us", "total_ms", "pass_median_ms", "pass_mean_ms", "pass_tokens",
+                                "us_per_token", "ttft_mean_ms", "tbt_mean_ms", "wall_s", "passes")}
+        print(f"{h}: median of {len(runs[h])}: trace handling per pass mean {m['mean_us']:.2f} us, max "
+              f"{m['max_us']:.1f} us, total {m['total_ms']:.2f} ms over {m['passes']:.0f} passes; forward pass median "
+              f"{m['pass_median_ms']:.3f} ms, mean {m['pass_mean_ms']:.3f} ms, {m['pass_tokens']:.1f} tokens, "
+              f"{m['us_per_token']:.0f} us/token; TTFT {m['ttft_mean_ms']:.0f} ms, TBT {m['tbt_mean_ms']:.1f} ms; "
+              f"wall {m['wall_s']:.1f} s")
     print(f"load after: {os.getloadavg()[0]:.2f}")
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
