@@ -3,8 +3,12 @@
 #include "core/common.h"
 
 #include <mpi.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static comm_info info;
 static MPI_Comm comm_data, comm_meas;
@@ -14,9 +18,23 @@ static void (*pre_abort)(const char *why);
 MPI_Comm comm_data_handle(void);   /* for transport.c */
 MPI_Comm comm_data_handle(void) { return comm_data; }
 
+/* The first thread to fail runs pre_abort and aborts; a fatal() inside pre_abort (same thread)
+ * aborts at once; another thread failing meanwhile (the trace writer, collector.c) waits, so the
+ * trace is closed before MPI_Abort ends the process. */
 static void abort_hook(int code, const char *msg) {
-    static int once;
-    if (pre_abort && !once++) pre_abort(msg);
+    static atomic_int owner_set;
+    static pthread_t owner;
+    if (pre_abort) {
+        int expected = 0;
+        if (atomic_compare_exchange_strong(&owner_set, &expected, 1)) {
+            owner = pthread_self();
+            atomic_store(&owner_set, 2);
+            pre_abort(msg);
+        } else {
+            while (atomic_load(&owner_set) != 2) sched_yield();
+            if (!pthread_equal(owner, pthread_self())) for (;;) pause();
+        }
+    }
     comm_abort(code ? code : 1);
 }
 
@@ -24,7 +42,10 @@ void comm_on_abort(void (*fn)(const char *why)) { pre_abort = fn; }
 
 void comm_init(int *argc, char ***argv) {
     int provided;
-    MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+    /* MULTIPLE where the library has it: rank 0's trace writer thread receives the measurement
+     * plane while the main thread serves (collector.c); without it the main thread receives */
+    MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided);
+    info.thread_multiple = provided >= MPI_THREAD_MULTIPLE;
     MPI_Comm_rank(MPI_COMM_WORLD, &info.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &info.size);
     MPI_Comm node;
@@ -131,6 +152,33 @@ int comm_meas_poll(void **buf, size_t *cap, size_t *n, int *tag, int *source) {
     *tag = st.MPI_TAG;
     *source = st.MPI_SOURCE;
     return 1;
+}
+
+void comm_meas_irecv(comm_meas_req *r, void *buf, size_t cap) {
+    MPI_Request *q = r->req ? r->req : (r->req = xmalloc(sizeof(MPI_Request)));
+    int rc = MPI_Irecv(buf, (int)cap, MPI_BYTE, MPI_ANY_SOURCE, MPI_ANY_TAG, comm_meas, q);
+    CHECK(rc == MPI_SUCCESS, "measurement plane: MPI_Irecv of up to %zu bytes failed (%d)", cap, rc);
+}
+
+int comm_meas_test(comm_meas_req *r, size_t *n, int *tag, int *source) {
+    int flag = 0, count = 0;
+    MPI_Status st;
+    int rc = MPI_Test((MPI_Request *)r->req, &flag, &st);
+    CHECK(rc == MPI_SUCCESS, "measurement plane: receiving failed (%d: a message longer than the trace "
+          "collector's buffer?)", rc);
+    if (!flag) return 0;
+    MPI_Get_count(&st, MPI_BYTE, &count);
+    *n = (size_t)count;
+    *tag = st.MPI_TAG;
+    *source = st.MPI_SOURCE;
+    return 1;
+}
+
+void comm_meas_cancel(comm_meas_req *r) {
+    MPI_Request *q = r->req;
+    if (!q || *q == MPI_REQUEST_NULL) return;
+    MPI_Cancel(q);
+    MPI_Wait(q, MPI_STATUS_IGNORE);
 }
 
 _Noreturn void comm_abort(int code) {

@@ -22,6 +22,8 @@ typedef struct {
     double clock_rtt;      /* the round trip the offset was measured with */
     double t0;             /* rank 0's clock at the start instant */
     int local_rank;        /* index among the ranks of this host (MPI_COMM_TYPE_SHARED): picks a GPU */
+    int thread_multiple;   /* MPI provides MPI_THREAD_MULTIPLE: a second thread may call the measurement
+                            * plane's receives (the trace writer thread, collector.c) */
 } comm_info;
 
 void comm_init(int *argc, char ***argv);
@@ -46,8 +48,15 @@ void comm_meas_wait(comm_meas_req *r);
 /* Rank 0: if a measurement message is waiting, receive it into *buf (grown with realloc) and
  * return 1 with its size, tag and source; else 0. */
 int comm_meas_poll(void **buf, size_t *cap, size_t *n, int *tag, int *source);
+/* Rank 0: a receive of one measurement message from any rank with any tag into buf (at most cap
+ * bytes; a longer message is fatal), completed by comm_meas_test: 1 with its size, tag and
+ * source once it arrived, else 0 (never blocks). comm_meas_cancel withdraws one still pending. */
+void comm_meas_irecv(comm_meas_req *r, void *buf, size_t cap);
+int comm_meas_test(comm_meas_req *r, size_t *n, int *tag, int *source);
+void comm_meas_cancel(comm_meas_req *r);
 
-/* Called (once) by the fatal() path before aborting: e.g. rank 0 marks its trace failed. */
+/* Called (once) by the fatal() path before aborting: e.g. rank 0 marks its trace failed. A fatal()
+ * on a second thread meanwhile waits for the first to abort the job. */
 void comm_on_abort(void (*fn)(const char *why));
 /* Abort every rank now (the fatal() path). */
 _Noreturn void comm_abort(int code);

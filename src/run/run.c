@@ -165,6 +165,10 @@ static void finish_root(run_ctx *r, trace_file *tf) {
     }
     report_print(&rep, stdout);
     fflush(stdout);
+    char cost[160];
+    collector_cost_describe(c, cost, sizeof cost);
+    fprintf(stderr, "trace overhead (rank 0 serving loop): %s\n", cost);
+    trace_set_attr_str(tf, "trace_overhead", cost);
     rc = trace_write_report(tf, &rep);
     CHECK(rc == HAT_OK, "trace: writing the report failed");
     report_free(&rep);

@@ -1,8 +1,9 @@
 /* trace.h — the run's HDF5 trace (the only module that includes hdf5.h).
  *
  * Records are plain fixed-layout C structs: every rank fills preallocated arrays of them and
- * ships full arrays to rank 0, which appends them to extendible chunked datasets and flushes
- * the file after every append, so a run that aborts leaves a readable file with what it had.
+ * ships full arrays to rank 0, whose writer thread (collector.h) appends them to extendible
+ * chunked datasets and flushes the file after every append, so a run that aborts leaves a
+ * readable file with what it had. Not thread-safe: one thread at a time uses a trace_file.
  * All times are seconds on the run clock (MPI_Wtime, offset-corrected to rank 0, zero when
  * every rank is ready).
  *
@@ -12,7 +13,8 @@
  *      model_identity (architecture, layers, dim, vocab, file size), status
  *      ("running" while the run goes on, then "complete" or "failed: <why>"), created_utc,
  *      mode (ushape | hat | cloud-only), privacy ("private: ..." or, for cloud-only, "NOT private:
- *      ..."), adapter (the draft adapter's description, or "none");
+ *      ..."), adapter (the draft adapter's description, or "none"), trace_writer (collector.h: the
+      writer thread and who receives), trace_overhead (complete runs: the serving loop's trace cost);
  *      integer attributes n_ranks, n_devices, n_cloud, split_a, split_b, n_layer.
  *   /tokens   compound trace_token   — one row per emitted token of every device
  *   /steps    compound trace_step    — one row per device round trip (a prefill chunk or a
