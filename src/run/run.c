@@ -169,7 +169,7 @@ static void finish_root(run_ctx *r, trace_file *tf) {
     collector_cost_describe(c, cost, sizeof cost);
     fprintf(stderr, "trace overhead (rank 0 serving loop): %s\n", cost);
     trace_set_attr_str(tf, "trace_overhead", cost);
-    rc = trace_write_report(tf, &rep);
+    rc = trace_write_summary(tf, rep.rows, rep.n_rows, rep.hist, rep.n_hist);
     CHECK(rc == HAT_OK, "trace: writing the report failed");
     report_free(&rep);
 }

@@ -64,24 +64,17 @@ static void stats(double *s, size_t n, double *m, double *p50, double *p90, doub
     *p99 = pct(s, n, 99);
 }
 
-int report_build(report *r, int n_devices, const trace_token *tok, size_t n_tok,
-                 const trace_device *dev, size_t n_dev, const trace_batch *bat, size_t n_bat,
-                 char *err, size_t errlen) {
-    memset(r, 0, sizeof *r);
-    if (n_devices < 0) return hat_err(err, errlen, HAT_ERR_ARG, "report: n_devices %d < 0", n_devices);
-    if ((n_tok && !tok) || (n_dev && !dev) || (n_bat && !bat))
-        return hat_err(err, errlen, HAT_ERR_ARG, "report: NULL record array with a non-zero count");
-    const uint32_t nd = (uint32_t)n_devices;
-
-    /* device rows by device index; -1 = none */
+/* device index -> its row in dev (-1: none), every device index checked; NULL on an error */
+static long *device_rows(uint32_t nd, const trace_token *tok, size_t n_tok, const trace_device *dev, size_t n_dev,
+                         char *err, size_t errlen) {
     long *row_of = xmalloc((nd ? nd : 1) * sizeof *row_of);
     for (uint32_t d = 0; d < nd; d++) row_of[d] = -1;
     int rc = HAT_OK;
     for (size_t i = 0; i < n_dev && rc == HAT_OK; i++) {
         uint32_t d = dev[i].device;
         if (d >= nd)
-            rc = hat_err(err, errlen, HAT_ERR_ARG, "report: device row %zu has device %u, out of range (%d devices)",
-                         i, d, n_devices);
+            rc = hat_err(err, errlen, HAT_ERR_ARG, "report: device row %zu has device %u, out of range (%u devices)",
+                         i, d, nd);
         else if (row_of[d] >= 0)
             rc = hat_err(err, errlen, HAT_ERR_ARG, "report: duplicate device row for device %u", d);
         else
@@ -89,17 +82,18 @@ int report_build(report *r, int n_devices, const trace_token *tok, size_t n_tok,
     }
     for (size_t i = 0; i < n_tok && rc == HAT_OK; i++)
         if (tok[i].device >= nd)
-            rc = hat_err(err, errlen, HAT_ERR_ARG, "report: token record %zu has device %u, out of range (%d devices)",
-                         i, tok[i].device, n_devices);
-    if (rc != HAT_OK) {
-        free(row_of);
-        return rc;
-    }
+            rc = hat_err(err, errlen, HAT_ERR_ARG, "report: token record %zu has device %u, out of range (%u devices)",
+                         i, tok[i].device, nd);
+    if (rc != HAT_OK) { free(row_of); return NULL; }
+    return row_of;
+}
 
-    /* sorted copy: each device's tokens become one run, by index */
+/* a sorted copy of the tokens (each device's one run, by index), checked; NULL on an error */
+static trace_token *sorted_tokens(const trace_token *tok, size_t n_tok, const long *row_of, char *err, size_t errlen) {
     trace_token *st = xmalloc((n_tok ? n_tok : 1) * sizeof *st);
     if (n_tok) memcpy(st, tok, n_tok * sizeof *st);
     qsort(st, n_tok, sizeof *st, cmp_token);
+    int rc = HAT_OK;
     for (size_t i = 1; i < n_tok && rc == HAT_OK; i++)
         if (st[i].device == st[i - 1].device && st[i].index == st[i - 1].index)
             rc = hat_err(err, errlen, HAT_ERR_ARG, "report: device %u has two tokens with index %u",
@@ -108,81 +102,81 @@ int report_build(report *r, int n_devices, const trace_token *tok, size_t n_tok,
         if (row_of[st[i].device] < 0)
             rc = hat_err(err, errlen, HAT_ERR_ARG, "report: device %u has tokens but no device record",
                          st[i].device);
-    if (rc != HAT_OK) {
-        free(st);
-        free(row_of);
-        return rc;
-    }
+    if (rc != HAT_OK) { free(st); return NULL; }
+    return st;
+}
 
-    r->n_rows = n_devices + 1;
-    r->rows = xcalloc((size_t)r->n_rows, sizeof *r->rows);
-    double *ttft_all = xmalloc((nd ? nd : 1) * sizeof *ttft_all);
-    double *tbt_all = xmalloc((n_tok ? n_tok : 1) * sizeof *tbt_all);
-    size_t n_ttft_all = 0, n_tbt_all = 0;
-    double gen_sum = 0.0, up_sum = 0.0, down_sum = 0.0, t_req_min = INFINITY, t_done_max = -INFINITY;
-    double drafted_sum = 0.0, accepted_sum = 0.0, round_tok_sum = 0.0;
-    uint32_t rounds_sum = 0;
+/* what the overall row pools over the devices */
+typedef struct {
+    double *ttft, *tbt;          /* every device's TTFT sample; every TBT sample */
+    size_t n_ttft, n_tbt;
+    double gen, up, down, t_req_min, t_done_max, drafted, accepted, round_tok;
+    uint32_t rounds;
+} pool;
 
-    size_t i = 0;
-    for (uint32_t d = 0; d < nd; d++) {
-        report_row *row = &r->rows[d];
-        row->device = (int32_t)d;
-        /* this device's run in st: TTFT sample first (index 0 sorts first), then TBT samples */
-        size_t begin = i, n_ttft = 0;
-        double ttft = NAN;
-        double *tbt = tbt_all + n_tbt_all;
-        for (; i < n_tok && st[i].device == d; i++) {
-            if (st[i].index == 0) {
-                ttft = st[i].latency_s;
-                n_ttft = 1;
-            } else {
-                tbt[row->n_tbt++] = st[i].latency_s;
-            }
-        }
-        row->n_tokens = (uint32_t)(i - begin);
-        row->ttft_mean = row->ttft_p50 = row->ttft_p90 = row->ttft_p99 = ttft;
-        if (n_ttft) ttft_all[n_ttft_all++] = ttft;
-        /* sorting the device's slice in place keeps the pooled array a plain sample set */
-        stats(tbt, row->n_tbt, &row->tbt_mean, &row->tbt_p50, &row->tbt_p90, &row->tbt_p99);
-        n_tbt_all += row->n_tbt;
+/* the device's own figures from its record, added to the pool */
+static void device_figures(trace_summary *row, const trace_device *dv, pool *p) {
+    row->rounds = dv->rounds;
+    row->accept_rate = ratio((double)dv->accepted, (double)dv->drafted);
+    row->tokens_per_round = dv->gen_tokens ? ratio((double)dv->gen_tokens - 1, (double)dv->rounds) : NAN;
+    p->rounds += dv->rounds;
+    p->drafted += (double)dv->drafted;
+    p->accepted += (double)dv->accepted;
+    p->round_tok += dv->gen_tokens ? (double)dv->gen_tokens - 1 : 0;
+    double gen = (double)dv->gen_tokens;
+    row->tok_s = ratio(gen, dv->t_done - dv->t_request);
+    row->up_bytes_per_tok = ratio((double)dv->up_bytes, gen);
+    row->down_bytes_per_tok = ratio((double)dv->down_bytes, gen);
+    p->gen += gen;
+    p->up += (double)dv->up_bytes;
+    p->down += (double)dv->down_bytes;
+    if (dv->t_request < p->t_req_min) p->t_req_min = dv->t_request;
+    if (dv->t_done > p->t_done_max) p->t_done_max = dv->t_done;
+}
 
-        row->tok_s = row->up_bytes_per_tok = row->down_bytes_per_tok = NAN;
-        row->accept_rate = row->tokens_per_round = NAN;
-        if (row_of[d] >= 0) {
-            const trace_device *dv = &dev[row_of[d]];
-            row->rounds = dv->rounds;
-            row->accept_rate = ratio((double)dv->accepted, (double)dv->drafted);
-            row->tokens_per_round = dv->gen_tokens ? ratio((double)dv->gen_tokens - 1, (double)dv->rounds) : NAN;
-            rounds_sum += dv->rounds;
-            drafted_sum += (double)dv->drafted;
-            accepted_sum += (double)dv->accepted;
-            round_tok_sum += dv->gen_tokens ? (double)dv->gen_tokens - 1 : 0;
-            double gen = (double)dv->gen_tokens;
-            row->tok_s = ratio(gen, dv->t_done - dv->t_request);
-            row->up_bytes_per_tok = ratio((double)dv->up_bytes, gen);
-            row->down_bytes_per_tok = ratio((double)dv->down_bytes, gen);
-            gen_sum += gen;
-            up_sum += (double)dv->up_bytes;
-            down_sum += (double)dv->down_bytes;
-            if (dv->t_request < t_req_min) t_req_min = dv->t_request;
-            if (dv->t_done > t_done_max) t_done_max = dv->t_done;
+/* device d's row from its run of tokens starting at st[*i] (advanced past it) and its record */
+static void device_row(trace_summary *row, uint32_t d, const trace_token *st, size_t n_tok, size_t *i,
+                       const trace_device *dv, pool *p) {
+    row->device = (int32_t)d;
+    /* this device's run in st: TTFT sample first (index 0 sorts first), then TBT samples */
+    size_t begin = *i, n_ttft = 0;
+    double ttft = NAN;
+    double *tbt = p->tbt + p->n_tbt;
+    for (; *i < n_tok && st[*i].device == d; (*i)++) {
+        if (st[*i].index == 0) {
+            ttft = st[*i].latency_s;
+            n_ttft = 1;
+        } else {
+            tbt[row->n_tbt++] = st[*i].latency_s;
         }
     }
+    row->n_tokens = (uint32_t)(*i - begin);
+    row->ttft_mean = row->ttft_p50 = row->ttft_p90 = row->ttft_p99 = ttft;
+    if (n_ttft) p->ttft[p->n_ttft++] = ttft;
+    /* sorting the device's slice in place keeps the pooled array a plain sample set */
+    stats(tbt, row->n_tbt, &row->tbt_mean, &row->tbt_p50, &row->tbt_p90, &row->tbt_p99);
+    p->n_tbt += row->n_tbt;
+    row->tok_s = row->up_bytes_per_tok = row->down_bytes_per_tok = NAN;
+    row->accept_rate = row->tokens_per_round = NAN;
+    if (dv) device_figures(row, dv, p);
+}
 
-    report_row *all = &r->rows[nd];
+static void overall_row(trace_summary *all, size_t n_tok, size_t n_dev, pool *p) {
     all->device = -1;
     all->n_tokens = (uint32_t)n_tok;
-    all->n_tbt = (uint32_t)n_tbt_all;
-    stats(ttft_all, n_ttft_all, &all->ttft_mean, &all->ttft_p50, &all->ttft_p90, &all->ttft_p99);
-    stats(tbt_all, n_tbt_all, &all->tbt_mean, &all->tbt_p50, &all->tbt_p90, &all->tbt_p99);
-    all->tok_s = n_dev ? ratio(gen_sum, t_done_max - t_req_min) : NAN;
-    all->up_bytes_per_tok = ratio(up_sum, gen_sum);
-    all->down_bytes_per_tok = ratio(down_sum, gen_sum);
-    all->rounds = rounds_sum;
-    all->accept_rate = ratio(accepted_sum, drafted_sum);
-    all->tokens_per_round = ratio(round_tok_sum, (double)rounds_sum);
+    all->n_tbt = (uint32_t)p->n_tbt;
+    stats(p->ttft, p->n_ttft, &all->ttft_mean, &all->ttft_p50, &all->ttft_p90, &all->ttft_p99);
+    stats(p->tbt, p->n_tbt, &all->tbt_mean, &all->tbt_p50, &all->tbt_p90, &all->tbt_p99);
+    all->tok_s = n_dev ? ratio(p->gen, p->t_done_max - p->t_req_min) : NAN;
+    all->up_bytes_per_tok = ratio(p->up, p->gen);
+    all->down_bytes_per_tok = ratio(p->down, p->gen);
+    all->rounds = p->rounds;
+    all->accept_rate = ratio(p->accepted, p->drafted);
+    all->tokens_per_round = ratio(p->round_tok, (double)p->rounds);
+}
 
-    /* batch-size histogram: runs of equal n_tok in a sorted copy */
+/* batch-size histogram: runs of equal n_tok in a sorted copy */
+static void batch_histogram(report *r, const trace_batch *bat, size_t n_bat) {
     uint32_t *bs = xmalloc((n_bat ? n_bat : 1) * sizeof *bs);
     double bsum = 0.0;
     for (size_t b = 0; b < n_bat; b++) {
@@ -197,10 +191,32 @@ int report_build(report *r, int n_devices, const trace_token *tok, size_t n_tok,
         r->hist[r->n_hist - 1].count++;
     }
     r->batch_mean = n_bat ? bsum / (double)n_bat : NAN;
-
     free(bs);
-    free(tbt_all);
-    free(ttft_all);
+}
+
+int report_build(report *r, int n_devices, const trace_token *tok, size_t n_tok,
+                 const trace_device *dev, size_t n_dev, const trace_batch *bat, size_t n_bat,
+                 char *err, size_t errlen) {
+    memset(r, 0, sizeof *r);
+    if (n_devices < 0) return hat_err(err, errlen, HAT_ERR_ARG, "report: n_devices %d < 0", n_devices);
+    if ((n_tok && !tok) || (n_dev && !dev) || (n_bat && !bat))
+        return hat_err(err, errlen, HAT_ERR_ARG, "report: NULL record array with a non-zero count");
+    const uint32_t nd = (uint32_t)n_devices;
+    long *row_of = device_rows(nd, tok, n_tok, dev, n_dev, err, errlen);
+    if (!row_of) return HAT_ERR_ARG;
+    trace_token *st = sorted_tokens(tok, n_tok, row_of, err, errlen);
+    if (!st) { free(row_of); return HAT_ERR_ARG; }
+    r->n_rows = n_devices + 1;
+    r->rows = xcalloc((size_t)r->n_rows, sizeof *r->rows);
+    pool p = {.ttft = xmalloc((nd ? nd : 1) * sizeof(double)), .tbt = xmalloc((n_tok ? n_tok : 1) * sizeof(double)),
+              .t_req_min = INFINITY, .t_done_max = -INFINITY};
+    size_t i = 0;
+    for (uint32_t d = 0; d < nd; d++)
+        device_row(&r->rows[d], d, st, n_tok, &i, row_of[d] >= 0 ? &dev[row_of[d]] : NULL, &p);
+    overall_row(&r->rows[nd], n_tok, n_dev, &p);
+    batch_histogram(r, bat, n_bat);
+    free(p.tbt);
+    free(p.ttft);
     free(st);
     free(row_of);
     return HAT_OK;
@@ -218,7 +234,7 @@ void report_print(const report *r, FILE *f) {
             "ttft_ms", "p50", "p90", "p99", "n_tbt", "tbt_ms", "p50", "p90", "p99", "tok/s",
             "up_B/tok", "down_B/tok", "rounds", "accept", "tok/rnd");
     for (int i = 0; i < r->n_rows; i++) {
-        const report_row *row = &r->rows[i];
+        const trace_summary *row = &r->rows[i];
         if (row->device < 0) fprintf(f, "%-7s", "overall");
         else fprintf(f, "%-7d", (int)row->device);
         fprintf(f, " %7u", row->n_tokens);

@@ -18,29 +18,11 @@
 
 #include "trace/trace.h"
 
-typedef struct {
-    int32_t device;                  /* -1 = overall */
-    uint32_t n_tokens, n_tbt;
-    double ttft_mean, ttft_p50, ttft_p90, ttft_p99;
-    double tbt_mean, tbt_p50, tbt_p90, tbt_p99;
-    double tok_s;
-    double up_bytes_per_tok, down_bytes_per_tok;
-    uint32_t rounds, pad;
-    double accept_rate;              /* accepted / drafted (NaN without drafting) */
-    double tokens_per_round;         /* (gen_tokens - 1) / rounds */
-} report_row;
-
-typedef struct {
-    uint32_t batch_tokens;
-    uint32_t pad;
-    uint64_t count;
-} report_hist;
-
 typedef struct report {
     int n_rows;                      /* n_devices + 1; rows[n_devices] is overall */
-    report_row *rows;
+    trace_summary *rows;
     int n_hist;
-    report_hist *hist;               /* ascending batch_tokens, count > 0 */
+    trace_hist *hist;               /* ascending batch_tokens, count > 0 */
     double batch_mean;
 } report;
 

@@ -26,7 +26,6 @@
 #include <time.h>
 
 #include "core/common.h"
-#include "trace/report.h"
 
 /* ---- record layouts: HDF5 member names are the C member names ------------------------------ */
 
@@ -45,8 +44,8 @@ _Static_assert(sizeof(trace_token) == 32, "trace_token changed: update token_fie
 _Static_assert(sizeof(trace_step) == 200, "trace_step changed: update step_fields and check_trace.py");
 _Static_assert(sizeof(trace_batch) == 40, "trace_batch changed: update batch_fields and check_trace.py");
 _Static_assert(sizeof(trace_device) == 88, "trace_device changed: update device_fields and check_trace.py");
-_Static_assert(sizeof(report_row) == 128, "report_row changed: update row_fields and check_trace.py");
-_Static_assert(sizeof(report_hist) == 16, "report_hist changed: update hist_fields and check_trace.py");
+_Static_assert(sizeof(trace_summary) == 128, "trace_summary changed: update row_fields and check_trace.py");
+_Static_assert(sizeof(trace_hist) == 16, "trace_hist changed: update hist_fields and check_trace.py");
 
 static const field token_fields[] = {
     F(trace_token, device, F_U32), F(trace_token, index, F_U32), F(trace_token, step, F_U32),
@@ -85,15 +84,15 @@ static const field device_fields[] = { /* pad is not stored */
     F(trace_device, down_bytes, F_U64),
 };
 static const field row_fields[] = {
-    F(report_row, device, F_I32),     F(report_row, n_tokens, F_U32),  F(report_row, n_tbt, F_U32),
-    F(report_row, ttft_mean, F_F64),  F(report_row, ttft_p50, F_F64),  F(report_row, ttft_p90, F_F64),
-    F(report_row, ttft_p99, F_F64),   F(report_row, tbt_mean, F_F64),  F(report_row, tbt_p50, F_F64),
-    F(report_row, tbt_p90, F_F64),    F(report_row, tbt_p99, F_F64),   F(report_row, tok_s, F_F64),
-    F(report_row, up_bytes_per_tok, F_F64), F(report_row, down_bytes_per_tok, F_F64),
-    F(report_row, rounds, F_U32),     F(report_row, accept_rate, F_F64), F(report_row, tokens_per_round, F_F64),
+    F(trace_summary, device, F_I32),     F(trace_summary, n_tokens, F_U32),  F(trace_summary, n_tbt, F_U32),
+    F(trace_summary, ttft_mean, F_F64),  F(trace_summary, ttft_p50, F_F64),  F(trace_summary, ttft_p90, F_F64),
+    F(trace_summary, ttft_p99, F_F64),   F(trace_summary, tbt_mean, F_F64),  F(trace_summary, tbt_p50, F_F64),
+    F(trace_summary, tbt_p90, F_F64),    F(trace_summary, tbt_p99, F_F64),   F(trace_summary, tok_s, F_F64),
+    F(trace_summary, up_bytes_per_tok, F_F64), F(trace_summary, down_bytes_per_tok, F_F64),
+    F(trace_summary, rounds, F_U32),     F(trace_summary, accept_rate, F_F64), F(trace_summary, tokens_per_round, F_F64),
 };
 static const field hist_fields[] = { /* pad is not stored */
-    F(report_hist, batch_tokens, F_U32), F(report_hist, count, F_U64),
+    F(trace_hist, batch_tokens, F_U32), F(trace_hist, count, F_U64),
 };
 
 /* Datasets: the four streamed tables (indexed by trace_table), then the end-of-run ones. */
@@ -111,8 +110,8 @@ static const table_def tables[N_DSETS] = {
     [TRACE_STEPS] = { "/steps", step_fields, NF(step_fields), sizeof(trace_step), 1024 },
     [TRACE_BATCHES] = { "/batches", batch_fields, NF(batch_fields), sizeof(trace_batch), 1024 },
     [TRACE_DEVICES] = { "/devices", device_fields, NF(device_fields), sizeof(trace_device), 64 },
-    [D_SUMMARY] = { "/summary", row_fields, NF(row_fields), sizeof(report_row), 64 },
-    [D_HIST] = { "/batch_hist", hist_fields, NF(hist_fields), sizeof(report_hist), 64 },
+    [D_SUMMARY] = { "/summary", row_fields, NF(row_fields), sizeof(trace_summary), 64 },
+    [D_HIST] = { "/batch_hist", hist_fields, NF(hist_fields), sizeof(trace_hist), 64 },
 };
 
 size_t trace_record_size(trace_table t) {
@@ -389,15 +388,14 @@ int trace_append(trace_file *tf, trace_table t, const void *recs, size_t n) {
     return tf_report(tf, write_rows(tf, (int)t, tf->rows[t], recs, n));
 }
 
-int trace_write_report(trace_file *tf, const struct report *r) {
-    if (!tf || tf->file < 0 || !r || r->n_rows < 0 || r->n_hist < 0 || (r->n_rows && !r->rows) ||
-        (r->n_hist && !r->hist)) {
-        fprintf(stderr, "trace: bad trace_write_report call\n");
+int trace_write_summary(trace_file *tf, const trace_summary *rows, int n_rows, const trace_hist *hist, int n_hist) {
+    if (!tf || tf->file < 0 || n_rows < 0 || n_hist < 0 || (n_rows && !rows) || (n_hist && !hist)) {
+        fprintf(stderr, "trace: bad trace_write_summary call\n");
         return HAT_ERR_ARG;
     }
     /* written from row 0: a second call replaces the tables */
-    int rc = write_rows(tf, D_SUMMARY, 0, r->rows, (size_t)r->n_rows);
-    if (rc == HAT_OK) rc = write_rows(tf, D_HIST, 0, r->hist, (size_t)r->n_hist);
+    int rc = write_rows(tf, D_SUMMARY, 0, rows, (size_t)n_rows);
+    if (rc == HAT_OK) rc = write_rows(tf, D_HIST, 0, hist, (size_t)n_hist);
     return tf_report(tf, rc);
 }
 

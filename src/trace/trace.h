@@ -21,7 +21,7 @@
  *                                      decode step), with every phase's timing
  *   /batches  compound trace_batch   — one row per cloud forward pass
  *   /devices  compound trace_device  — one row per device, written when it finishes
- *   /summary  compound report_row    — per device and overall (device = -1), written at the end
+ *   /summary  compound trace_summary    — per device and overall (device = -1), written at the end
  *   /batch_hist compound {uint32 batch_tokens; uint64 count} — cloud batch sizes, at the end
  * Field names in HDF5 equal the C member names below.
  */
@@ -100,9 +100,27 @@ int trace_set_attr_str(trace_file *tf, const char *name, const char *value);
 int trace_set_attr_int(trace_file *tf, const char *name, int64_t value);
 /* Appends n records of table t and flushes the file. */
 int trace_append(trace_file *tf, trace_table t, const void *recs, size_t n);
-/* Writes the end-of-run tables (see report.h). */
-struct report;
-int trace_write_report(trace_file *tf, const struct report *r);
+/* the end-of-run tables: /summary rows (per device, then overall with device = -1) and /batch_hist
+ * (report.h computes them from the records) */
+typedef struct {
+    int32_t device;                  /* -1 = overall */
+    uint32_t n_tokens, n_tbt;
+    double ttft_mean, ttft_p50, ttft_p90, ttft_p99;
+    double tbt_mean, tbt_p50, tbt_p90, tbt_p99;
+    double tok_s;
+    double up_bytes_per_tok, down_bytes_per_tok;
+    uint32_t rounds, pad;
+    double accept_rate;              /* accepted / drafted (NaN without drafting) */
+    double tokens_per_round;         /* (gen_tokens - 1) / rounds */
+} trace_summary;
+
+typedef struct {
+    uint32_t batch_tokens;
+    uint32_t pad;
+    uint64_t count;
+} trace_hist;
+/* Writes the end-of-run tables; a second call replaces them. */
+int trace_write_summary(trace_file *tf, const trace_summary *rows, int n_rows, const trace_hist *hist, int n_hist);
 /* Sets status (e.g. "complete", "failed: ...") and closes. tf may be NULL. */
 int trace_close(trace_file *tf, const char *status);
 /* Best-effort from an abort path: set status and flush+close; never blocks on MPI. */

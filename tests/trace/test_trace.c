@@ -58,14 +58,14 @@ static const tfield device_f[] = {
     TF(trace_device, t_done), TF(trace_device, up_bytes), TF(trace_device, down_bytes),
 };
 static const tfield row_f[] = {
-    TF(report_row, device), TF(report_row, n_tokens), TF(report_row, n_tbt),
-    TF(report_row, ttft_mean), TF(report_row, ttft_p50), TF(report_row, ttft_p90),
-    TF(report_row, ttft_p99), TF(report_row, tbt_mean), TF(report_row, tbt_p50),
-    TF(report_row, tbt_p90), TF(report_row, tbt_p99), TF(report_row, tok_s),
-    TF(report_row, up_bytes_per_tok), TF(report_row, down_bytes_per_tok), TF(report_row, rounds),
-    TF(report_row, accept_rate), TF(report_row, tokens_per_round),
+    TF(trace_summary, device), TF(trace_summary, n_tokens), TF(trace_summary, n_tbt),
+    TF(trace_summary, ttft_mean), TF(trace_summary, ttft_p50), TF(trace_summary, ttft_p90),
+    TF(trace_summary, ttft_p99), TF(trace_summary, tbt_mean), TF(trace_summary, tbt_p50),
+    TF(trace_summary, tbt_p90), TF(trace_summary, tbt_p99), TF(trace_summary, tok_s),
+    TF(trace_summary, up_bytes_per_tok), TF(trace_summary, down_bytes_per_tok), TF(trace_summary, rounds),
+    TF(trace_summary, accept_rate), TF(trace_summary, tokens_per_round),
 };
-static const tfield hist_f[] = { TF(report_hist, batch_tokens), TF(report_hist, count) };
+static const tfield hist_f[] = { TF(trace_hist, batch_tokens), TF(trace_hist, count) };
 
 /* Checks one dataset: compound with exactly these members in this order, 1-D, chunked,
  * unlimited, n rows whose every field equals the expected C records. */
@@ -286,8 +286,8 @@ static void test_complete(const char *dir) {
     rc = report_build(&r, N_DEV, run.tok, run.n_tok, run.dev, N_DEV, run.bat, run.n_bat, err, sizeof err);
     EXPECT(rc == HAT_OK, "report_build: %s", err);
     if (rc != HAT_OK) return;
-    EXPECT(trace_write_report(tf, &r) == HAT_OK, "write report");
-    EXPECT(trace_write_report(tf, &r) == HAT_OK, "write report again (replaces)");
+    EXPECT(trace_write_summary(tf, r.rows, r.n_rows, r.hist, r.n_hist) == HAT_OK, "write report");
+    EXPECT(trace_write_summary(tf, r.rows, r.n_rows, r.hist, r.n_hist) == HAT_OK, "write report again (replaces)");
     EXPECT(trace_close(tf, "complete") == HAT_OK, "trace_close");
 
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -297,8 +297,8 @@ static void test_complete(const char *dir) {
         check_table(f, "/steps", step_f, NF(step_f), run.step, sizeof(trace_step), run.n_step);
         check_table(f, "/batches", batch_f, NF(batch_f), run.bat, sizeof(trace_batch), run.n_bat);
         check_table(f, "/devices", device_f, NF(device_f), run.dev, sizeof(trace_device), N_DEV);
-        check_table(f, "/summary", row_f, NF(row_f), r.rows, sizeof(report_row), (size_t)r.n_rows);
-        check_table(f, "/batch_hist", hist_f, NF(hist_f), r.hist, sizeof(report_hist), (size_t)r.n_hist);
+        check_table(f, "/summary", row_f, NF(row_f), r.rows, sizeof(trace_summary), (size_t)r.n_rows);
+        check_table(f, "/batch_hist", hist_f, NF(hist_f), r.hist, sizeof(trace_hist), (size_t)r.n_hist);
         EXPECT(attr_str_is(f, "status", "complete"), "status");
         EXPECT(attr_str_is(f, "config", config), "10 KB config attribute");
         EXPECT(attr_str_is(f, "model_name", "synthetic"), "model_name");
@@ -347,7 +347,7 @@ static void test_overwrite_and_abort(const char *dir) {
         EXPECT(attr_str_is(f, "status", "failed: device 2 lost"), "abort status");
         check_table(f, "/tokens", token_f, NF(token_f), tok, sizeof(trace_token), 3);
         check_table(f, "/steps", step_f, NF(step_f), NULL, sizeof(trace_step), 0);
-        check_table(f, "/summary", row_f, NF(row_f), NULL, sizeof(report_row), 0);
+        check_table(f, "/summary", row_f, NF(row_f), NULL, sizeof(trace_summary), 0);
         H5Fclose(f);
     }
 

@@ -62,35 +62,35 @@ static void test_stats(void) {
     EXPECT(r.rows[4].device == -1, "overall device %d", r.rows[4].device);
 
     /* device 0: TTFT 0.5; TBT {0.01,0.02,0.03,0.04}: ranks p50=2, p90=ceil(3.6)=4, p99=4 */
-    const report_row *d0 = &r.rows[0];
+    const trace_summary *d0 = &r.rows[0];
     EXPECT(d0->n_tokens == 5 && d0->n_tbt == 4, "d0 counts %u %u", d0->n_tokens, d0->n_tbt);
     ROW_STATS(*d0, 0.5, 0.5, 0.5, 0.5, 0.025, 0.02, 0.04, 0.04);
     EXPECT(near(d0->tok_s, 2.5) && near(d0->up_bytes_per_tok, 200) && near(d0->down_bytes_per_tok, 100),
            "d0 rates %g %g %g", d0->tok_s, d0->up_bytes_per_tok, d0->down_bytes_per_tok);
 
     /* device 1: one token, so no TBT samples */
-    const report_row *d1 = &r.rows[1];
+    const trace_summary *d1 = &r.rows[1];
     EXPECT(d1->n_tokens == 1 && d1->n_tbt == 0, "d1 counts %u %u", d1->n_tokens, d1->n_tbt);
     ROW_STATS(*d1, 0.7, 0.7, 0.7, 0.7, NAN, NAN, NAN, NAN);
     EXPECT(near(d1->tok_s, 1.0) && near(d1->up_bytes_per_tok, 300) && near(d1->down_bytes_per_tok, 100),
            "d1 rates %g %g %g", d1->tok_s, d1->up_bytes_per_tok, d1->down_bytes_per_tok);
 
     /* device 2: TBT {0.05,0.06,0.10}: mean 0.07, p50 rank 2, p90 rank ceil(2.7)=3, p99 rank 3 */
-    const report_row *d2 = &r.rows[2];
+    const trace_summary *d2 = &r.rows[2];
     EXPECT(d2->n_tokens == 4 && d2->n_tbt == 3, "d2 counts %u %u", d2->n_tokens, d2->n_tbt);
     ROW_STATS(*d2, 0.3, 0.3, 0.3, 0.3, 0.07, 0.06, 0.10, 0.10);
     EXPECT(near(d2->tok_s, 2.0) && near(d2->up_bytes_per_tok, 200), "d2 rates %g %g", d2->tok_s,
            d2->up_bytes_per_tok);
 
     /* device 3: finished with no tokens: tok/s 0, bytes per token and latencies undefined */
-    const report_row *d3 = &r.rows[3];
+    const trace_summary *d3 = &r.rows[3];
     EXPECT(d3->n_tokens == 0 && d3->n_tbt == 0, "d3 counts");
     ROW_STATS(*d3, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN);
     EXPECT(d3->tok_s == 0.0 && isnan(d3->up_bytes_per_tok) && isnan(d3->down_bytes_per_tok),
            "d3 rates %g %g %g", d3->tok_s, d3->up_bytes_per_tok, d3->down_bytes_per_tok);
 
     /* overall: TTFT {0.3,0.5,0.7}; TBT {0.01..0.06,0.10} (7): p50 rank 4, p90 rank ceil(6.3)=7 */
-    const report_row *all = &r.rows[4];
+    const trace_summary *all = &r.rows[4];
     EXPECT(all->n_tokens == 10 && all->n_tbt == 7, "overall counts %u %u", all->n_tokens, all->n_tbt);
     ROW_STATS(*all, 0.5, 0.5, 0.7, 0.7, 0.31 / 7, 0.04, 0.10, 0.10);
     /* 10 tokens over [0.5, 4.0]; 2100 up and 1000 down bytes */
