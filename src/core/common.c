@@ -10,10 +10,13 @@
 #include <time.h>
 
 static int g_rank = -1;
-static const char *g_role = "main";
+static char g_role[32] = "main";   /* the process role (a copy: callers pass locals) */
 static void (*g_abort_hook)(int, const char *) = NULL;
 
-void hat_set_identity(int rank, const char *role) { g_rank = rank; g_role = role ? role : "?"; }
+void hat_set_identity(int rank, const char *role) {
+    g_rank = rank;
+    snprintf(g_role, sizeof g_role, "%s", role ? role : "?");
+}
 void hat_set_abort_hook(void (*hook)(int, const char *)) { g_abort_hook = hook; }
 
 int hat_err(char *buf, size_t len, int code, const char *fmt, ...) {

@@ -29,7 +29,7 @@ enum {
 int hat_err(char *buf, size_t len, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* Process identity, set once by the comm layer; used only in messages. */
+/* Process identity, set once by the comm layer (role is copied); used only in messages. */
 void hat_set_identity(int rank, const char *role);
 /* Replace the default abort (exit(1)) by e.g. MPI_Abort; set once by the comm layer. The hook
  * gets the fatal message (for e.g. marking the trace as failed before aborting). */
