@@ -15,7 +15,7 @@
  * A whole model (the cloud-only baseline's cloud) is a plan with the ends too: opened with
  * embed, a step starts at the token embedding and reads token ids from backend_ids(); opened
  * with head, it ends with the final norm and the LM head and leaves one logits row per sequence
- * (its last token's) in backend_logits(). Which backend has these steps: backend_open (backend.c).
+ * (its last token's) in backend_logits(). Which backend has these steps: backend_open (backend_open.c).
  */
 #ifndef HAT_BACKEND_H
 #define HAT_BACKEND_H

@@ -4,7 +4,7 @@
  * Every position of a sequence is run through layers [0,a) and [a,L-b) in batched prefill calls, with the
  * numerics the states have when generated and drafted (prompt positions: chunked prefill, generated ones:
  * one-token decoding), so they are bit-identical to them. Which positions are fitted (measured on
- * SmolLM2-135M, see README "Calibration"):
+ * SmolLM2-135M, see docs/calibration.md):
  *  - not positions < min_pos (default 1: position 0 is the attention sink). Its residual stream entering
  *    layer 28 has norm ~24,700 (one channel at ~24,500) against ~600 at other positions; as one row of a
  *    least-squares fit it weighs as much as ~1,500 ordinary tokens. The device never drafts at position 0
