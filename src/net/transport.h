@@ -1,5 +1,6 @@
 /* transport.h — hidden states between a device and its cloud rank over MPI point-to-point
- * (with comm.c, the only code that includes mpi.h); token ids only in the cloud-only baseline.
+ * (with comm.c and collective.c, the only code that includes mpi.h); token ids only in the cloud-only
+ * baseline.
  *
  * One endpoint per peer: a ring of `depth` receive slots, each posted with MPI_Irecv at start-up
  * and re-posted when released (in the order they were consumed, which keeps MPI's in-order
