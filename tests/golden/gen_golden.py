@@ -394,7 +394,7 @@ def write_manifest(out_dir, items, logit_rows, crosscheck, eog, sha, now, lib_ve
     a("")
     a("Numerics of this reference (ggml CPU backend; background for engine comparisons): the weights"
       " are not repacked (the log line above: no CPU_REPACK), so matrix products use ggml's plain"
-      " quant_dot kernels, which first convert the f32 activations to the weight's quant_dot type —"
+      " vec_dot kernels, which first convert the f32 activations to the weight's vec_dot type —"
       " Q8_1 for the Q4_1 weights, Q8_0 for the Q8_0 tied embedding/output, f16 for the f16 K and V"
       " cache — and accumulate in f32. Without flash attention, KQ = K(f16)·Q(f16), scaled, masked"
       " and soft-maxed in f32; the probabilities are then converted to f16 for the V product.")
