@@ -50,9 +50,6 @@ static const char *const TP_MODES[] = {"exact", "allreduce", NULL};   /* tp_mode
 static const char *const BACKENDS[] = {"cpu", "cuda", "auto", NULL};   /* = backend_kind */
 static const char *const GPU_DTYPES[] = {"fp16", "bf16", NULL};         /* = backend_dtype */
 static const char *const GPU_GEMV[] = {"auto", "off", "on", NULL};     /* = BACKEND_GEMV_* */
-#define WIRES wire_dtype_names
-#define JITTERS jitter_dist_names
-#define FAULTS fault_kind_names
 
 /* [device.N] with N written canonically ("device.01" would dodge the lookup of device 1) */
 static int device_section(const char *sec, int *n) {
@@ -117,7 +114,7 @@ static int load_profiles(aux_t *a, const char *path, int links, char *err, size_
                 !(rc = ini_double(d, AT(s, "down_mbps"), 0, 0, 1, INFINITY, &p->down_mbps)) &&
                 !(rc = ini_double(d, AT(s, "latency_ms"), 0, 0, 0, INFINITY, &p->latency_ms)) &&
                 !(rc = ini_double(d, AT(s, "jitter_ms"), 0, 0, 0, INFINITY, &p->jitter_ms)) &&
-                !(rc = ini_enum(d, AT(s, "jitter"), JITTERS, JITTER_NONE, &j)))
+                !(rc = ini_enum(d, AT(s, "jitter"), jitter_dist_names, JITTER_NONE, &j)))
                 rc = ini_str(d, AT(s, "source"), "", p->source, sizeof p->source);
             p->jitter = (jitter_dist)j;
         } else {
@@ -166,7 +163,7 @@ static int load_cloud_transport(hat_config *c, const ini_doc *d, int *scheme, in
         (rc = ini_enum(d, AT("cloud", "scheme"), SCHEMES, 0, scheme)) ||
         (rc = ini_int(d, AT("cloud", "tp"), 1, 1, &c->tp)) ||
         (rc = ini_enum(d, AT("cloud", "tp_mode"), TP_MODES, 0, &c->tp_mode)) ||
-        (rc = ini_enum(d, AT("transport", "wire_dtype"), WIRES, WIRE_F32, wire)) ||
+        (rc = ini_enum(d, AT("transport", "wire_dtype"), wire_dtype_names, WIRE_F32, wire)) ||
         (rc = ini_int(d, AT("transport", "chunk_tokens"), 32, 2, &c->chunk_tokens)) ||
         (rc = ini_int(d, AT("transport", "inflight"), 4, 1, &c->inflight)) ||
         (rc = ini_bool(d, AT("transport", "emulate_links"), 1, &c->emulate_links)) ||
@@ -202,7 +199,7 @@ static int load_devices(hat_config *c, const ini_doc *d, aux_t *a) {
 /* [fault] and [hat] */
 static int load_fault_hat(hat_config *c, const ini_doc *d, int *fault) {
     int rc;
-    if ((rc = ini_enum(d, AT("fault", "kind"), FAULTS, FAULT_NONE, fault)) ||
+    if ((rc = ini_enum(d, AT("fault", "kind"), fault_kind_names, FAULT_NONE, fault)) ||
         (rc = ini_int(d, AT("fault", "device"), 0, 0, &c->fault_device)) ||
         (rc = ini_int(d, AT("fault", "at_seq"), 1, 0, &c->fault_seq)) ||
         (rc = ini_str(d, AT("hat", "adapter"), "identity", c->adapter_path, sizeof c->adapter_path)) ||
@@ -371,7 +368,7 @@ static void sb_link(sbuf *b, const link_profile *l, const char *file, int with_s
     char t1[32], t2[32], t3[32], t4[32];
     sb_printf(b, "# link %s (%s): up_mbps = %s, down_mbps = %s, latency_ms = %s, jitter_ms = %s, jitter = %s\n", l->name,
               file, num(t1, 32, l->up_mbps, 0), num(t2, 32, l->down_mbps, 0), num(t3, 32, l->latency_ms, 0),
-              num(t4, 32, l->jitter_ms, 0), JITTERS[l->jitter]);
+              num(t4, 32, l->jitter_ms, 0), jitter_dist_names[l->jitter]);
     if (with_source) { sb_printf(b, "#   source: "); sb_comment_text(b, l->source); sb_printf(b, "\n"); }
 }
 static void sb_comp(sbuf *b, const compute_profile *p, const char *file, int with_source) {

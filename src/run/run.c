@@ -200,8 +200,7 @@ static int start_config(run_ctx *r, const run_opts *o) {
     if (stage(rc, err, "config")) return 1;
     r->part = (partition){r->mc.n_layer, r->cfg.a, r->cfg.b, r->cfg.n_cloud, r->cfg.n_devices, r->cfg.tp};
     r->role = partition_role(&r->part, r->rank);
-    /* the process's role, for every message until exit: comm_set_role keeps the pointer */
-    static char role[32];
+    char role[32];   /* the process role in messages (comm_set_role keeps a copy) */
     if (r->role == ROLE_DEVICE) {
         r->device = partition_device_of_rank(&r->part, r->rank);
         snprintf(role, sizeof role, "device %d", r->device);
