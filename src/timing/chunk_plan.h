@@ -19,9 +19,11 @@
  * plan on that grid that respects the size limits: exact for the model at that granularity (a
  * dynamic program over boundaries whose states are the non-dominated (D, U, C) triples: every
  * stage update is non-decreasing in each of D, U and C, so a dominated state can never end
- * earlier). max_stall_s > 0 excludes chunks whose cloud time cld(p, l) exceeds it (SGLang-style
- * target latency: a long prompt must not stall the decode rounds batched with it); when not even
- * the smallest chunk fits, the smallest one is used and the plan says the bound binds.
+ * earlier; chunk_plan.pruned says when the solver's cap on those states was reached, which the
+ * tests show does not happen on the cases they cover). max_stall_s > 0 excludes chunks whose
+ * cloud time cld(p, l) exceeds it (SGLang-style target latency: a long prompt must not stall the
+ * decode rounds batched with it); when no plan meets it, the best plan whose over-bound chunks
+ * are all small (shorter than twice max(min_chunk, g)) is used and the plan says so.
  */
 #ifndef HAT_CHUNK_PLAN_H
 #define HAT_CHUNK_PLAN_H
@@ -52,7 +54,9 @@ typedef struct {
     double done;        /* predicted C_k */
     int gran;           /* the grid step used */
     int stall_bound;    /* 1: max_stall_s excluded larger chunks somewhere in the plan (it binds);
-                         * 2: not even a min_chunk chunk met it (the smallest was used) */
+                         * 2: no plan met it (small chunks over it were used) */
+    int pruned;         /* 1: a grid point held more non-dominated states than the solver keeps
+                         * (96): the plan is valid, its optimality no longer guaranteed */
 } chunk_plan;
 
 /* Predicted finish times of a given plan: C_i into done[i] (may be NULL), returns C_k. */

@@ -5,11 +5,12 @@
  *     t = c0 + c1 n + c2 s
  * c0: fixed cost per pass (launching, the weights read once per pass when they do not stay in
  * cache); c1: per-token cost (the matmuls); c2: per-attended-position cost (attention). Samples
- * come from a start-up probe (cost_fit_probe_plan) and then from every pass the rank runs; the
- * fit uses gsl_multifit_wlinear over a window of the most recent samples, each weighted 1/t^2
- * (relative errors: a 2 ms pass counts as much as a 2 s one), and reports the residuals. The
- * coefficients are clamped to be >= 0 (a negative cost would make the chunk chooser favour absurd
- * plans); the clamp is reported.
+ * come from a start-up probe (the cloud runs a few passes of chosen shapes) and then from every
+ * pass the rank runs; the fit uses gsl_multifit_wlinear_tsvd over a window of the most recent
+ * samples, each weighted 1/t^2 (relative errors: a 2 ms pass counts as much as a 2 s one), and
+ * reports the residuals. The coefficients are clamped to be >= 0 (a negative cost would make the
+ * chunk chooser favour absurd plans: the most negative one's column is dropped and the rest
+ * refitted); the clamp is reported.
  */
 #ifndef HAT_COST_FIT_H
 #define HAT_COST_FIT_H
