@@ -26,17 +26,22 @@ STR_ATTRS = ["hat_version", "git_hash", "compiler", "build_type", "c_flags", "fe
              "created_utc", "mode", "privacy", "adapter"]
 INT_ATTRS = ["n_ranks", "n_devices", "n_cloud", "split_a", "split_b", "n_layer"]
 OPTIONAL_INT_ATTRS = ["cloud_tp"]   # absent from traces written before tensor parallelism (means 1)
-OPTIONAL_FIELDS = {"batches": ["group_s"]}   # absent from traces written before tensor parallelism
+# absent from older traces: group_s before tensor parallelism, the chunking and cost-model fields
+# before dynamic chunking (each group is absent as a whole)
+COST_FIELDS = ["ctx", "pred_s", "cost_c0", "cost_c1", "cost_c2", "fit_rms_rel", "fit_samples", "fit_clamped"]
+CHUNK_FIELDS = ["chunking", "chunks", "stall_bound", "ttft_pred_s"]
+OPTIONAL_FIELDS = {"batches": ["group_s"] + COST_FIELDS, "steps": ["plan_done_t"], "devices": CHUNK_FIELDS}
 FIELDS = {
     "tokens": ["device", "index", "step", "token", "t_emit", "latency_s"],
     "steps": ["device", "seq", "kind", "pos0", "n_tok", "cloud_rank", "batch_tokens", "batch_devices",
               "up_bytes", "down_bytes", "t_start", "dev_in_s", "dev_in_pred_s", "t_up_send", "up_model_s",
               "t_cloud_ready", "cloud_queue_s", "cloud_compute_s", "t_down_send", "down_model_s",
               "t_down_ready", "dev_out_s", "dev_out_pred_s", "t_end", "gamma", "accepted", "emitted",
-              "t_up_first", "draft_s", "draft_pred_s"],
-    "batches": ["cloud_rank", "batch", "n_tok", "n_dev", "t_start", "t_end", "group_s"],
+              "t_up_first", "draft_s", "draft_pred_s", "plan_done_t"],
+    "batches": ["cloud_rank", "batch", "n_tok", "n_dev", "t_start", "t_end", "group_s"] + COST_FIELDS,
     "devices": ["device", "rank", "cloud_rank", "prompt_tokens", "gen_tokens", "n_steps", "profile_exceeded",
-                "rounds", "drafted", "accepted", "t_request", "t_first", "t_done", "up_bytes", "down_bytes"],
+                "rounds", "drafted", "accepted", "t_request", "t_first", "t_done", "up_bytes", "down_bytes"]
+               + CHUNK_FIELDS,
     "summary": ["device", "n_tokens", "n_tbt", "ttft_mean", "ttft_p50", "ttft_p90", "ttft_p99", "tbt_mean",
                 "tbt_p50", "tbt_p90", "tbt_p99", "tok_s", "up_bytes_per_tok", "down_bytes_per_tok", "rounds",
                 "accept_rate", "tokens_per_round"],
@@ -192,8 +197,9 @@ def check_schema(t, p):
             ok = False
             continue
         have = list(t[name].dtype.names or [])
-        if have != fields and have == [x for x in fields if x not in OPTIONAL_FIELDS.get(name, [])]:
-            pass   # an older trace without the optional fields
+        opt = OPTIONAL_FIELDS.get(name, [])
+        if have != fields and have == [x for x in fields if x in have] and all(x in opt for x in fields if x not in have):
+            pass   # an older trace without some optional fields
         elif have != fields:
             missing = [x for x in fields if x not in have]
             extra = [x for x in have if x not in fields]
@@ -287,11 +293,37 @@ def check_steps(st, dev_by, p):
         dec = np.nonzero(rnd)[0]
         if len(dec) and (kinds[dec[0]:] == STEP_PREFILL).any():
             p.add("steps", f"device {d}: a prefill step follows decode step {s['seq'][dec[0]]}")
+        if "chunks" in (dv.dtype.names or []):
+            check_chunks(d, dv, s, p)
         for col in ("up_bytes", "down_bytes"):
             tot = int(s[col].astype(np.uint64).sum())
             if tot != int(dv[col]):
                 p.add("bytes", f"device {d}: steps sum {col} = {tot}, /devices says {int(dv[col])}")
     return worst
+
+
+def check_chunks(d, dv, s, p):
+    """a device's prefill chunks against its /devices row: policy, count, plan stamps"""
+    pre = s[s["kind"] == STEP_PREFILL]
+    pol, n = int(dv["chunking"]), len(pre)
+    if pol not in (0, 1, 2):
+        p.add("chunking", f"device {d}: chunking {pol} is none of off (0), fixed (1), dynamic (2)")
+    if int(dv["chunks"]) != n:
+        p.add("chunking", f"device {d}: /devices chunks = {int(dv['chunks'])}, {n} prefill steps")
+    if int(pre["n_tok"].astype(np.int64).sum()) != int(dv["prompt_tokens"]):
+        p.add("chunking", f"device {d}: prefill chunks hold {int(pre['n_tok'].sum())} tokens, "
+              f"prompt_tokens = {int(dv['prompt_tokens'])}")
+    if pol == 0 and n != 1:
+        p.add("chunking", f"device {d}: chunking off but {n} prefill chunks")
+    if int(dv["stall_bound"]) > n:
+        p.add("chunking", f"device {d}: stall_bound {int(dv['stall_bound'])} > chunks {n}")
+    planned = s["plan_done_t"] != 0
+    if pol != 2 and (planned.any() or dv["ttft_pred_s"] != 0):
+        p.add("chunking", f"device {d}: plan stamps without dynamic chunking")
+    if pol == 2 and n and not (planned[s["kind"] == STEP_PREFILL].all() and dv["ttft_pred_s"] > 0):
+        p.add("chunking", f"device {d}: dynamic chunking without a plan stamp on every chunk")
+    if (planned & (s["kind"] != STEP_PREFILL)).any():
+        p.add("chunking", f"device {d}: a plan stamp on a decode step")
 
 
 def check_batches(bat, p):
@@ -302,6 +334,15 @@ def check_batches(bat, p):
         for i in np.nonzero(bad)[0]:
             p.add("batches", f"cloud {bat['cloud_rank'][i]} batch {bat['batch'][i]}: group_s {bat['group_s'][i]:.6g} "
                   f"outside [0, t_end - t_start]")
+    if "ctx" in (bat.dtype.names or []):
+        # every token attends at least to itself; the model's numbers are non-negative and finite
+        for i in np.nonzero(bat["ctx"] < bat["n_tok"])[0]:
+            p.add("cost", f"cloud {bat['cloud_rank'][i]} batch {bat['batch'][i]}: ctx {bat['ctx'][i]:.0f} < n_tok")
+        for col in ("pred_s", "cost_c0", "cost_c1", "cost_c2", "fit_rms_rel"):
+            for i in np.nonzero(~(np.isfinite(bat[col]) & (bat[col] >= 0)))[0]:
+                p.add("cost", f"cloud {bat['cloud_rank'][i]} batch {bat['batch'][i]}: {col} = {bat[col][i]:.6g}")
+        for i in np.nonzero((bat["fit_samples"] == 0) & (bat["pred_s"] != 0))[0]:
+            p.add("cost", f"cloud {bat['cloud_rank'][i]} batch {bat['batch'][i]}: a prediction without a model")
     for i in np.nonzero((bat["n_dev"] < 1) | (bat["n_tok"] < bat["n_dev"]))[0]:
         p.add("batches", f"cloud {bat['cloud_rank'][i]} batch {bat['batch'][i]}: n_tok {bat['n_tok'][i]}, "
               f"n_dev {bat['n_dev'][i]} (need n_tok >= n_dev >= 1)")

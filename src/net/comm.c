@@ -88,6 +88,10 @@ int comm_agree(int code, char *msg, size_t msglen, int *failing_rank) {
     return c ? c : 1;
 }
 
+void comm_allgather_doubles(const double *mine, int n, double *all) {
+    MPI_Allgather(mine, n, MPI_DOUBLE, all, n, MPI_DOUBLE, MPI_COMM_WORLD);
+}
+
 void comm_sync_clock(void) {
     /* NTP-style: rank r sends t1, rank 0 answers its clock t2, r receives at t3;
      * offset = t2 - (t1 + t3)/2 from the exchange with the smallest round trip */

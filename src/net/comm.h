@@ -35,6 +35,9 @@ void comm_set_role(const char *role);   /* for messages: "[rank r role]" */
  * code and message of the lowest failing rank (copied into msg on every rank). */
 int comm_agree(int code, char *msg, size_t msglen, int *failing_rank);
 
+/* Every rank contributes n doubles; all (size * n, rank order) gets every rank's (collective). */
+void comm_allgather_doubles(const double *mine, int n, double *all);
+
 /* Measures clock offsets to rank 0 and sets the start instant (collective). */
 void comm_sync_clock(void);
 double comm_now(void);

@@ -4,6 +4,7 @@
 #include "core/crc32c.h"
 #include "engine/quant.h"
 
+#include <math.h>
 #include <string.h>
 
 const char *const wire_dtype_names[] = {"fp32", "fp16", "bf16", NULL};
@@ -57,6 +58,12 @@ int wire_validate(const void *msg, size_t nbytes, const wire_expect *ex, char *e
                                          "(hidden_up) or bye, never token ids"
                                        : "device %u received a message of kind %u (%s), expected hidden_down",
                        h.device, h.kind, wire_kind_name(h.kind));
+    const float cost[3] = {h.cost_c0, h.cost_c1, h.cost_c2};
+    for (int i = 0; i < 3; i++)
+        if (ex->from_device ? cost[i] != 0 : !(cost[i] >= 0 && isfinite(cost[i])))
+            return hat_err(err, errlen, HAT_ERR_FORMAT, "cost_c%d = %g in a message %s device %u (expected %s)", i,
+                           (double)cost[i], ex->from_device ? "from" : "to", h.device,
+                           ex->from_device ? "0: devices send no cost model" : "a finite value >= 0");
     if (h.device != ex->device)
         return hat_err(err, errlen, HAT_ERR_FORMAT, "message for device %u arrived on device %u's channel", h.device, ex->device);
     const size_t body = nbytes - WIRE_HEADER_BYTES;

@@ -21,9 +21,12 @@
  *   68   4  compute_s       replies: the batch's forward pass
  *   72   4  batch_tokens    replies: tokens in that batch
  *   76   4  batch_devices   replies: sequences in that batch
- *   80   8  reserved        zero
+ *   80   4  cost_c0         replies: the cloud rank's fitted pass-time model t = c0 + c1 n + c2 s
+ *   84   4  cost_c1           (float seconds, seconds per token, seconds per attended position;
+ *                             src/timing/cost_fit.h), the devices' dynamic chunking input; all 0
+ *                             before the first fit and in the device's messages
  *   88   4  checksum        CRC-32C of the header (this field zero) and the payload
- *   92   4  reserved2       zero
+ *   92   4  cost_c2         (see cost_c0)
  *
  * Privacy property, checked here: a message from a device may only be HIDDEN_UP (hidden
  * states: floating-point payload of exactly n_tok x dim) or BYE (no payload). There is no
@@ -48,7 +51,7 @@ const char *wire_dtype_name(wire_dtype w);
 size_t wire_dtype_size(wire_dtype w);   /* bytes per element; 0 for an unknown dtype */
 
 #define WIRE_MAGIC 0x57544148u
-#define WIRE_VERSION 1
+#define WIRE_VERSION 2   /* 2: the cost model fields (were reserved in 1) */
 #define WIRE_HEADER_BYTES 96
 
 typedef enum {
@@ -77,8 +80,9 @@ typedef struct {
     double t_send, t_deliver, t_peer_ready;
     float queue_s, compute_s;
     uint32_t batch_tokens, batch_devices;
-    uint64_t reserved;
-    uint32_t checksum, reserved2;
+    float cost_c0, cost_c1;
+    uint32_t checksum;
+    float cost_c2;
 } wire_header;
 
 _Static_assert(sizeof(wire_header) == WIRE_HEADER_BYTES, "wire header must be 96 bytes");
@@ -106,7 +110,7 @@ typedef struct {
 
 /* Checks a received message of `nbytes` bytes: size >= header, magic, version, kind allowed
  * for the sender, device, dim, dtype, n_tok range, payload size = n_tok*dim*dtype and
- * = nbytes - header, checksum. TOKENS (allow_tokens only): dtype WIRE_TOKEN_I32, dim 0, n_tok
+ * = nbytes - header, checksum, the cost fields (0 from a device; finite and >= 0 from the cloud). TOKENS (allow_tokens only): dtype WIRE_TOKEN_I32, dim 0, n_tok
  * 1..max_tok from a device (0..max_tok from the cloud: an acknowledgement carries none),
  * payload n_tok * 4 bytes, every id in [0, n_vocab). Returns HAT_OK or HAT_ERR_FORMAT with a
  * message naming the field, the value and what was expected. */

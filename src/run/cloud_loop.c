@@ -1,6 +1,7 @@
 /* cloud_loop.c — the serving loop both cloud roles share (cloud_loop.h), and the tensor-parallel
  * group's step broadcast: the leader's side inside the loop, the other ranks' in cloud_loop_member. */
 #include "run/cloud_loop.h"
+#include "run/cloud_cost.h"
 
 #include "core/common.h"
 #include "net/comm.h"
@@ -61,7 +62,7 @@ typedef struct {
     cloud_item *items;    /* (n) and its requests */
 } loop_state;
 
-static void sessions_open(loop_state *L, int cidx, int max_msg_tok) {
+static void sessions_open(loop_state *L, int cidx) {
     const hat_config *cfg = &L->cl.r->cfg;
     const partition *part = &L->cl.r->part;
     const cloud_mode *md = L->mode;
@@ -70,8 +71,8 @@ static void sessions_open(loop_state *L, int cidx, int max_msg_tok) {
         s->device = partition_device_served(part, cidx, i);
         link_params down;
         emul_link_params(&down, &cfg->dev[s->device].link, 1);
-        transport_init(&s->ep, partition_rank_of_device(part, s->device), s->device, 1, L->cl.depth, md->dim, max_msg_tok,
-                      md->wire, &down, cfg->emulate_links, cfg->seed);
+        transport_init(&s->ep, partition_rank_of_device(part, s->device), s->device, 1, L->cl.depth, md->dim,
+                       run_msg_max_tok(L->cl.r, s->device), md->wire, &down, cfg->emulate_links, cfg->seed);
         if (md->n_vocab > 0) transport_allow_tokens(&s->ep, md->n_vocab);
         s->q = xcalloc((size_t)L->cl.depth, sizeof *s->q);
     }
@@ -132,11 +133,16 @@ static void batch_run(loop_state *L, int ns, int tok) {
         group_bcast(r, L->seqs, sizeof *L->seqs * (size_t)ns, "a step's sequences");
         group_bcast(r, backend_io(cl->be), sizeof(float) * (size_t)tok * r->mc.dim, "a step's hidden states");
     }
-    const double tg = L->group ? comm_now() : t0;
+    const double tg = L->group ? comm_now() : t0, ctx = cloud_cost_context(L->seqs, ns);
+    const cost_coef cc = r->fit->coef;   /* the model in force for this pass */
     CHECK(backend_forward(cl->be, L->seqs, ns, err, sizeof err) == HAT_OK, "%s", err);
     const double t1 = comm_now();
+    cloud_cost_pass(r, tok, ctx, t1 - t0);
     const trace_batch tb = {.cloud_rank = (uint32_t)r->rank, .batch = L->batch_no++, .n_tok = (uint32_t)tok,
-                            .n_dev = (uint32_t)ns, .t_start = t0, .t_end = t1, .group_s = tg - t0};
+                            .n_dev = (uint32_t)ns, .t_start = t0, .t_end = t1, .group_s = tg - t0, .ctx = ctx,
+                            .pred_s = cc.n_samples ? cost_fit_predict(&cc, tok, ctx) : 0, .cost_c0 = cc.c0,
+                            .cost_c1 = cc.c1, .cost_c2 = cc.c2, .fit_rms_rel = cc.rms_rel,
+                            .fit_samples = (uint32_t)cc.n_samples, .fit_clamped = (uint32_t)cc.clamped};
     collector_add(&r->col, TRACE_BATCHES, &tb);
     const cloud_pass p = {.t0 = t0, .t1 = t1, .n_tok = tok, .n_seq = ns};
     for (int k = 0; k < ns; k++) {
@@ -148,18 +154,21 @@ static void batch_run(loop_state *L, int ns, int tok) {
 
 void cloud_loop_run(run_ctx *r, const cloud_mode *mode) {
     const hat_config *cfg = &r->cfg;
-    const int cidx = partition_group_of_rank(&r->part, r->rank), max_msg_tok = run_msg_max_tok(cfg);
+    const int cidx = partition_group_of_rank(&r->part, r->rank);
     loop_state L = {.cl = {.r = r, .be = r->be, .ctx = mode->ctx, .n = partition_n_served(&r->part, cidx),
                            .depth = run_msg_depth(cfg)},
-                    .mode = mode, .group = tp_active(&r->tp),
-                    .max_batch = cfg->max_batch_tokens > max_msg_tok ? cfg->max_batch_tokens : max_msg_tok};
+                    .mode = mode, .group = tp_active(&r->tp), .max_batch = cfg->max_batch_tokens};
+    for (int i = 0; i < L.cl.n; i++) {   /* a pass holds at least any one message of its devices */
+        const int m = run_msg_max_tok(r, partition_device_served(&r->part, cidx, i));
+        if (m > L.max_batch) L.max_batch = m;
+    }
     const backend *be = r->be;
     CHECK(be && be->max_tok >= L.max_batch && be->n_slots >= L.cl.n, "cloud: backend not planned for this run");
     CHECK(!L.group || !be->embed, "cloud: a tensor-parallel group broadcasts hidden states, not token ids");
     L.cl.S = xcalloc((size_t)L.cl.n, sizeof *L.cl.S);
     L.seqs = xcalloc((size_t)L.cl.n, sizeof *L.seqs);
     L.items = xcalloc((size_t)L.cl.n, sizeof *L.items);
-    sessions_open(&L, cidx, max_msg_tok);
+    sessions_open(&L, cidx);
     L.active = L.cl.n;
     while (L.active > 0) {
         double next = 1e300;

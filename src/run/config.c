@@ -33,12 +33,13 @@ static const char *const K_RUN[] = {"mode", "seed", "trace", NULL};
 static const char *const K_MODEL[] = {"path", "ctx", "device_threads", "cloud_threads", NULL};
 static const char *const K_SPLIT[] = {"a", "b", NULL};
 static const char *const K_CLOUD[] = {"ranks", "scheme", "tp", "tp_mode", "max_batch_tokens", "backend", "gpu_dtype", "gpu", "gpu_graphs", "gpu_gemv", NULL};
-static const char *const K_TRANSPORT[] = {"wire_dtype", "chunk_tokens", "inflight", "emulate_links", NULL};
+static const char *const K_TRANSPORT[] = {"wire_dtype", "chunking", "chunk_tokens", "max_stall_ms", "inflight",
+                                          "emulate_links", NULL};
 static const char *const K_PROFILES[] = {"links", "devices", NULL};
 static const char *const K_DEVICES[] = {"count", "link", "compute", "prompts", "prompt", "chat", "max_tokens",
                                         "start_interval_s", "temp", "top_k", "top_p", NULL};
 static const char *const K_DEVICE[] = {"link", "compute", "prompt", "chat", "max_tokens", "start_s", "temp",
-                                       "top_k", "top_p", NULL};
+                                       "top_k", "top_p", "chunking", NULL};
 static const char *const K_FAULT[] = {"kind", "device", "at_seq", NULL};
 static const char *const K_HAT[] = {"adapter", "gamma", "adaptive", "gamma_min", "gamma_max", NULL};
 static const char *const K_LINK[] = {"up_mbps", "down_mbps", "latency_ms", "jitter_ms", "jitter", "source", NULL};
@@ -50,6 +51,7 @@ static const char *const TP_MODES[] = {"exact", "allreduce", NULL};   /* tp_mode
 static const char *const BACKENDS[] = {"cpu", "cuda", "auto", NULL};   /* = backend_kind */
 static const char *const GPU_DTYPES[] = {"fp16", "bf16", NULL};         /* = backend_dtype */
 static const char *const GPU_GEMV[] = {"auto", "off", "on", NULL};     /* = BACKEND_GEMV_* */
+const char *const chunk_policy_names[] = {"off", "fixed", "dynamic", NULL}; /* = chunk_policy */
 
 /* [device.N] with N written canonically ("device.01" would dodge the lookup of device 1) */
 static int device_section(const char *sec, int *n) {
@@ -164,7 +166,9 @@ static int load_cloud_transport(hat_config *c, const ini_doc *d, int *scheme, in
         (rc = ini_int(d, AT("cloud", "tp"), 1, 1, &c->tp)) ||
         (rc = ini_enum(d, AT("cloud", "tp_mode"), TP_MODES, 0, &c->tp_mode)) ||
         (rc = ini_enum(d, AT("transport", "wire_dtype"), wire_dtype_names, WIRE_F32, wire)) ||
+        (rc = ini_enum(d, AT("transport", "chunking"), chunk_policy_names, CHUNK_FIXED, &c->chunking)) ||
         (rc = ini_int(d, AT("transport", "chunk_tokens"), 32, 2, &c->chunk_tokens)) ||
+        (rc = ini_double(d, AT("transport", "max_stall_ms"), 0, 0, 0, INFINITY, &c->max_stall_ms)) ||
         (rc = ini_int(d, AT("transport", "inflight"), 4, 1, &c->inflight)) ||
         (rc = ini_bool(d, AT("transport", "emulate_links"), 1, &c->emulate_links)) ||
         (rc = ini_int(d, AT("cloud", "max_batch_tokens"), 256, 1, &c->max_batch_tokens)) ||
@@ -309,10 +313,16 @@ static int resolve_device(hat_config *c, const ini_doc *d, const aux_t *a, int i
                        "%s: device %d has no prompt: set [devices] prompts = <file>, [devices] prompt = <text> "
                        "or [device.%d] prompt", d->path, i, i);
     if ((rc = ini_bool(d, AT(sec, "chat"), a->chat, &v->chat)) ||
+        (rc = ini_enum(d, AT(sec, "chunking"), chunk_policy_names, c->chunking, &v->chunking)) ||
         (rc = ini_int(d, AT(sec, "max_tokens"), a->max_tokens, 1, &v->max_tokens)) ||
         (rc = ini_int(d, AT(sec, "top_k"), a->top_k, 0, &v->top_k)) ||
         (rc = ini_double(d, AT(sec, "start_s"), i * a->interval, 0, 0, INFINITY, &v->start_s)))
         return rc;
+    if (v->chunking == CHUNK_DYNAMIC && c->run_mode == RUN_CLOUD_ONLY) {
+        const char *at = ini_find(d, sec, "chunking") ? sec : "transport";
+        return ini_fail_value(d, AT(at, "chunking"), "dynamic chunking plans hidden-state chunks through the "
+                              "device-uplink-cloud pipeline; the cloud-only baseline sends token ids: use off or fixed");
+    }
     if ((rc = ini_double(d, AT(sec, "temp"), a->temp, 0, 0, INFINITY, &t))) return rc;
     v->temp = (float)t;
     if ((rc = ini_double(d, AT(sec, "top_p"), a->top_p, 0, 1, 1, &t))) return rc;
@@ -393,8 +403,10 @@ static char *dump_resolved(const hat_config *c, const aux_t *a) {
     sb_printf(&b, "\n[cloud]\nranks = %d\nscheme = %s\ntp = %d\ntp_mode = %s\nmax_batch_tokens = %d\nbackend = %s\ngpu_dtype = %s\ngpu = %d\ngpu_graphs = %s\ngpu_gemv = %s\n",
               c->n_cloud, c->scheme, c->tp, TP_MODES[c->tp_mode], c->max_batch_tokens, BACKENDS[c->backend], GPU_DTYPES[c->gpu_dtype], c->gpu,
               c->gpu_graphs ? "on" : "off", GPU_GEMV[c->gpu_gemv]);
-    sb_printf(&b, "\n[transport]\nwire_dtype = %s\nchunk_tokens = %d\ninflight = %d\nemulate_links = %s\n",
-              wire_dtype_name(c->wire), c->chunk_tokens, c->inflight, c->emulate_links ? "on" : "off");
+    sb_printf(&b, "\n[transport]\nwire_dtype = %s\nchunking = %s\nchunk_tokens = %d\n", wire_dtype_name(c->wire),
+              chunk_policy_names[c->chunking], c->chunk_tokens);
+    sb_printf(&b, "max_stall_ms = %s\n", num(t, sizeof t, c->max_stall_ms, 0));
+    sb_printf(&b, "inflight = %d\nemulate_links = %s\n", c->inflight, c->emulate_links ? "on" : "off");
     sb_printf(&b, "\n[profiles]\n");
     sb_kv(&b, "links", c->links_path, 0);
     sb_kv(&b, "devices", c->devices_path, 0);
@@ -414,7 +426,8 @@ static char *dump_resolved(const hat_config *c, const aux_t *a) {
         const device_cfg *v = &c->dev[i];
         sb_printf(&b, "\n[device.%d]\nlink = %s\ncompute = %s\n", i, v->link.name, v->compute.name);
         sb_kv(&b, "prompt", v->prompt, 1);
-        sb_printf(&b, "chat = %s\nmax_tokens = %d\n", v->chat ? "on" : "off", v->max_tokens);
+        sb_printf(&b, "chat = %s\nmax_tokens = %d\nchunking = %s\n", v->chat ? "on" : "off", v->max_tokens,
+                  chunk_policy_names[v->chunking]);
         sb_printf(&b, "start_s = %s\n", num(t, sizeof t, v->start_s, 0));
         sb_printf(&b, "temp = %s\n", num(t, sizeof t, v->temp, 1));
         sb_printf(&b, "top_k = %d\ntop_p = %s\n", v->top_k, num(t, sizeof t, v->top_p, 1));

@@ -29,7 +29,13 @@
  *               gpu_graphs = on|off [on]  (CUDA: replay each step shape from a captured CUDA graph)
  *               gpu_gemv = auto|off|on [auto]  (CUDA, steps of <= 8 tokens: the GEMV kernel where it
  *               matches cuBLAS and is timed faster at start-up / cuBLAS only / always, still checked)
- *   [transport] wire_dtype = fp32|fp16|bf16 [fp32]     chunk_tokens = <int> [32]
+ *   [transport] wire_dtype = fp32|fp16|bf16 [fp32]
+ *               chunking = off|fixed|dynamic [fixed]  (how a prompt goes up: off, one message and
+ *               one cloud pass; fixed, chunks of chunk_tokens; dynamic, every chunk's size chosen
+ *               before it is sent from the fitted cost model, src/timing/chunk_plan.h)
+ *               chunk_tokens = <int> [32]  (fixed chunks)
+ *               max_stall_ms = <float> [0]  (dynamic: no chunk's predicted cloud pass over it, so
+ *               that a long prompt does not stall the other devices' decode rounds; 0: no bound)
  *               inflight = <int> [4]  (messages a device may have outstanding)
  *               emulate_links = on|off [on]
  *   [profiles]  links = <ini path> [configs/links.ini]
@@ -42,7 +48,7 @@
  *               start_interval_s = <float> [0]   (device i starts at i * interval)
  *               temp = <float> [0]  top_k = <int> [0]  top_p = <float> [1]
  *   [device.N]  per-device override of: link, compute, prompt, chat, max_tokens, start_s,
- *               temp, top_k, top_p   (N in [0, count))
+ *               temp, top_k, top_p, chunking   (N in [0, count))
  *   [hat]       adapter = <adapter file from hat calibrate>|identity [identity]
  *               gamma = <int> [4]  (draft tokens per round; the first gamma when adaptive)
  *               adaptive = on|off [off]  gamma_min = <int> [1]  gamma_max = <int> [8]
@@ -70,8 +76,13 @@
 #define CFG_NAME EMUL_NAME
 #define CFG_SOURCE EMUL_SOURCE
 
+/* [transport] chunking; chunk_policy_names is NULL-terminated, in enum order */
+typedef enum { CHUNK_OFF = 0, CHUNK_FIXED = 1, CHUNK_DYNAMIC = 2 } chunk_policy;
+extern const char *const chunk_policy_names[];
+
 typedef struct {
     char *prompt;                  /* owned */
+    int chunking;                  /* chunk_policy */
     int chat;                      /* wrap in the model's chat template */
     int max_tokens;
     double start_s;                /* on the run clock (0 = when all ranks are ready) */
@@ -108,7 +119,9 @@ typedef struct {
     int gpu_gemv;                  /* BACKEND_GEMV_*: 0 auto, 1 off, 2 on */
     /* [transport] */
     wire_dtype wire;
+    int chunking;                  /* chunk_policy: the devices' default */
     int chunk_tokens, inflight, emulate_links;
+    double max_stall_ms;
     /* [profiles] */
     char links_path[CFG_PATH], devices_path[CFG_PATH];
     /* [devices] + [device.N] */

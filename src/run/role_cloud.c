@@ -71,7 +71,8 @@ static void split_reply(cloud_loop *cl, int k, const cloud_item *it, const backe
     wire_header h = {.kind = WIRE_HIDDEN_DOWN, .seq = q->h.seq, .pos0 = q0->h.pos0, .n_tok = (uint32_t)seq->n_tok,
                      .flags = q->h.flags, .t_peer_ready = q->t_seen, .queue_s = (float)(p->t0 - q->t_seen),
                      .compute_s = (float)(p->t1 - p->t0), .batch_tokens = (uint32_t)p->n_tok,
-                     .batch_devices = (uint32_t)p->n_seq};
+                     .batch_devices = (uint32_t)p->n_seq, .cost_c0 = (float)cl->r->fit->coef.c0,
+                     .cost_c1 = (float)cl->r->fit->coef.c1, .cost_c2 = (float)cl->r->fit->coef.c2};
     double ts;
     transport_send(&s->ep, &h, backend_io(cl->be) + (size_t)it->row * cl->r->mc.dim, &ts);
 }

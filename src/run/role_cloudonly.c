@@ -98,7 +98,9 @@ typedef struct {
 /* the next prompt chunk up (or the configured fault in its place) */
 static void co_send_chunk(co_device *d) {
     run_ctx *r = d->r;
-    const int n = chunk_next(r->n_prompt - d->pos_sent, r->cfg.chunk_tokens), last = d->pos_sent + n == r->n_prompt;
+    const int left = r->n_prompt - d->pos_sent;   /* chunking off: the whole prompt at once */
+    const int n = d->dc->chunking == CHUNK_OFF ? left : chunk_next(left, r->cfg.chunk_tokens);
+    const int last = d->pos_sent + n == r->n_prompt;
     trace_step *st = &d->pend[d->seq % (uint32_t)d->K];
     *st = (trace_step){.device = (uint32_t)r->device, .seq = d->seq, .kind = TRACE_STEP_PREFILL,
                        .pos0 = (uint32_t)d->pos_sent, .n_tok = (uint32_t)n, .cloud_rank = (uint32_t)d->cloud,
@@ -180,7 +182,7 @@ static int co_receive(co_device *d, const transport_msg *m) {
 
 void role_cloudonly_device_main(run_ctx *r) {
     const hat_config *cfg = &r->cfg;
-    const int max_tok = run_msg_max_tok(cfg);
+    const int max_tok = run_msg_max_tok(r, r->device);
     co_device d = {.r = r, .dc = &cfg->dev[r->device], .K = run_msg_depth(cfg),
                    .cloud = partition_cloud_of_device(&r->part, r->device)};
     link_params up;

@@ -10,6 +10,7 @@
  * state goes up as soon as it exists, and one reply of gamma + 1 rows verifies them all.
  */
 #include "run/roles.h"
+#include "run/device_plan.h"
 
 #include "net/comm.h"
 #include "core/common.h"
@@ -50,6 +51,7 @@ typedef struct {
     spec_gamma_ctl gctl;       /* the adaptive draft length */
     int gen, stop;             /* tokens emitted; the session is over */
     double t_prev;             /* when the previous token was emitted */
+    device_plan plan;          /* [transport] chunking = dynamic: the pipeline model (device_plan.h) */
 } device_ctx;
 
 /* Runs `fn`'s compute through the device profile: measured time, profile prediction, padding. */
@@ -120,6 +122,7 @@ static void step_receive(device_ctx *d, const transport_msg *m, int head) {
           "device %d: reply for message %u (positions %u+%u) does not match the request (%u, %u+%u)", d->r->device,
           h->seq, h->pos0, h->n_tok, st->seq, st->pos0, st->n_tok);
     run_step_reply(st, m);
+    const float cost[3] = {h->cost_c0, h->cost_c1, h->cost_c2};
     const double t0 = comm_now();
     wire_decode(d->ep.dtype, m->payload, d->fs.x, (size_t)h->n_tok * d->ep.dim);
     transport_release(&d->ep);
@@ -128,6 +131,7 @@ static void step_receive(device_ctx *d, const transport_msg *m, int head) {
     st->dev_out_s = comm_now() - t0;
     charge(d, st->dev_out_s, d->m_out->bytes_per_token, d->params_out, (int)h->n_tok, &st->dev_out_pred_s);
     st->t_end = comm_now();
+    if (d->dc->chunking == CHUNK_DYNAMIC) device_plan_observe(&d->plan, st, cost);
     d->td.up_bytes += st->up_bytes;
     d->td.down_bytes += st->down_bytes;
     d->td.n_steps++;
@@ -186,7 +190,7 @@ static void device_open(device_ctx *d, run_ctx *r) {
     CHECK(model_load_file(&d->m_in, r->gf, &(model_part){.l0 = 0, .l1 = d->a, .embed = 1}, err, sizeof err) == HAT_OK, "%s", err);
     CHECK(model_load_file(&d->m_out, r->gf, &(model_part){.l0 = d->L - d->b, .l1 = d->L, .head = 1}, err, sizeof err) == HAT_OK,
           "%s", err);
-    const int max_tok = run_msg_max_tok(cfg), depth = run_msg_depth(cfg);
+    const int max_tok = run_msg_max_tok(r, r->device), depth = run_msg_depth(cfg);
     CHECK(kvcache_init(&d->kv_in, 0, d->a, cfg->ctx, r->mc.kv_dim, err, sizeof err) == HAT_OK, "%s", err);
     CHECK(kvcache_init(&d->kv_out, d->L - d->b, d->L, cfg->ctx, r->mc.kv_dim, err, sizeof err) == HAT_OK, "%s", err);
     CHECK(forward_init(&d->fs, d->m_in, max_tok, cfg->ctx, d->gamma_max + 1, cfg->device_threads, err, sizeof err) == HAT_OK,
@@ -203,6 +207,15 @@ static void device_open(device_ctx *d, run_ctx *r) {
     d->td.rank = (uint32_t)r->rank;
     d->td.cloud_rank = (uint32_t)cloud;
     d->td.prompt_tokens = (uint32_t)r->n_prompt;
+    d->td.chunking = (uint32_t)d->dc->chunking;
+    if (d->dc->chunking == CHUNK_DYNAMIC) {
+        link_params down;
+        emul_link_params(&down, &d->dc->link, 1);
+        device_plan_init(&d->plan, &d->cp, d->params_in, d->params_out,
+                         (double)(d->m_in->bytes_per_token + d->m_out->bytes_per_token), d->a, d->b, d->L, &up, &down,
+                         cfg->emulate_links, r->mc.dim, (int)wire_dtype_size(cfg->wire), run_prefill_max_tok(r, r->device),
+                         cfg->max_stall_ms * 1e-3, r->cost0);
+    }
 }
 
 /* the sampler, the HAT device (drafting and verification; gamma 0 in the U-shape) and the
@@ -240,6 +253,20 @@ static void device_close(device_ctx *d) {
     model_free(d->m_out);
 }
 
+/* the size of the next prompt chunk from position pos: [transport] chunking off (the whole
+ * prompt), fixed (chunk_next) or dynamic (the first chunk of a fresh plan over the rest) */
+static int prefill_chunk(device_ctx *d, int pos) {
+    run_ctx *r = d->r;
+    const int left = r->n_prompt - pos;
+    if (d->dc->chunking == CHUNK_OFF) return left;
+    if (d->dc->chunking == CHUNK_FIXED) return chunk_next(left, r->cfg.chunk_tokens);
+    const int hits = d->plan.stall_hits;
+    const plan_step ps = device_plan_next(&d->plan, &d->ep.link, comm_now(), pos, left);
+    if (pos == 0) d->td.ttft_pred_s = ps.ttft_t - d->td.t_request;
+    d->td.stall_bound += (uint32_t)(d->plan.stall_hits - hits);
+    return ps.n;
+}
+
 /* prefill: pipelined chunks, at most `inflight` outstanding; returns the next message number */
 static uint32_t device_prefill(device_ctx *d) {
     run_ctx *r = d->r;
@@ -248,8 +275,11 @@ static uint32_t device_prefill(device_ctx *d) {
     transport_msg m;
     while (pos_done < r->n_prompt) {
         if (pos_sent < r->n_prompt && outstanding < r->cfg.inflight) {
-            const int n = chunk_next(r->n_prompt - pos_sent, r->cfg.chunk_tokens);
-            step_send(d, r->prompt + pos_sent, n, pos_sent, seq++, 1, pos_sent + n == r->n_prompt);
+            const int n = prefill_chunk(d, pos_sent);
+            const double planned = d->dc->chunking == CHUNK_DYNAMIC ? d->plan.outstanding_done : 0;
+            step_send(d, r->prompt + pos_sent, n, pos_sent, seq, 1, pos_sent + n == r->n_prompt);
+            d->pend[seq++ % (uint32_t)r->cfg.inflight].plan_done_t = planned;
+            d->td.chunks++;
             pos_sent += n;
             outstanding++;
             if (!transport_poll(&d->ep, &m, &(double){0})) continue;

@@ -12,6 +12,7 @@
 #include "split/partition.h"
 #include "engine/tokenizer.h"
 #include "net/transport.h"
+#include "timing/cost_fit.h"
 
 typedef struct {
     hat_config cfg;
@@ -33,6 +34,9 @@ typedef struct {
     backend *be;
     char backend_note[320];   /* why a requested CUDA backend fell back to the CPU ("" if it did not) */
     tp_comm tp;               /* cloud ranks: the tensor-parallel group (size 1: none; collective.h) */
+    int *prompt_len;          /* (n_devices) every device's prompt tokens, on every rank: message sizes */
+    cost_fit *fit;            /* cloud ranks: the pass-time model (cloud_cost.h) */
+    double cost0[3];          /* devices: their cloud rank's model after its start-up probe (c0, c1, c2) */
 } run_ctx;
 
 /* role entry points (role_device.c, role_cloud.c, role_cloudonly.c; both cloud roles serve on
@@ -43,15 +47,29 @@ void role_cloud_main(run_ctx *r);
 void role_cloudonly_device_main(run_ctx *r);
 void role_cloudonly_cloud_main(run_ctx *r);
 
-/* Sizes shared by both ends of an endpoint: the most rows in one message (a prefill chunk, or a
- * decode round of up to gamma_max + 1 rows on the way down), and the ring depth (messages a
- * device may have outstanding: its prefill in-flight limit, or one whole draft round). */
-static inline int run_msg_max_tok(const hat_config *c) {
-    const int g = c->run_mode == RUN_HAT ? (c->gamma_adaptive ? c->gamma_max : c->gamma) + 1 : 1;
-    return c->chunk_tokens + 1 > g ? c->chunk_tokens + 1 : g;
+/* Sizes shared by both ends of an endpoint: the most rows in one message of device i (a prefill
+ * chunk: the whole prompt when chunking is off, up to max_batch_tokens when dynamic, chunk_tokens
+ * + 1 when fixed (chunk_next's rule); or a decode round of up to gamma_max + 1 rows on the way
+ * down), and the ring depth (messages a device may have outstanding: its prefill in-flight limit,
+ * or one whole draft round). */
+static inline int run_gamma_rows(const hat_config *c) {
+    return c->run_mode == RUN_HAT ? (c->gamma_adaptive ? c->gamma_max : c->gamma) + 1 : 1;
+}
+static inline int run_prefill_max_tok(const run_ctx *r, int i) {
+    const hat_config *c = &r->cfg;
+    const int n = r->prompt_len[i], cap = c->max_batch_tokens > 3 ? c->max_batch_tokens : 3;
+    switch (c->dev[i].chunking) {
+    case CHUNK_OFF: return n;
+    case CHUNK_DYNAMIC: return n < cap ? n : cap;
+    default: return c->chunk_tokens + 1;
+    }
+}
+static inline int run_msg_max_tok(const run_ctx *r, int i) {
+    const int p = run_prefill_max_tok(r, i), g = run_gamma_rows(&r->cfg);
+    return p > g ? p : g;
 }
 static inline int run_msg_depth(const hat_config *c) {
-    const int g = c->run_mode == RUN_HAT ? (c->gamma_adaptive ? c->gamma_max : c->gamma) + 1 : 1;
+    const int g = run_gamma_rows(c);
     return c->inflight > g ? c->inflight : g;
 }
 

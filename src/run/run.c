@@ -9,6 +9,7 @@
 #include "run/run.h"
 #include "run/roles.h"
 #include "engine/prompt.h"
+#include "run/cloud_cost.h"
 #include "net/collective.h"
 
 #include "core/build_info.h"
@@ -219,7 +220,14 @@ static int start_prompt(run_ctx *r) {
     if (r->role == ROLE_DEVICE || r->rank == 0 || r->cfg.run_mode == RUN_CLOUD_ONLY)
         rc = tokenizer_init(&r->tok, r->gf, err, sizeof err);
     if (!rc && r->role == ROLE_DEVICE) rc = build_prompt(r, &r->cfg.dev[r->device], err, sizeof err);
-    return stage(rc, err, "prompt") ? 1 : 0;
+    if (stage(rc, err, "prompt")) return 1;
+    /* every rank learns every device's prompt length: both ends size a device's messages by it */
+    double mine = r->role == ROLE_DEVICE ? r->n_prompt : 0, *all = xcalloc((size_t)r->size, sizeof *all);
+    comm_allgather_doubles(&mine, 1, all);
+    r->prompt_len = xcalloc((size_t)r->cfg.n_devices, sizeof *r->prompt_len);
+    for (int i = 0; i < r->cfg.n_devices; i++) r->prompt_len[i] = (int)all[partition_rank_of_device(&r->part, i)];
+    free(all);
+    return 0;
 }
 
 /* HAT: the draft adapter must have been fitted for this model file and this split */
@@ -261,7 +269,9 @@ static int cloud_backend_open(run_ctx *r, char *err, size_t errlen) {
                              errlen);
     if (rc) return rc;
     const int partners = partition_n_served(&r->part, partition_group_of_rank(&r->part, r->rank));
-    const int max_tok = run_msg_max_tok(c) > c->max_batch_tokens ? run_msg_max_tok(c) : c->max_batch_tokens;
+    int max_tok = c->max_batch_tokens;   /* a pass: max_batch_tokens, or one device's largest message */
+    for (int i = 0; i < r->cfg.n_devices; i++)
+        if (run_msg_max_tok(r, i) > max_tok) max_tok = run_msg_max_tok(r, i);
     backend_desc bd = {.kind = (backend_kind)c->backend, .m = r->cloud_model, .l0 = l0, .l1 = l1,
                        .n_slots = partners > 0 ? partners : 1, .max_tok = max_tok, .n_ctx = c->ctx,
                        .n_threads = c->cloud_threads, .gpu = c->gpu, .local_rank = comm_get()->local_rank,
@@ -283,7 +293,11 @@ static int start_backend(run_ctx *r) {
         collective_group_open(&r->tp, r->role == ROLE_CLOUD ? partition_group_of_rank(&r->part, r->rank) : -1, r->rank,
                               r->cfg.tp_mode);
     if (r->role == ROLE_CLOUD) rc = cloud_backend_open(r, err, sizeof err);
-    return stage(rc, err, "backend") ? 1 : 0;
+    if (stage(rc, err, "backend")) return 1;
+    int dynamic = 0;   /* the cloud's start-up cost probe, when some device plans its chunks */
+    for (int i = 0; i < r->cfg.n_devices; i++) dynamic |= r->cfg.dev[i].chunking == CHUNK_DYNAMIC;
+    rc = cloud_cost_start(r, dynamic && r->cfg.run_mode != RUN_CLOUD_ONLY, err, sizeof err);
+    return stage(rc, err, "cost probe") ? 1 : 0;
 }
 
 /* rank 0: what is about to run, on stdout */
@@ -351,6 +365,8 @@ static void run_roles(run_ctx *r, trace_file *tf) {
 
 static void run_free(run_ctx *r) {
     free(r->prompt);
+    free(r->prompt_len);
+    free(r->fit);
     adapter_free(r->ad);
     backend_free(r->be);
     model_free(r->cloud_model);

@@ -147,6 +147,8 @@ static int auto_gran(const chunk_req *r) {
     if (g < 1) g = 1;
     if (r->gran <= 0)
         while ((r->n + g - 1) / g > CHUNK_PLAN_GRID) g++;
+    /* at most half of max_chunk: a last piece of 1 token can then join its neighbour */
+    if (r->gran <= 0 && r->max_chunk > 0 && g > r->max_chunk / 2) g = r->max_chunk / 2 > 1 ? r->max_chunk / 2 : 1;
     if (r->max_chunk > 0 && g > r->max_chunk) g = r->max_chunk;
     return g;
 }

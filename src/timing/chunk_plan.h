@@ -41,7 +41,7 @@ typedef struct {
     int n;              /* tokens to plan (>= 1) */
     int pos0;           /* position of the first one (context already in the cloud's cache) */
     int gran;           /* grid step g in tokens; <= 0: automatic (the smallest g >= min_chunk
-                         * that gives at most CHUNK_PLAN_GRID boundaries) */
+                         * that gives at most CHUNK_PLAN_GRID boundaries, but at most max_chunk / 2) */
     int min_chunk;      /* >= 1; every chunk but a whole prompt shorter than it is >= min_chunk */
     int max_chunk;      /* 0: none; else every chunk <= max_chunk (message buffers) */
     double max_stall_s; /* 0: none; else every chunk's cld(p, l) <= max_stall_s where possible */

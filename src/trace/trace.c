@@ -41,9 +41,9 @@ typedef struct {
 
 /* A changed struct must change its field list here and in analysis/check_trace.py. */
 _Static_assert(sizeof(trace_token) == 32, "trace_token changed: update token_fields and check_trace.py");
-_Static_assert(sizeof(trace_step) == 200, "trace_step changed: update step_fields and check_trace.py");
-_Static_assert(sizeof(trace_batch) == 40, "trace_batch changed: update batch_fields and check_trace.py");
-_Static_assert(sizeof(trace_device) == 88, "trace_device changed: update device_fields and check_trace.py");
+_Static_assert(sizeof(trace_step) == 208, "trace_step changed: update step_fields and check_trace.py");
+_Static_assert(sizeof(trace_batch) == 96, "trace_batch changed: update batch_fields and check_trace.py");
+_Static_assert(sizeof(trace_device) == 112, "trace_device changed: update device_fields and check_trace.py");
 _Static_assert(sizeof(trace_summary) == 128, "trace_summary changed: update row_fields and check_trace.py");
 _Static_assert(sizeof(trace_hist) == 16, "trace_hist changed: update hist_fields and check_trace.py");
 
@@ -67,11 +67,14 @@ static const field step_fields[] = {
     F(trace_step, gamma, F_U32),           F(trace_step, accepted, F_U32),
     F(trace_step, emitted, F_U32),         F(trace_step, t_up_first, F_F64),
     F(trace_step, draft_s, F_F64),         F(trace_step, draft_pred_s, F_F64),
+    F(trace_step, plan_done_t, F_F64),
 };
 static const field batch_fields[] = {
     F(trace_batch, cloud_rank, F_U32), F(trace_batch, batch, F_U32), F(trace_batch, n_tok, F_U32),
     F(trace_batch, n_dev, F_U32),      F(trace_batch, t_start, F_F64), F(trace_batch, t_end, F_F64),
-    F(trace_batch, group_s, F_F64),
+    F(trace_batch, group_s, F_F64),    F(trace_batch, ctx, F_F64),     F(trace_batch, pred_s, F_F64),
+    F(trace_batch, cost_c0, F_F64),    F(trace_batch, cost_c1, F_F64), F(trace_batch, cost_c2, F_F64),
+    F(trace_batch, fit_rms_rel, F_F64), F(trace_batch, fit_samples, F_U32), F(trace_batch, fit_clamped, F_U32),
 };
 static const field device_fields[] = { /* pad is not stored */
     F(trace_device, device, F_U32),        F(trace_device, rank, F_U32),
@@ -81,7 +84,9 @@ static const field device_fields[] = { /* pad is not stored */
     F(trace_device, drafted, F_U64),       F(trace_device, accepted, F_U64),
     F(trace_device, t_request, F_F64),     F(trace_device, t_first, F_F64),
     F(trace_device, t_done, F_F64),        F(trace_device, up_bytes, F_U64),
-    F(trace_device, down_bytes, F_U64),
+    F(trace_device, down_bytes, F_U64),    F(trace_device, chunking, F_U32),
+    F(trace_device, chunks, F_U32),        F(trace_device, stall_bound, F_U32),
+    F(trace_device, ttft_pred_s, F_F64),
 };
 static const field row_fields[] = {
     F(trace_summary, device, F_I32),     F(trace_summary, n_tokens, F_U32),  F(trace_summary, n_tbt, F_U32),

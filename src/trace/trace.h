@@ -67,6 +67,10 @@ typedef struct {
     uint32_t emitted, pad;           /* tokens this round emitted (accepted + 1, fewer at the end) */
     double t_up_first;               /* the round's first row handed to the transport */
     double draft_s, draft_pred_s;    /* SLM compute (adapter + output submodel + head + draw), gamma tokens */
+    /* prefill chunks under [transport] chunking = dynamic: when the plan made just before sending
+     * this chunk predicted the cloud would finish it (run clock; its measured counterpart is
+     * t_down_send); 0 otherwise */
+    double plan_done_t;
 } trace_step;
 
 typedef struct {
@@ -75,6 +79,13 @@ typedef struct {
     double t_start, t_end;
     double group_s;                  /* of [t_start, t_end): broadcasting the step to the rank's tensor-parallel
                                       * group before the forward (0 without one) */
+    /* the rank's pass-time model (src/timing/cost_fit.h: t = c0 + c1 n + c2 s) as it stood when
+     * the pass started, and the pass's inputs to it: the coefficients over time */
+    double ctx;                      /* s: the context the pass's tokens attend to, summed over them */
+    double pred_s;                   /* the model's t_end - t_start for this pass (0: no model yet) */
+    double cost_c0, cost_c1, cost_c2;
+    double fit_rms_rel;              /* the model's relative rms residual on the samples it was fitted to */
+    uint32_t fit_samples, fit_clamped; /* how many; 1: a negative coefficient was clamped to 0 */
 } trace_batch;
 
 typedef struct {
@@ -85,6 +96,11 @@ typedef struct {
     uint64_t drafted, accepted;      /* draft tokens over all rounds; accepted ones */
     double t_request, t_first, t_done;
     uint64_t up_bytes, down_bytes;
+    /* prefill ([transport] chunking): the policy (0 off, 1 fixed, 2 dynamic), its chunks, how many
+     * of the dynamic plans max_stall_ms bound (cut a chunk the plan would otherwise have sent
+     * whole), and the first plan's predicted TTFT (seconds from t_request; 0 unless dynamic) */
+    uint32_t chunking, chunks, stall_bound, pad;
+    double ttft_pred_s;
 } trace_device;
 
 typedef enum { TRACE_TOKENS = 0, TRACE_STEPS, TRACE_BATCHES, TRACE_DEVICES, TRACE_N_TABLES } trace_table;

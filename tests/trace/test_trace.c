@@ -44,11 +44,13 @@ static const tfield step_f[] = {
     TF(trace_step, down_model_s), TF(trace_step, t_down_ready), TF(trace_step, dev_out_s),
     TF(trace_step, dev_out_pred_s), TF(trace_step, t_end), TF(trace_step, gamma),
     TF(trace_step, accepted), TF(trace_step, emitted), TF(trace_step, t_up_first),
-    TF(trace_step, draft_s), TF(trace_step, draft_pred_s),
+    TF(trace_step, draft_s), TF(trace_step, draft_pred_s), TF(trace_step, plan_done_t),
 };
 static const tfield batch_f[] = {
     TF(trace_batch, cloud_rank), TF(trace_batch, batch), TF(trace_batch, n_tok),
     TF(trace_batch, n_dev), TF(trace_batch, t_start), TF(trace_batch, t_end), TF(trace_batch, group_s),
+    TF(trace_batch, ctx), TF(trace_batch, pred_s), TF(trace_batch, cost_c0), TF(trace_batch, cost_c1),
+    TF(trace_batch, cost_c2), TF(trace_batch, fit_rms_rel), TF(trace_batch, fit_samples), TF(trace_batch, fit_clamped),
 };
 static const tfield device_f[] = {
     TF(trace_device, device), TF(trace_device, rank), TF(trace_device, cloud_rank),
@@ -56,6 +58,7 @@ static const tfield device_f[] = {
     TF(trace_device, profile_exceeded), TF(trace_device, rounds), TF(trace_device, drafted),
     TF(trace_device, accepted), TF(trace_device, t_request), TF(trace_device, t_first),
     TF(trace_device, t_done), TF(trace_device, up_bytes), TF(trace_device, down_bytes),
+    TF(trace_device, chunking), TF(trace_device, chunks), TF(trace_device, stall_bound), TF(trace_device, ttft_pred_s),
 };
 static const tfield row_f[] = {
     TF(trace_summary, device), TF(trace_summary, n_tokens), TF(trace_summary, n_tbt),
@@ -176,7 +179,8 @@ static void make_run(run_data *r) {
         uint32_t prompt = 10 + 3 * d, gen = d == 2 ? 1 : 6 + d, cloud = 1 + d % 2;
         trace_device *dv = &r->dev[d];
         *dv = (trace_device){ .device = d, .rank = 3 + d, .cloud_rank = cloud, .prompt_tokens = prompt,
-                              .gen_tokens = gen, .profile_exceeded = d, .t_request = 0.01 * d };
+                              .gen_tokens = gen, .profile_exceeded = d, .t_request = 0.01 * d,
+                              .chunking = d == 0 ? 2 : 1, .ttft_pred_s = d == 0 ? 0.05 : 0 };
         double t = dv->t_request, prev_emit = 0;
         uint32_t pos = 0, produced = 0;
         while (produced < gen) {
@@ -186,6 +190,10 @@ static void make_run(run_data *r) {
             *s = (trace_step){ .device = d, .seq = dv->n_steps++, .pos0 = pos, .n_tok = n, .cloud_rank = cloud,
                                .kind = prefill ? TRACE_STEP_PREFILL : TRACE_STEP_DECODE, .batch_tokens = n,
                                .batch_devices = 1, .up_bytes = 32 + 1152ull * n, .down_bytes = 32 + 1152ull * n };
+            if (prefill) {   /* device 0 plans its chunks (chunking dynamic) */
+                dv->chunks++;
+                if (d == 0) s->plan_done_t = t + 0.01;
+            }
             if (!prefill) {   /* a U-shape round: one token, committed */
                 s->emitted = 1;
                 s->t_up_first = t + 0.001;
@@ -210,7 +218,9 @@ static void make_run(run_data *r) {
             dv->down_bytes += s->down_bytes;
             r->bat[r->n_bat++] = (trace_batch){ .cloud_rank = cloud, .batch = batch_no[cloud - 1]++, .n_tok = n,
                                                 .n_dev = 1, .t_start = s->t_cloud_ready + s->cloud_queue_s,
-                                                .t_end = s->t_down_send };
+                                                .t_end = s->t_down_send, .ctx = n * (double)pos + n * (n + 1) / 2.0,
+                                                .pred_s = 0.003 + 0.0002 * n, .cost_c0 = 0.003, .cost_c1 = 0.0002,
+                                                .fit_rms_rel = 0.05, .fit_samples = 12 };
             if (pos < prompt) continue; /* a prefill chunk before the last emits nothing */
             trace_token *k = &r->tok[r->n_tok++];
             *k = (trace_token){ .device = d, .index = produced, .step = s->seq, .token = 1000 + (int32_t)produced,

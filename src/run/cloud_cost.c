@@ -1,0 +1,69 @@
+/* cloud_cost.c — the cloud's pass-time model in the run: probe, sharing, online refits
+ * (cloud_cost.h). */
+#include "run/cloud_cost.h"
+
+#include "core/common.h"
+#include "net/comm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+double cloud_cost_context(const backend_seq *seqs, int n_seq) {
+    double s = 0;
+    for (int i = 0; i < n_seq; i++) s += cost_fit_context(seqs[i].pos0, seqs[i].n_tok);
+    return s;
+}
+
+/* the probe's passes on slot 0, one after the other: a warm-up pass, then each shape */
+static int probe(run_ctx *r, char *err, size_t errlen) {
+    static const int shape[] = {1, 8, 32, 2, 16, 64, 4, 24, 1, 48};
+    backend *be = r->be;
+    const int dim = r->mc.dim, nsh = (int)(sizeof shape / sizeof shape[0]);
+    int pos = 0;
+    for (int i = -1; i < nsh; i++) {
+        int n = i < 0 ? 4 : shape[i];
+        if (n > be->max_tok) n = be->max_tok;
+        if (pos + n > r->cfg.ctx) break;
+        float *io = backend_io(be);
+        for (size_t k = 0; k < (size_t)n * dim; k++) io[k] = 0.01f * (float)((k * 2654435761u) % 200) - 1.0f;
+        const backend_seq seq = {.slot = 0, .pos0 = pos, .n_tok = n, .decode = 0};
+        const double t0 = comm_now();
+        int rc = backend_forward(be, &seq, 1, err, errlen);
+        if (rc) return rc;
+        if (i >= 0) cost_fit_add(r->fit, n, cost_fit_context(pos, n), comm_now() - t0);
+        pos += n;
+    }
+    backend_truncate(be, 0, 0);
+    cost_fit_refit(r->fit);
+    return HAT_OK;
+}
+
+int cloud_cost_start(run_ctx *r, int want_probe, char *err, size_t errlen) {
+    int rc = HAT_OK;
+    if (r->role == ROLE_CLOUD) {
+        r->fit = xmalloc(sizeof *r->fit);
+        cost_fit_init(r->fit);
+        if (want_probe && r->be) rc = probe(r, err, errlen);
+    }
+    if (comm_agree(rc, err, errlen, NULL) != HAT_OK) return rc ? rc : HAT_ERR_ARG;
+    double mine[3] = {0, 0, 0}, *all = xcalloc((size_t)r->size * 3, sizeof *all);
+    if (r->fit) {
+        mine[0] = r->fit->coef.c0;
+        mine[1] = r->fit->coef.c1;
+        mine[2] = r->fit->coef.c2;
+    }
+    comm_allgather_doubles(mine, 3, all);
+    if (r->role == ROLE_DEVICE) {
+        const int cloud = partition_cloud_of_device(&r->part, r->device);
+        memcpy(r->cost0, all + (size_t)cloud * 3, sizeof r->cost0);
+    }
+    free(all);
+    return HAT_OK;
+}
+
+void cloud_cost_pass(run_ctx *r, double n, double s, double t) {
+    cost_fit *f = r->fit;
+    if (!f) return;
+    cost_fit_add(f, n, s, t);
+    if (f->total % COST_REFIT_EVERY == 0 || f->coef.n_samples == 0) cost_fit_refit(f);
+}

@@ -1,0 +1,102 @@
+/* device_plan.c — the device's pipeline model and its next chunk (device_plan.h). */
+#include "run/device_plan.h"
+
+#include "core/common.h"
+#include "net/wire.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EWMA 0.5   /* weight of the newest observation */
+
+static double jitter_mean(const link_params *l) {
+    if (l->jitter == JITTER_NORMAL) return l->jitter_s * sqrt(2.0 / 3.14159265358979323846);   /* |N(0, s)| */
+    if (l->jitter == JITTER_EXPONENTIAL) return l->jitter_s;
+    return 0;
+}
+
+void device_plan_init(device_plan *p, const compute_params *cp, double params_in, double params_out, double bytes,
+                      int a, int b, int L, const link_params *up, const link_params *down, int emulate, int dim,
+                      int wire_bytes, int max_chunk, double max_stall_s, const double cost0[3]) {
+    memset(p, 0, sizeof *p);
+    if (cp->enabled) {
+        p->flop_c1 = emul_compute_predict(cp, 0, 2.0 * (params_in + params_out));
+        p->mem_floor = emul_compute_predict(cp, (size_t)bytes, 0);
+    }
+    p->layer_ratio = L - a - b > 0 ? (double)(a + b) / (L - a - b) : 1;
+    p->emulate = emulate;
+    if (emulate) {
+        const double row = 8.0 * dim * wire_bytes;
+        p->tx_c0 = up->bw_bps > 0 ? 8.0 * WIRE_HEADER_BYTES / up->bw_bps : 0;
+        p->tx_c1 = up->bw_bps > 0 ? row / up->bw_bps : 0;
+        p->lat = up->latency_s + jitter_mean(up);
+        p->down_c0 = down->bw_bps > 0 ? 8.0 * WIRE_HEADER_BYTES / down->bw_bps : 0;
+        p->down_c1 = down->bw_bps > 0 ? row / down->bw_bps : 0;
+        p->down_lat = down->latency_s + jitter_mean(down);
+    }
+    p->min_chunk = 2;   /* chunk_next's rule: a one-token chunk would run the decode kernels */
+    p->max_chunk = max_chunk;
+    p->max_stall_s = max_stall_s;
+    memcpy(p->c, cost0, sizeof p->c);
+}
+
+/* seconds per token of the device's two submodels, from the best source it has */
+static double dev_per_token(const device_plan *p) {
+    if (p->n_obs) return p->dev_tok;
+    if (p->flop_c1 > 0) return p->flop_c1;
+    return p->c[1] * p->layer_ratio;
+}
+
+plan_step device_plan_next(device_plan *p, const link_state *ls, double now, int pos, int n) {
+    chunk_cost c = {0};
+    c.dev_c1 = dev_per_token(p);
+    c.dev_floor = p->mem_floor;
+    c.tx_c0 = p->tx_c0;
+    c.tx_c1 = p->tx_c1;
+    c.lat = p->lat + p->lat_corr;
+    c.cl_c0 = p->c[0];
+    c.cl_c1 = p->c[1];
+    c.cl_c2 = p->c[2];
+    c.cl_other = p->other_s;
+    c.link_free = p->emulate && ls->busy_until > now ? ls->busy_until - now : 0;
+    c.cloud_free = p->outstanding_done > now ? p->outstanding_done - now : 0;
+    const chunk_req rq = {.n = n, .pos0 = pos, .gran = 0, .min_chunk = p->min_chunk, .max_chunk = p->max_chunk,
+                          .max_stall_s = p->max_stall_s};
+    int *len = xmalloc(sizeof *len * (size_t)n);   /* room for any plan: chunks >= 1 token */
+    double *done = xmalloc(sizeof *done * (size_t)n);
+    chunk_plan pl;
+    const int k = chunk_plan_solve(&c, &rq, len, n, &pl);
+    CHECK(k > 0, "device: no chunk plan for %d tokens from position %d (chunks %d..%d)", n, pos, p->min_chunk,
+          p->max_chunk);
+    chunk_plan_eval(&c, pos, len, k, done);
+    if (pl.stall_bound) p->stall_hits++;
+    plan_step s = {.n = len[0], .done_t = now + done[0], .k = k};
+    const double out = p->n_obs ? p->out_tok : c.dev_c1 * 0.5;
+    s.ttft_t = now + done[k - 1] + p->down_lat + p->down_c0 + p->down_c1 * len[k - 1] + out * len[k - 1];
+    p->outstanding_done = s.done_t;
+    free(len);
+    free(done);
+    return s;
+}
+
+void device_plan_observe(device_plan *p, const trace_step *st, const float cf[3]) {
+    const double n = st->n_tok;
+    const double in = fmax(st->dev_in_s, st->dev_in_pred_s), out = fmax(st->dev_out_s, st->dev_out_pred_s);
+    const double tok = (in + out) / n, otok = out / n;
+    /* arrival against the link model: the transport's own overhead */
+    const double corr = (st->t_cloud_ready - st->t_up_send) - (p->emulate ? st->up_model_s : 0);
+    /* the others' share: the pass over the model for this chunk alone, and the wait behind them */
+    const double own = p->c[0] + p->c[1] * n + p->c[2] * (n * st->pos0 + n * (n + 1) / 2);
+    const double self_wait = p->prev_cloud_done > st->t_cloud_ready ? p->prev_cloud_done - st->t_cloud_ready : 0;
+    const double other = fmax(0, st->cloud_compute_s - own) + fmax(0, st->cloud_queue_s - self_wait);
+    const double w = p->n_obs ? EWMA : 1.0;
+    p->dev_tok = w * tok + (1 - w) * p->dev_tok;
+    p->out_tok = w * otok + (1 - w) * p->out_tok;
+    p->lat_corr = w * fmax(0, corr) + (1 - w) * p->lat_corr;
+    p->other_s = w * other + (1 - w) * p->other_s;
+    p->n_obs++;
+    p->prev_cloud_done = st->t_down_send;
+    if (cf[0] > 0 || cf[1] > 0 || cf[2] > 0)
+        for (int i = 0; i < 3; i++) p->c[i] = cf[i];
+}

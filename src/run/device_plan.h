@@ -1,0 +1,67 @@
+/* device_plan.h — a device's dynamic chunking: its view of the three-stage pipeline (its own
+ * compute, its uplink, its cloud rank) as a timing/chunk_plan.h cost model, kept up to date from
+ * what every reply shows, and the size of the next chunk from a fresh plan over what is left.
+ *
+ * The model's inputs, each from the best source the device has:
+ *   device   seconds per token of both its submodels (every prompt token passes the input one
+ *            before it goes up and the output one when it comes back, on the same processor):
+ *            measured (the charged time of the chunks done so far, exponentially averaged); before
+ *            the first reply, the compute profile's prediction when one is set (its per-pass
+ *            weight-streaming floor too), else the cloud's per-token cost scaled by the layer
+ *            ratio (a + b) / (L - a - b) — the same processor in a testbed on one kind of host.
+ *   uplink   serialisation from the link profile (header + rows x dim x dtype bytes at up_mbps),
+ *            the link's backlog from the emulated link's state; latency = the profile's one-way
+ *            latency + its mean jitter, corrected by the measured difference between the cloud's
+ *            delivery stamp and the link model's delivery (transport overhead).
+ *   cloud    the cloud rank's fitted c0, c1, c2 (its start-up probe, then every reply's); the
+ *            other devices' share: how much longer its passes took than the model gives for this
+ *            device's chunk alone, plus the time a chunk waited behind other devices' work (its
+ *            queue time less the time it waited for this device's previous chunk), averaged; the
+ *            cloud is busy for this device until the predicted finish of its outstanding chunks.
+ */
+#ifndef HAT_DEVICE_PLAN_H
+#define HAT_DEVICE_PLAN_H
+
+#include "net/emul.h"
+#include "net/transport.h"
+#include "timing/chunk_plan.h"
+#include "trace/trace.h"
+
+typedef struct {
+    /* fixed at start-up */
+    double flop_c1, mem_floor;   /* compute profile: seconds per token, per-pass floor (0: none) */
+    double layer_ratio;          /* (a + b) / (L - a - b) */
+    double tx_c0, tx_c1, lat;    /* the uplink profile */
+    double down_c0, down_c1, down_lat; /* the downlink profile (for the TTFT prediction) */
+    int emulate;                 /* links emulated: the profile holds; else they are the real transport */
+    int min_chunk, max_chunk;
+    double max_stall_s;
+    /* learnt */
+    double c[3];                 /* the cloud's model */
+    double dev_tok, out_tok;     /* measured seconds per token: both submodels; the output one */
+    double lat_corr, other_s;    /* averaged corrections */
+    int n_obs;
+    double prev_cloud_done;      /* when the cloud sent the previous chunk's reply */
+    double outstanding_done;     /* predicted finish of the chunks in flight (run clock) */
+    int stall_hits;              /* plans whose stall bound bound */
+} device_plan;
+
+typedef struct {
+    int n;                       /* the next chunk's tokens */
+    double done_t;               /* its predicted cloud finish (run clock) */
+    double ttft_t;               /* the plan's predicted first token (run clock) */
+    int k;                       /* chunks in the plan */
+} plan_step;
+
+/* params: parameter counts of the input and output submodels; bytes: their weight bytes per
+ * pass; cost0: the cloud's start-up model */
+void device_plan_init(device_plan *p, const compute_params *cp, double params_in, double params_out, double bytes,
+                      int a, int b, int L, const link_params *up, const link_params *down, int emulate, int dim,
+                      int wire_bytes, int max_chunk, double max_stall_s, const double cost0[3]);
+/* the next chunk of the n tokens left from position pos, planned at `now` on link state `ls` */
+plan_step device_plan_next(device_plan *p, const link_state *ls, double now, int pos, int n);
+/* a chunk's reply arrived: st holds its record (charged compute, stamps, the cloud's timings), c
+ * the reply's cost fields */
+void device_plan_observe(device_plan *p, const trace_step *st, const float c[3]);
+
+#endif
