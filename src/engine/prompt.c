@@ -46,7 +46,7 @@ static int json_line(const char *path, int lineno, const char *line, char **out,
     cJSON *v = cJSON_ParseWithOpts(line, &end, 1);
     if (!v) {
         const long col = end ? (long)(end - line) + 1 : 1;
-        return hat_err(err, errlen, HAT_ERR_FORMAT, "%s:%d: not a JSON object (invalid JSON at column %ld)", path,
+        return hat_err(err, errlen, HAT_ERR_FORMAT, "%s:%d: not a JSON object (invalid JSON near column %ld)", path,
                        lineno, col);
     }
     int rc = HAT_OK;
