@@ -97,6 +97,12 @@ gen_hello=$(sed -n 's/^stats: .*prompt_tokens=\([0-9]*\).*/\1/p' "$tmp/gen")
 if [ $rc -eq 0 ] && [ "$(grep -vc '^#' "$tmp/out")" -eq 2 ] && grep -q $'^1\t[0-9]*\t[0-9]*\t9$' "$tmp/out" &&
    [ -n "$chat_hello" ] && [ "$chat_hello" = "$gen_hello" ]; then ok
 else bad "tokens (exit $rc, chat $chat_hello vs generate $gen_hello): $(cat "$tmp/out" "$tmp/err")"; fi
+# the shipped long prompts still measure what their "tokens" fields say (configs/make_long_prompts.py)
+long=$(dirname "$0")/../../configs/prompts_long.jsonl
+want=$(python3 -c 'import json, sys; print(" ".join(str(json.loads(l)["tokens"]) for l in open(sys.argv[1])))' "$long")
+got=$(timeout 60 "$hat" tokens --model "$model" --prompts "$long" | awk -F'\t' '!/^#/ {printf "%s%s", sep, $3; sep=" "}')
+if [ -n "$want" ] && [ "$want" = "$got" ]; then ok; echo "  prompts_long.jsonl -> chat tokens $got"
+else bad "prompts_long.jsonl: hat tokens gives '$got', its tokens fields say '$want'"; fi
 printf '{"prompt": "fine"}\n\n{"prompt": "broken}\n' >"$tmp/bad.jsonl"
 expect_fail "tokens: broken jsonl" "$tmp/bad.jsonl:3: not a JSON object" tokens --model "$model" --prompts "$tmp/bad.jsonl"
 expect_usage "tokens: no prompts" "exactly one of --prompts, --prompt" tokens --model "$model"
