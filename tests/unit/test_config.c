@@ -13,7 +13,7 @@
 #include "run/config.h"
 #include "support/testutil.h"
 
-/* ---- temporary files (mkstemp under /tmp, removed at the end) */
+/* ---- temporary files (mkstemps under /tmp, removed at the end) */
 #define MAX_TMP 96
 static char tmp_names[MAX_TMP][32];
 static int n_tmp;
