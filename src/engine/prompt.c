@@ -3,6 +3,7 @@
 #include "core/common.h"
 #include "core/crc32c.h"
 
+#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,72 @@ static char *prompt_line(char *p) {
     return p;
 }
 
+static int blank(const char *s) {
+    while (isspace((unsigned char)*s)) s++;
+    return !*s;
+}
+
+static int ends_with(const char *s, const char *tail) {
+    const size_t n = strlen(s), m = strlen(tail);
+    return n >= m && !strcmp(s + n - m, tail);
+}
+
+/* what a parsed JSON value is, for the message about a line that is not an object */
+static const char *json_kind(const cJSON *v) {
+    if (cJSON_IsArray(v)) return "an array";
+    if (cJSON_IsString(v)) return "a string";
+    if (cJSON_IsNumber(v)) return "a number";
+    if (cJSON_IsBool(v)) return "a boolean";
+    return "null";
+}
+
+/* one JSON-lines line (not blank): its "prompt" string, malloc'd, in *out */
+static int json_line(const char *path, int lineno, const char *line, char **out, char *err, size_t errlen) {
+    const char *end = NULL;
+    cJSON *v = cJSON_ParseWithOpts(line, &end, 1);
+    if (!v) {
+        const long col = end ? (long)(end - line) + 1 : 1;
+        return hat_err(err, errlen, HAT_ERR_FORMAT, "%s:%d: not a JSON object (invalid JSON near column %ld)", path,
+                       lineno, col);
+    }
+    int rc = HAT_OK;
+    const cJSON *p = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, "prompt") : NULL;
+    if (!cJSON_IsObject(v))
+        rc = hat_err(err, errlen, HAT_ERR_FORMAT, "%s:%d: not a JSON object (the line holds %s)", path, lineno,
+                     json_kind(v));
+    else if (!cJSON_IsString(p) || !p->valuestring)
+        rc = hat_err(err, errlen, HAT_ERR_FORMAT, "%s:%d: no \"prompt\" string field%s", path, lineno,
+                     p ? " (\"prompt\" is not a string)" : "");
+    else if (blank(p->valuestring))
+        rc = hat_err(err, errlen, HAT_ERR_FORMAT, "%s:%d: \"prompt\" is empty", path, lineno);
+    else
+        *out = xstrdup(p->valuestring);
+    cJSON_Delete(v);
+    return rc;
+}
+
+/* the prompts of a file's text (modified in place), by format; *list grows as they are found */
+static int parse_lines(const char *path, char *raw, int jsonl, char ***list, int *cnt, char *err, size_t errlen) {
+    int cap = 0, lineno = 0;
+    for (char *p = raw, *nl; p; p = nl ? nl + 1 : NULL) {
+        lineno++;
+        if ((nl = strchr(p, '\n'))) *nl = 0;
+        char *s = NULL;
+        if (jsonl) {
+            if (blank(p)) continue;
+            int rc = json_line(path, lineno, p, &s, err, errlen);
+            if (rc) return rc;
+        } else {
+            const char *t = prompt_line(p);
+            if (!*t) continue;
+            s = xstrdup(t);
+        }
+        if (*cnt == cap) *list = xrealloc(*list, sizeof **list * (size_t)(cap = cap * 2 + 16));
+        (*list)[(*cnt)++] = s;
+    }
+    return HAT_OK;
+}
+
 int prompt_read_file(const char *path, char ***list_out, int *n_out, uint64_t *size, uint32_t *crc, char *err,
                      size_t errlen) {
     char *raw;
@@ -29,19 +96,14 @@ int prompt_read_file(const char *path, char ***list_out, int *n_out, uint64_t *s
     if (size) *size = n;
     if (crc) *crc = crc32c(0, raw, n);
     char **list = NULL;
-    int cnt = 0, cap = 0;
-    for (char *p = raw, *nl; p; p = nl ? nl + 1 : NULL) {
-        if ((nl = strchr(p, '\n'))) *nl = 0;
-        const char *s = prompt_line(p);
-        if (!*s) continue;
-        if (cnt == cap) {
-            list = realloc(list, sizeof *list * (size_t)(cap = cap * 2 + 16));
-            CHECK(list, "out of memory");
-        }
-        list[cnt] = xmalloc(strlen(s) + 1);
-        strcpy(list[cnt++], s);
-    }
+    int cnt = 0;
+    const int jsonl = ends_with(path, ".jsonl");
+    rc = parse_lines(path, raw, jsonl, &list, &cnt, err, errlen);
     free(raw);
+    if (rc) {
+        prompt_list_free(list, cnt);
+        return rc;
+    }
     if (!cnt) {
         free(list);
         return hat_err(err, errlen, HAT_ERR_FORMAT, "prompts file %s has no prompts (every line is empty)", path);

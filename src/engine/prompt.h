@@ -8,9 +8,15 @@
 
 #include "engine/tokenizer.h"
 
-/* A prompts file: one prompt per non-empty line, trimmed of blanks; a literal \n in a line stands
- * for a newline. Errors: the file cannot be read, holds a NUL byte, or has no prompt. *size and
- * *crc (CRC-32C of the file's bytes) may be NULL. Free the list with prompt_list_free. */
+/* A prompts file, in one of two formats chosen by the name:
+ *   text (any name but *.jsonl): one prompt per non-empty line, trimmed of blanks; a literal \n in
+ *     a line stands for a newline (there is no way to write a backslash followed by n);
+ *   JSON lines (*.jsonl): one JSON object per non-empty line; its string field "prompt" is the
+ *     prompt, verbatim (newlines and any Unicode as JSON escapes); other fields (e.g. "source",
+ *     "tokens") are allowed and ignored.
+ * Errors: the file cannot be read, holds a NUL byte, or has no prompt; in JSON lines, a line that
+ * is not a JSON object, has no "prompt" string or an empty (all-blank) one, named FILE:LINE:.
+ * *size and *crc (CRC-32C of the file's bytes) may be NULL. Free the list with prompt_list_free. */
 int prompt_read_file(const char *path, char ***list, int *n, uint64_t *size, uint32_t *crc, char *err,
                      size_t errlen);
 void prompt_list_free(char **list, int n);

@@ -42,7 +42,8 @@
  *               devices = <ini path> [configs/devices.ini]
  *   [devices]   count = <int> (required)     link = <profile name> [ethernet]
  *               compute = <profile name>|none [none]
- *               prompts = <text file: one prompt per line; device i takes line i mod lines>
+ *               prompts = <prompts file: text, one prompt per line, or *.jsonl, one JSON object
+ *                          {"prompt": ...} per line (engine/prompt.h); device i takes prompt i mod n>
  *               prompt = <text> (used when no prompts file)
  *               chat = on|off [on]           max_tokens = <int> [32]
  *               start_interval_s = <float> [0]   (device i starts at i * interval)

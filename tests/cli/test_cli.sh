@@ -38,7 +38,7 @@ expect_help() {
 }
 
 export OMPI_MCA_pml=ob1   # the MPI singleton of run and bench-transport starts faster without the ofi probe
-for cmd in generate run calibrate bench-transport version help; do
+for cmd in generate run calibrate bench-transport tokens version help; do
   expect_help "$cmd" --help
   expect_usage "$cmd: unknown option" "unknown or incomplete option '--bogus'" "$cmd" --bogus
 done
@@ -87,6 +87,29 @@ expect_usage "bad weights"      "--weights must be" generate --model "$model" --
 expect_fail "token id range"    "bad token id"     generate --model "$model" --prompt-ids "1 2 999999"
 expect_fail "context too small" "exceed --ctx"     generate --model "$model" --prompt hi --max-tokens 100 --ctx 50
 expect_usage "unknown command"  "unknown command"  frobnicate
+
+# hat tokens: one line per prompt of a JSON-lines file; its chat count is what generate prefills
+printf '{"prompt": "Hello", "source": "t"}\n\n{"tokens": 2, "prompt": "two\\nlines"}\n' >"$tmp/p.jsonl"
+timeout 60 "$hat" tokens --model "$model" --prompts "$tmp/p.jsonl" >"$tmp/out" 2>"$tmp/err"; rc=$?
+chat_hello=$(awk -F'\t' '$1 == "0" {print $3}' "$tmp/out")
+timeout 120 "$hat" generate --model "$model" --chat Hello --max-tokens 0 --quiet >/dev/null 2>"$tmp/gen"
+gen_hello=$(sed -n 's/^stats: .*prompt_tokens=\([0-9]*\).*/\1/p' "$tmp/gen")
+if [ $rc -eq 0 ] && [ "$(grep -vc '^#' "$tmp/out")" -eq 2 ] && grep -q $'^1\t[0-9]*\t[0-9]*\t9$' "$tmp/out" &&
+   [ -n "$chat_hello" ] && [ "$chat_hello" = "$gen_hello" ]; then ok
+else bad "tokens (exit $rc, chat $chat_hello vs generate $gen_hello): $(cat "$tmp/out" "$tmp/err")"; fi
+# the shipped long prompts still measure what their "tokens" fields say (configs/make_long_prompts.py)
+long=$(dirname "$0")/../../configs/prompts_long.jsonl
+want=$(python3 -c 'import json, sys; print(" ".join(str(json.loads(l)["tokens"]) for l in open(sys.argv[1])))' "$long")
+got=$(timeout 60 "$hat" tokens --model "$model" --prompts "$long" | awk -F'\t' '!/^#/ {printf "%s%s", sep, $3; sep=" "}')
+if [ -n "$want" ] && [ "$want" = "$got" ]; then ok; echo "  prompts_long.jsonl -> chat tokens $got"
+else bad "prompts_long.jsonl: hat tokens gives '$got', its tokens fields say '$want'"; fi
+printf '{"prompt": "fine"}\n\n{"prompt": "broken}\n' >"$tmp/bad.jsonl"
+expect_fail "tokens: broken jsonl" "$tmp/bad.jsonl:3: not a JSON object" tokens --model "$model" --prompts "$tmp/bad.jsonl"
+expect_usage "tokens: no prompts" "exactly one of --prompts, --prompt" tokens --model "$model"
+expect_usage "tokens: no model" "--model is required" tokens --prompt hi
+# hat run on a config whose prompts file is a broken JSON-lines file: the file and line named
+printf '[model]\npath = %s\n[devices]\ncount = 1\nprompts = %s\n' "$model" "$tmp/bad.jsonl" >"$tmp/bad.ini"
+expect_fail "run: broken jsonl prompts" "$tmp/bad.jsonl:3: not a JSON object" run --config "$tmp/bad.ini"
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -13,7 +13,7 @@
    downlink (the device waits idle, so it sees a message as soon as it is due) the measured
    delay exceeds the model's by little (stated tolerance below).
 4. Bad input: a refused command line (exit status 2 on every rank, one message), wrong rank
-   count, split out of range, missing model, unknown key, an existing trace, and protocol faults (truncated message, wrong header version, token ids from a
+   count, split out of range, missing model, unknown key, a broken .jsonl prompts file, an existing trace, and protocol faults (truncated message, wrong header version, token ids from a
    device, corrupted payload): each a non-zero exit with a clear message, within a timeout
    (no hang); an aborted run still leaves a readable trace; an existing trace is untouched.
 5. Tensor parallelism ([cloud] tp): mode exact gives the monolithic engine's tokens (U-shape and
@@ -424,6 +424,16 @@ cfg = write_cfg("bad_tp_ranks", 1, 3, 2, 2, cloud_extra="tp = 2\n")
 expect_error("cloud ranks not a multiple of tp", 4, ["--config", cfg], "not a multiple")
 cfg = write_cfg("bad_tp_heads", 1, 2, 2, 2, cloud_extra="tp = 2\n")
 expect_error("tp that does not divide the heads", 3, ["--config", cfg], "9 query heads")
+# a JSON-lines prompts file broken on its line 3: every rank reads it and ends, the message names file:line
+bad_jsonl = os.path.join(tmp, "bad_prompts.jsonl")
+with open(bad_jsonl, "w") as f:
+    f.write('{"prompt": "fine", "source": "test"}\n\n{"prompt": "unterminated}\n')
+cfg = write_cfg("bad_jsonl", 2, 1, 2, 2)
+with open(cfg) as f:
+    text = f.read().replace("[devices]\n", f"[devices]\nprompts = {bad_jsonl}\n", 1)
+with open(cfg, "w") as f:
+    f.write(text)
+expect_error("broken .jsonl prompts file", 3, ["--config", cfg], bad_jsonl + ":3: not a JSON object")
 for kind, needle in [("truncated_message", "truncated"), ("bad_version", "version"),
                      ("token_ids", "never token ids"), ("bad_checksum", "checksum")]:
     cfg = write_cfg("fault_" + kind, 1, 1, 2, 2, extra=f"[fault]\nkind = {kind}\ndevice = 0\nat_seq = 1\n")

@@ -2,6 +2,7 @@
  * the resolved text reloaded to the same configuration, the shipped configs/, and bad inputs,
  * each rejected with a message naming the key and value or file:line.
  * Usage: test_config <source dir>   (the shipped configs are read from <source dir>/configs) */
+#define _GNU_SOURCE   /* mkstemps */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,22 +13,24 @@
 #include "run/config.h"
 #include "support/testutil.h"
 
-/* ---- temporary files (mkstemp under /tmp, removed at the end) */
+/* ---- temporary files (mkstemps under /tmp, removed at the end) */
 #define MAX_TMP 96
 static char tmp_names[MAX_TMP][32];
 static int n_tmp;
 
-static const char *tmp_file(const char *text) {
-    CHECK(n_tmp < MAX_TMP, "too many temporary files");
+/* a temporary file holding text, its name ending in ext ("" or e.g. ".jsonl") */
+static const char *tmp_file_ext(const char *text, const char *ext) {
+    CHECK(n_tmp < MAX_TMP && strlen(ext) < 8, "too many temporary files");
     char *name = tmp_names[n_tmp++];
-    strcpy(name, "/tmp/hat_cfg_XXXXXX");
-    int fd = mkstemp(name);
-    CHECK(fd >= 0, "mkstemp failed");
+    snprintf(name, sizeof tmp_names[0], "/tmp/hat_cfg_XXXXXX%s", ext);
+    int fd = mkstemps(name, (int)strlen(ext));
+    CHECK(fd >= 0, "mkstemps failed");
     size_t n = strlen(text);
     CHECK(write(fd, text, n) == (ssize_t)n, "write to %s failed", name);
     close(fd);
     return name;
 }
+static const char *tmp_file(const char *text) { return tmp_file_ext(text, ""); }
 
 static const char *LINKS =
     "# test link profiles\n"
@@ -193,6 +196,35 @@ static void test_full(void) {
     config_free(&r);
     config_free(&c);
     config_free(&c);   /* safe twice */
+}
+
+/* a JSON-lines prompts file: its prompts (real newlines, a literal backslash-n, quotes, tabs,
+ * Unicode) reach the devices and survive the resolved text; a broken line is named FILE:LINE: */
+static void test_jsonl(void) {
+    static const char *want[] = {"line one\nline two \\n stays \"q\"\tend", "caf\xc3\xa9 \xe2\x82\xac\n"};
+    const char *jl = tmp_file_ext("{\"prompt\": \"line one\\nline two \\\\n stays \\\"q\\\"\\tend\", \"source\": \"t\"}\n"
+                                  "\n{\"tokens\": 3, \"prompt\": \"caf\\u00e9 \xe2\x82\xac\\n\"}\n", ".jsonl");
+    char devs[128], err[HAT_ERRLEN] = "";
+    snprintf(devs, sizeof devs, "count = 3\nlink = fast\nprompts = %s\n", jl);
+    hat_config c, r;
+    int rc = config_load(&c, tmp_file(cfg(MODEL_OK, devs, "")), err, sizeof err);
+    EXPECT(rc == HAT_OK, "jsonl prompts: %s", err);
+    if (rc != HAT_OK) return;
+    for (int i = 0; i < 3; i++)
+        EXPECT(!strcmp(c.dev[i].prompt, want[i % 2]), "jsonl device %d prompt '%s'", i, c.dev[i].prompt);
+    rc = config_load(&r, tmp_file(c.resolved), err, sizeof err);
+    EXPECT(rc == HAT_OK, "reload of resolved (jsonl): %s\n%s", err, c.resolved);
+    if (rc == HAT_OK) {
+        const char *diff = cfg_diff(&c, &r);
+        EXPECT(!diff, "resolved round trip (jsonl) differs in %s", diff);
+    }
+    config_free(&r);
+    config_free(&c);
+    jl = tmp_file_ext("{\"prompt\": \"fine\"}\n{\"prompt\": \"broken}\n", ".jsonl");
+    char where[64];
+    snprintf(devs, sizeof devs, "count = 2\nlink = fast\nprompts = %s\n", jl);
+    snprintf(where, sizeof where, "%s:2:", jl);
+    expect_bad("broken jsonl prompts file", cfg(MODEL_OK, devs, ""), where, "not a JSON object");
 }
 
 static void test_defaults(void) {
@@ -413,6 +445,7 @@ int main(int argc, char **argv) {
     config_free(&z);   /* safe on a zeroed struct */
     test_defaults();
     test_full();
+    test_jsonl();
     test_bad();
     test_shipped(argv[1]);
     for (int i = 0; i < n_tmp; i++) unlink(tmp_names[i]);
