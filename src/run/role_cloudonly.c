@@ -116,6 +116,7 @@ static void co_send_chunk(co_device *d) {
     }
     st->up_bytes = WIRE_HEADER_BYTES + (uint64_t)n * sizeof(int32_t);
     d->seq++;
+    d->td.chunks++;
     d->pos_sent += n;
     d->outstanding++;
 }
@@ -195,7 +196,7 @@ void role_cloudonly_device_main(run_ctx *r) {
     d.pend = xcalloc((size_t)d.K, sizeof *d.pend);
     if (cfg->fault != FAULT_NONE) d.fault_msg = xmalloc(WIRE_HEADER_BYTES + (size_t)max_tok * sizeof(int32_t));
     d.td = (trace_device){.device = (uint32_t)r->device, .rank = (uint32_t)r->rank, .cloud_rank = (uint32_t)d.cloud,
-                          .prompt_tokens = (uint32_t)r->n_prompt};
+                          .prompt_tokens = (uint32_t)r->n_prompt, .chunking = (uint32_t)d.dc->chunking};
 
     emul_sleep_until(d.dc->start_s, comm_now);
     d.td.t_request = comm_now();

@@ -134,6 +134,35 @@ static void set_attrs(run_ctx *r, trace_file *tf, const char *trace_path) {
     }
 }
 
+/* rank 0, end of run: the prefill line of the summary, per chunking policy in use: devices,
+ * chunks, mean chunk size; dynamic: the first plans' predicted TTFT against the measured one */
+static void print_prefill(const run_ctx *r) {
+    const collector *c = &r->col;
+    const trace_device *dv = (const trace_device *)c->all[TRACE_DEVICES];
+    for (int pol = CHUNK_OFF; pol <= CHUNK_DYNAMIC; pol++) {
+        int n = 0, bound = 0;
+        double chunks = 0, tokens = 0, pred = 0, meas = 0;
+        for (size_t i = 0; i < c->n_all[TRACE_DEVICES]; i++) {
+            if ((int)dv[i].chunking != pol) continue;
+            n++;
+            chunks += dv[i].chunks;
+            tokens += dv[i].prompt_tokens;
+            bound += (int)dv[i].stall_bound;
+            pred += dv[i].ttft_pred_s;
+            meas += dv[i].t_first - dv[i].t_request;
+        }
+        if (!n) continue;
+        printf("prefill: chunking %s", chunk_policy_names[pol]);
+        if (pol == CHUNK_FIXED) printf(" %d", r->cfg.chunk_tokens);
+        printf(", %d device%s, %.0f chunks, mean chunk %.1f tokens", n, n > 1 ? "s" : "", chunks,
+               chunks > 0 ? tokens / chunks : 0.0);
+        if (pol == CHUNK_DYNAMIC)
+            printf("; TTFT predicted %.3f s, measured %.3f s (mean); max_stall_ms %g bound %d plans", pred / n,
+                   meas / n, r->cfg.max_stall_ms, bound);
+        printf("\n");
+    }
+}
+
 /* rank 0, end of run: report from every record, printed and stored */
 static void finish_root(run_ctx *r, trace_file *tf) {
     collector *c = &r->col;
@@ -165,6 +194,7 @@ static void finish_root(run_ctx *r, trace_file *tf) {
         }
     }
     report_print(&rep, stdout);
+    print_prefill(r);
     fflush(stdout);
     char cost[160];
     collector_cost_describe(c, cost, sizeof cost);
@@ -304,9 +334,11 @@ static int start_backend(run_ctx *r) {
 static void print_plan(const run_ctx *r) {
     char part[1024];
     describe_plan(r, part, sizeof part);
-    printf("hat run: %s, mode %s, %d ranks, wire %s, chunk %d tokens, links %s\n%s\n", r->cfg.path, r->cfg.mode,
-           r->size, wire_dtype_name(r->cfg.wire), r->cfg.chunk_tokens,
-           r->cfg.emulate_links ? "emulated" : "not emulated", part);
+    char chunking[64];
+    if (r->cfg.chunking == CHUNK_FIXED) snprintf(chunking, sizeof chunking, "chunking fixed %d tokens", r->cfg.chunk_tokens);
+    else snprintf(chunking, sizeof chunking, "chunking %s", chunk_policy_names[r->cfg.chunking]);
+    printf("hat run: %s, mode %s, %d ranks, wire %s, %s, links %s\n%s\n", r->cfg.path, r->cfg.mode, r->size,
+           wire_dtype_name(r->cfg.wire), chunking, r->cfg.emulate_links ? "emulated" : "not emulated", part);
     if (r->be) printf("cloud backend: %s\n", r->be->desc);
     if (r->backend_note[0]) printf("cloud backend: note: %s\n", r->backend_note);
     if (r->ad) {

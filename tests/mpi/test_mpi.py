@@ -18,6 +18,10 @@
    (no hang); an aborted run still leaves a readable trace; an existing trace is untouched.
 5. Tensor parallelism ([cloud] tp): mode exact gives the monolithic engine's tokens (U-shape and
    HAT, one and two groups); mode allreduce runs (its tokens are reported); bad group sizes refused.
+7. Chunking ([transport] chunking = off | fixed | dynamic, max_stall_ms): every policy gives the
+   monolithic engine's tokens, U-shape and HAT, short prompts and a long multi-line one from a
+   JSON-lines prompts file, links emulated; the trace records the chunks (check_trace.py); bad
+   values are refused.
 6. The cloud-only baseline (token ids up, the whole model on the cloud): tokens equal the
    monolithic engine's (greedy) or `hat generate`'s with the device's sampler and seed, the
    trace is flagged "NOT private" and names the backend the whole model ran on (the backend
@@ -114,7 +118,7 @@ def reference_ids(prompt, wire=None, a=0, b=0):
 
 def write_cfg(name, n_dev, n_cloud, a, b, wire="fp32", chunk=8, emulate="off", links=None, model=MODEL,
               extra="", stagger=0.0, prompts=None, compute="none", mode="ushape", hat=None, dev_keys=None,
-              cloud_extra=""):
+              cloud_extra="", transport_extra="", prompts_file=None):
     prompts = prompts or PROMPTS
     path = os.path.join(tmp, name + ".ini")
     with open(path, "w") as f:
@@ -136,7 +140,7 @@ wire_dtype = {wire}
 chunk_tokens = {chunk}
 inflight = 3
 emulate_links = {emulate}
-[profiles]
+{transport_extra}[profiles]
 links = {os.path.join(SRC, 'configs', 'links.ini')}
 devices = {os.path.join(SRC, 'configs', 'devices.ini')}
 [devices]
@@ -147,8 +151,10 @@ start_interval_s = {stagger}
 link = ethernet
 compute = {compute}
 """)
+        if prompts_file:
+            f.write(f"prompts = {prompts_file}\n")
         for i in range(n_dev):
-            f.write(f"[device.{i}]\nprompt = {prompts[i % len(prompts)]}\n")
+            f.write(f"[device.{i}]\n" if prompts_file else f"[device.{i}]\nprompt = {prompts[i % len(prompts)]}\n")
             if links:
                 f.write(f"link = {links[i % len(links)]}\n")
             if dev_keys and i in dev_keys:
@@ -399,6 +405,54 @@ if fitted != "identity":
     expect_error("adapter for another model", 2, ["--config", cfg], "model")
     os.remove(other)
 
+# ---- 7: chunking policies ------------------------------------------------------------------------
+import json  # noqa: E402
+with open(os.path.join(SRC, "configs", "prompts_long.jsonl")) as f:
+    LONG = json.loads(f.readline())["prompt"]   # the ~128-token one: a multi-line license text
+chunk_prompts = [LONG, PROMPTS[0], PROMPTS[2]]
+chunk_file = os.path.join(tmp, "chunk_prompts.jsonl")
+with open(chunk_file, "w") as f:
+    for pr in chunk_prompts:
+        f.write(json.dumps({"prompt": pr}) + "\n")
+
+
+def check_chunking(name, policy, mode, n_dev=3, hat=None, emulate="on", stall=0):
+    tx = f"chunking = {policy}\n" + (f"max_stall_ms = {stall}\n" if stall else "")
+    cfg = write_cfg(name, n_dev, 1, 2, 2, chunk=8, emulate=emulate, links=["4g", "wifi", "5g"], mode=mode, hat=hat,
+                    transport_extra=tx, prompts_file=chunk_file)
+    n_fail = len(failures)
+    t = run_checked(name, cfg, n_dev + 1, n_dev)
+    if t is None:
+        return
+    tok, dv, st = t["tokens"], t["devices"], t["steps"]
+    sizes = []
+    for d in range(n_dev):
+        pr = chunk_prompts[d % len(chunk_prompts)]
+        if pr not in refs:
+            refs[pr] = reference_ids(pr)
+        sel = tok[tok["device"] == d]
+        got = [int(x) for x in sel["token"][np.argsort(sel["index"])]]
+        if got != refs[pr]:
+            fail(f"{name}: device {d} tokens {got} != monolithic {refs[pr]}")
+        row = dv[dv["device"] == d][0]
+        if int(row["chunking"]) != ["off", "fixed", "dynamic"].index(policy):
+            fail(f"{name}: device {d}: /devices chunking {int(row['chunking'])}, configured {policy}")
+        pre = st[(st["device"] == d) & (st["kind"] == 0)]
+        sizes.append("+".join(str(int(x)) for x in pre["n_tok"][np.argsort(pre["seq"])]))
+    if len(failures) == n_fail:
+        print(f"ok   {name}: {mode}, chunking {policy}{f', max_stall_ms {stall}' if stall else ''}: tokens equal the "
+              f"monolithic engine; chunks {' | '.join(sizes)}")
+
+
+for mode, hat in [("ushape", None), ("hat", {"gamma": 3, "adapter": "identity"})]:
+    for policy in ("off", "fixed", "dynamic"):
+        check_chunking(f"chunk_{mode}_{policy}", policy, mode, hat=hat)
+check_chunking("chunk_dynamic_stall", "dynamic", "ushape", n_dev=1, stall=40)
+for name, tx, needle in [("chunking sometimes", "chunking = sometimes\n", "chunking = 'sometimes'"),
+                         ("negative max_stall_ms", "max_stall_ms = -5\n", "max_stall_ms = '-5'")]:
+    cfg = write_cfg("bad_" + name.replace(" ", "_"), 2, 1, 2, 2, transport_extra=tx)
+    expect_error(name, 3, ["--config", cfg], needle)
+
 # ---- 4: bad input ------------------------------------------------------------------------------
 # a command-line error: every rank parses the same argv; all end with status 2, rank 0 says it once
 for name, args, needle in [("unknown option", ["--config", os.path.join(tmp, "np2_fp32.ini"), "--bogus"],
@@ -538,6 +592,9 @@ if t is not None:
               f"max {down.max() * 1e6:.0f} us")
 check_cloudonly("co_off", 2, chunk=5, stagger=0.05, sampled={1: (0.8, 40)})
 check_cloudonly("co_backend_cuda", 1, cloud_extra="backend = cuda\n")
+check_cloudonly("co_chunking_off", 2, transport_extra="chunking = off\n")   # the whole prompt's ids at once
+cfg = cloudonly_cfg("co_dynamic", 1, transport_extra="chunking = dynamic\n")
+expect_error("cloud-only with dynamic chunking", 2, ["--config", cfg], "cloud-only baseline sends token ids")
 if not QUICK:
     check_cloudonly("co_2cloud_3dev", 3, n_cloud=2, chunk=16)
 if os.path.exists(os.path.join(tmp, "np2_fp32.h5")):

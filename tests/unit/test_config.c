@@ -98,7 +98,8 @@ static const char *cfg_diff(const hat_config *x, const hat_config *y) {
     D(x->a == y->a && x->b == y->b, "[split]");
     D(x->n_cloud == y->n_cloud && !strcmp(x->scheme, y->scheme) && x->max_batch_tokens == y->max_batch_tokens, "[cloud]");
     D(x->wire == y->wire && x->chunk_tokens == y->chunk_tokens && x->inflight == y->inflight &&
-      x->emulate_links == y->emulate_links, "[transport]");
+      x->emulate_links == y->emulate_links && x->chunking == y->chunking && x->max_stall_ms == y->max_stall_ms,
+      "[transport]");
     D(!strcmp(x->links_path, y->links_path) && !strcmp(x->devices_path, y->devices_path), "[profiles]");
     D(x->fault == y->fault && x->fault_device == y->fault_device && x->fault_seq == y->fault_seq, "[fault]");
     D(x->n_devices == y->n_devices, "count");
@@ -106,6 +107,7 @@ static const char *cfg_diff(const hat_config *x, const hat_config *y) {
         const device_cfg *a = &x->dev[i], *b = &y->dev[i];
         D(!strcmp(a->prompt, b->prompt), "prompt");
         D(a->chat == b->chat && a->max_tokens == b->max_tokens && a->start_s == b->start_s, "chat/max_tokens/start_s");
+        D(a->chunking == b->chunking, "chunking");
         D(a->temp == b->temp && a->top_p == b->top_p && a->top_k == b->top_k, "sampling");
         D(!memcmp(&a->link, &b->link, sizeof a->link), "link profile");
         D(!memcmp(&a->compute, &b->compute, sizeof a->compute), "compute profile");
@@ -135,11 +137,12 @@ static void test_full(void) {
              "[model]\npath = models/m.gguf\nctx = 256\ndevice_threads = 2\n"
              "[split]\na = 3\nb = 4\n"
              "[cloud]\nranks = 2\nmax_batch_tokens = 64\n"
-             "[transport]\nwire_dtype = bf16\nchunk_tokens = 8\ninflight = 2\nemulate_links = off\n"
+             "[transport]\nwire_dtype = bf16\nchunk_tokens = 8\ninflight = 2\nemulate_links = off\nchunking = dynamic\n"
+             "max_stall_ms = 12.5\n"
              "[profiles]\nlinks = %s\ndevices = %s\n"
              "[devices]\ncount = 5\nlink = fast\ncompute = boardA\nprompts = %s\nprompt = unused fallback\nchat = off\n"
              "max_tokens = 10\nstart_interval_s = 0.5\ntemp = 0.7\ntop_k = 40\ntop_p = 0.9\n"
-             "[device.1]\nlink = slow\ncompute = none\n"
+             "[device.1]\nlink = slow\ncompute = none\nchunking = off\n"
              "prompt = \"override # not a comment; \\\"quoted\\\"\\tTab\\\\n\"   # comment\n"
              "start_s = 0.25\nmax_tokens = 3\nchat = ON\ntemp = 0\ntop_k = 1\ntop_p = 1\n"
              "\n   ; indented comment\n[device.3]\ncompute = boardA\n"
@@ -154,6 +157,8 @@ static void test_full(void) {
     EXPECT(c.a == 3 && c.b == 4, "[split]");
     EXPECT(c.n_cloud == 2 && !strcmp(c.scheme, "replica") && c.max_batch_tokens == 64, "[cloud]");
     EXPECT(c.wire == WIRE_BF16 && c.chunk_tokens == 8 && c.inflight == 2 && c.emulate_links == 0, "[transport]");
+    EXPECT(c.chunking == CHUNK_DYNAMIC && c.max_stall_ms == 12.5 && c.dev[0].chunking == CHUNK_DYNAMIC &&
+           c.dev[1].chunking == CHUNK_OFF && c.dev[2].chunking == CHUNK_DYNAMIC, "chunking: the default and an override");
     EXPECT(c.fault == FAULT_BAD_CHECKSUM && c.fault_device == 4 && c.fault_seq == 7, "[fault]");
     EXPECT(c.n_devices == 5 && c.dev, "count");
     const char *want_prompt[5] = {"first prompt", "override # not a comment; \"quoted\"\tTab\\n", "third", "first prompt",
@@ -237,6 +242,7 @@ static void test_defaults(void) {
     EXPECT(c.ctx == 1024 && c.device_threads == 1 && c.cloud_threads == 1, "[model] defaults");
     EXPECT(c.a == 2 && c.b == 2 && c.n_cloud == 1 && c.max_batch_tokens == 256, "[split]/[cloud] defaults");
     EXPECT(c.wire == WIRE_F32 && c.chunk_tokens == 32 && c.inflight == 4 && c.emulate_links == 1, "[transport] defaults");
+    EXPECT(c.chunking == CHUNK_FIXED && c.max_stall_ms == 0 && c.dev[0].chunking == CHUNK_FIXED, "chunking defaults");
     EXPECT(c.fault == FAULT_NONE && c.fault_device == 0 && c.fault_seq == 1, "[fault] defaults");
     for (int i = 0; i < 2; i++) {
         const device_cfg *d = &c.dev[i];
@@ -351,6 +357,13 @@ static void test_bad(void) {
     expect_bad("device.-1", cfg(MODEL_OK, DEV_OK, "[device.-1]\nmax_tokens = 3\n"), ":10:", "out of range");
     expect_bad("chunk_tokens 1", cfg(MODEL_OK, DEV_OK, "[transport]\nchunk_tokens = 1\n"), "chunk_tokens = '1'", ">= 2");
     expect_bad("inflight 0", cfg(MODEL_OK, DEV_OK, "[transport]\ninflight = 0\n"), "inflight = '0'", ">= 1");
+    expect_bad("chunking sometimes", cfg(MODEL_OK, DEV_OK, "[transport]\nchunking = sometimes\n"), ":11:",
+               "chunking = 'sometimes'");
+    expect_bad("device chunking", cfg(MODEL_OK, DEV_OK, "[device.1]\nchunking = 16\n"), ":11:", "off|fixed|dynamic");
+    expect_bad("negative max_stall_ms", cfg(MODEL_OK, DEV_OK, "[transport]\nmax_stall_ms = -5\n"), ":11:",
+               "max_stall_ms = '-5'");
+    expect_bad("dynamic cloud-only", cfg(MODEL_OK, DEV_OK, "[run]\nmode = cloud-only\n[transport]\nchunking = dynamic\n"),
+               ":13:", "cloud-only");
     expect_bad("ctx 8", cfg("path = m.gguf\nctx = 8\n", DEV_OK, ""), "ctx = '8'", ">= 16");
     expect_bad("threads 0", cfg("path = m.gguf\ncloud_threads = 0\n", DEV_OK, ""), "cloud_threads = '0'", NULL);
     expect_bad("ranks 0", cfg(MODEL_OK, DEV_OK, "[cloud]\nranks = 0\n"), "ranks = '0'", NULL);
