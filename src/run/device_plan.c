@@ -18,8 +18,11 @@ static double jitter_mean(const link_params *l) {
 
 void device_plan_init(device_plan *p, const compute_params *cp, double params_in, double params_out, double bytes,
                       int a, int b, int L, const link_params *up, const link_params *down, int emulate, int dim,
-                      int wire_bytes, int max_chunk, double max_stall_s, const double cost0[3]) {
+                      int wire_bytes, int n_prompt, int max_chunk, double max_stall_s, const double cost0[3]) {
     memset(p, 0, sizeof *p);
+    p->cap = n_prompt > 0 ? n_prompt : 1;
+    p->len = xmalloc(sizeof *p->len * (size_t)p->cap);
+    p->done = xmalloc(sizeof *p->done * (size_t)p->cap);
     if (cp->enabled) {
         p->flop_c1 = emul_compute_predict(cp, 0, 2.0 * (params_in + params_out));
         p->mem_floor = emul_compute_predict(cp, (size_t)bytes, 0);
@@ -39,6 +42,13 @@ void device_plan_init(device_plan *p, const compute_params *cp, double params_in
     p->max_chunk = max_chunk;
     p->max_stall_s = max_stall_s;
     memcpy(p->c, cost0, sizeof p->c);
+}
+
+void device_plan_free(device_plan *p) {
+    free(p->len);
+    free(p->done);
+    p->len = NULL;
+    p->done = NULL;
 }
 
 /* seconds per token of the device's two submodels, from the best source it has */
@@ -63,9 +73,10 @@ plan_step device_plan_next(device_plan *p, const link_state *ls, double now, int
     c.cloud_free = p->outstanding_done > now ? p->outstanding_done - now : 0;
     const chunk_req rq = {.n = n, .pos0 = pos, .gran = 0, .min_chunk = p->min_chunk, .max_chunk = p->max_chunk,
                           .max_stall_s = p->max_stall_s};
-    int *len = xmalloc(sizeof *len * (size_t)n);   /* room for any plan: chunks >= 1 token */
-    double *done = xmalloc(sizeof *done * (size_t)n);
+    int *len = p->len;
+    double *done = p->done;
     chunk_plan pl;
+    CHECK(n <= p->cap, "device: planning %d tokens, room for %d", n, p->cap);
     const int k = chunk_plan_solve(&c, &rq, len, n, &pl);
     CHECK(k > 0, "device: no chunk plan for %d tokens from position %d (chunks %d..%d)", n, pos, p->min_chunk,
           p->max_chunk);
@@ -75,8 +86,6 @@ plan_step device_plan_next(device_plan *p, const link_state *ls, double now, int
     const double out = p->n_obs ? p->out_tok : c.dev_c1 * 0.5;
     s.ttft_t = now + done[k - 1] + p->down_lat + p->down_c0 + p->down_c1 * len[k - 1] + out * len[k - 1];
     p->outstanding_done = s.done_t;
-    free(len);
-    free(done);
     return s;
 }
 

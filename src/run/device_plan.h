@@ -44,6 +44,9 @@ typedef struct {
     double prev_cloud_done;      /* when the cloud sent the previous chunk's reply */
     double outstanding_done;     /* predicted finish of the chunks in flight (run clock) */
     int stall_hits;              /* plans whose stall bound bound */
+    int cap;                     /* room in len/done: the prompt's tokens (any plan fits) */
+    int *len;                    /* (cap) the latest plan's chunk sizes */
+    double *done;                /* (cap) its predicted cloud finishes, from the plan's start */
 } device_plan;
 
 typedef struct {
@@ -54,10 +57,11 @@ typedef struct {
 } plan_step;
 
 /* params: parameter counts of the input and output submodels; bytes: their weight bytes per
- * pass; cost0: the cloud's start-up model */
+ * pass; n_prompt: the prompt's tokens; cost0: the cloud's start-up model */
 void device_plan_init(device_plan *p, const compute_params *cp, double params_in, double params_out, double bytes,
                       int a, int b, int L, const link_params *up, const link_params *down, int emulate, int dim,
-                      int wire_bytes, int max_chunk, double max_stall_s, const double cost0[3]);
+                      int wire_bytes, int n_prompt, int max_chunk, double max_stall_s, const double cost0[3]);
+void device_plan_free(device_plan *p);
 /* the next chunk of the n tokens left from position pos, planned at `now` on link state `ls` */
 plan_step device_plan_next(device_plan *p, const link_state *ls, double now, int pos, int n);
 /* a chunk's reply arrived: st holds its record (charged compute, stamps, the cloud's timings), c

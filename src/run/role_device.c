@@ -213,7 +213,7 @@ static void device_open(device_ctx *d, run_ctx *r) {
         emul_link_params(&down, &d->dc->link, 1);
         device_plan_init(&d->plan, &d->cp, d->params_in, d->params_out,
                          (double)(d->m_in->bytes_per_token + d->m_out->bytes_per_token), d->a, d->b, d->L, &up, &down,
-                         cfg->emulate_links, r->mc.dim, (int)wire_dtype_size(cfg->wire), run_prefill_max_tok(r, r->device),
+                         cfg->emulate_links, r->mc.dim, (int)wire_dtype_size(cfg->wire), r->n_prompt, run_prefill_max_tok(r, r->device),
                          cfg->max_stall_ms * 1e-3, r->cost0);
     }
 }
@@ -242,6 +242,7 @@ static void device_open_decoder(device_ctx *d) {
 }
 
 static void device_close(device_ctx *d) {
+    device_plan_free(&d->plan);
     hat_device_free(d->hd);
     sampler_free(d->smp);
     free(d->pend);

@@ -161,6 +161,17 @@ static void print_prefill(const run_ctx *r) {
                    meas / n, r->cfg.max_stall_ms, bound);
         printf("\n");
     }
+    /* each cloud rank's pass-time model as its last pass had it (the /batches records) */
+    const trace_batch *tb = (const trace_batch *)c->all[TRACE_BATCHES];
+    for (int cr = 0; cr < r->size; cr++) {
+        const trace_batch *last = NULL;
+        for (size_t i = 0; i < c->n_all[TRACE_BATCHES]; i++)
+            if ((int)tb[i].cloud_rank == cr && tb[i].fit_samples) last = &tb[i];
+        if (last)
+            printf("cloud %d pass time: %.3g s + %.3g s/token + %.3g s/attended position (fit to %u passes, rms "
+                   "residual %.1f %%%s)\n", cr, last->cost_c0, last->cost_c1, last->cost_c2, last->fit_samples,
+                   100 * last->fit_rms_rel, last->fit_clamped ? ", a coefficient clamped to 0" : "");
+    }
 }
 
 /* rank 0, end of run: report from every record, printed and stored */
@@ -398,6 +409,7 @@ static void run_roles(run_ctx *r, trace_file *tf) {
 static void run_free(run_ctx *r) {
     free(r->prompt);
     free(r->prompt_len);
+    if (r->fit) cost_fit_free(r->fit);
     free(r->fit);
     adapter_free(r->ad);
     backend_free(r->be);

@@ -23,7 +23,8 @@
  * tests show does not happen on the cases they cover). max_stall_s > 0 excludes chunks whose
  * cloud time cld(p, l) exceeds it (SGLang-style target latency: a long prompt must not stall the
  * decode rounds batched with it); when no plan meets it, the best plan whose over-bound chunks
- * are all small (shorter than twice max(min_chunk, g)) is used and the plan says so.
+ * are all small (shorter than twice max(min_chunk, g)) is used and the plan says so. The solver
+ * allocates its table (grid points x 96 states) once per plan: a prefill step, never a decode one.
  */
 #ifndef HAT_CHUNK_PLAN_H
 #define HAT_CHUNK_PLAN_H

@@ -2,12 +2,45 @@
  * GSL over a window of recent passes (cost_fit.h). */
 #include "timing/cost_fit.h"
 
+#include "core/common.h"
+
 #include <gsl/gsl_errno.h>
 #include <gsl/gsl_multifit.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
-void cost_fit_init(cost_fit *f) { memset(f, 0, sizeof *f); }
+struct cost_fit_ws {
+    gsl_matrix *X, *cov;
+    gsl_vector *y, *w, *b;
+    gsl_multifit_linear_workspace *lin;
+};
+
+void cost_fit_init(cost_fit *f) {
+    memset(f, 0, sizeof *f);
+    cost_fit_ws *w = xcalloc(1, sizeof *w);
+    w->X = gsl_matrix_alloc(COST_FIT_WINDOW, 3);
+    w->cov = gsl_matrix_alloc(3, 3);
+    w->y = gsl_vector_alloc(COST_FIT_WINDOW);
+    w->w = gsl_vector_alloc(COST_FIT_WINDOW);
+    w->b = gsl_vector_alloc(3);
+    w->lin = gsl_multifit_linear_alloc(COST_FIT_WINDOW, 3);
+    CHECK(w->X && w->cov && w->y && w->w && w->b && w->lin, "cost_fit: out of memory");
+    f->ws = w;
+}
+
+void cost_fit_free(cost_fit *f) {
+    cost_fit_ws *w = f->ws;
+    if (!w) return;
+    gsl_multifit_linear_free(w->lin);
+    gsl_vector_free(w->b);
+    gsl_vector_free(w->w);
+    gsl_vector_free(w->y);
+    gsl_matrix_free(w->cov);
+    gsl_matrix_free(w->X);
+    free(w);
+    f->ws = NULL;
+}
 
 void cost_fit_add(cost_fit *f, double n, double s, double t) {
     if (!(t > 0) || !(n > 0)) return;
@@ -25,42 +58,33 @@ static double feature(const cost_fit *f, int i, int col) {
     return col == 0 ? 1.0 : col == 1 ? f->n[i] : f->s[i];
 }
 
-/* fits the columns in use[] (the others held at 0); returns 0 or -1 */
+/* fits the columns in use[] (the others held at 0); returns 0 or -1. Views into the workspace
+ * allocated at init (GSL's workspace serves any problem up to its allocated size). */
 static int fit_cols(const cost_fit *f, const int use[3], double coef[3]) {
     int p = 0, cols[3];
     for (int j = 0; j < 3; j++)
         if (use[j]) cols[p++] = j;
     if (p == 0 || f->count < p) return -1;
-    gsl_matrix *X = gsl_matrix_alloc((size_t)f->count, (size_t)p);
-    gsl_vector *y = gsl_vector_alloc((size_t)f->count), *w = gsl_vector_alloc((size_t)f->count);
-    gsl_vector *b = gsl_vector_alloc((size_t)p);
-    gsl_matrix *cov = gsl_matrix_alloc((size_t)p, (size_t)p);
-    gsl_multifit_linear_workspace *ws = gsl_multifit_linear_alloc((size_t)f->count, (size_t)p);
-    int rc = -1;
-    if (X && y && w && b && cov && ws) {
-        for (int i = 0; i < f->count; i++) {
-            for (int q = 0; q < p; q++) gsl_matrix_set(X, (size_t)i, (size_t)q, feature(f, i, cols[q]));
-            gsl_vector_set(y, (size_t)i, f->t[i]);
-            gsl_vector_set(w, (size_t)i, 1.0 / (f->t[i] * f->t[i]));
-        }
-        double chisq;
-        size_t rank = 0;
-        gsl_error_handler_t *old = gsl_set_error_handler_off();
-        int e = gsl_multifit_wlinear_tsvd(X, w, y, 1e-12, b, cov, &chisq, &rank, ws);
-        gsl_set_error_handler(old);
-        if (e == GSL_SUCCESS && rank == (size_t)p) {
-            memset(coef, 0, 3 * sizeof(double));
-            for (int q = 0; q < p; q++) coef[cols[q]] = gsl_vector_get(b, (size_t)q);
-            rc = 0;
-        }
+    const size_t n = (size_t)f->count, np = (size_t)p;
+    cost_fit_ws *ws = f->ws;
+    gsl_matrix_view X = gsl_matrix_submatrix(ws->X, 0, 0, n, np), cov = gsl_matrix_submatrix(ws->cov, 0, 0, np, np);
+    gsl_vector_view y = gsl_vector_subvector(ws->y, 0, n), w = gsl_vector_subvector(ws->w, 0, n);
+    gsl_vector_view b = gsl_vector_subvector(ws->b, 0, np);
+    for (size_t i = 0; i < n; i++) {
+        for (size_t q = 0; q < np; q++) gsl_matrix_set(&X.matrix, i, q, feature(f, (int)i, cols[q]));
+        gsl_vector_set(&y.vector, i, f->t[i]);
+        gsl_vector_set(&w.vector, i, 1.0 / (f->t[i] * f->t[i]));
     }
-    gsl_multifit_linear_free(ws);
-    gsl_matrix_free(cov);
-    gsl_vector_free(b);
-    gsl_vector_free(w);
-    gsl_vector_free(y);
-    gsl_matrix_free(X);
-    return rc;
+    double chisq;
+    size_t rank = 0;
+    gsl_error_handler_t *old = gsl_set_error_handler_off();
+    int e = gsl_multifit_wlinear_tsvd(&X.matrix, &w.vector, &y.vector, 1e-12, &b.vector, &cov.matrix, &chisq, &rank,
+                                      ws->lin);
+    gsl_set_error_handler(old);
+    if (e != GSL_SUCCESS || rank != np) return -1;
+    memset(coef, 0, 3 * sizeof(double));
+    for (size_t q = 0; q < np; q++) coef[cols[q]] = gsl_vector_get(&b.vector, q);
+    return 0;
 }
 
 int cost_fit_refit(cost_fit *f) {

@@ -28,15 +28,19 @@ typedef struct {
     int clamped;              /* 1: a coefficient came out negative and was refitted without it */
 } cost_coef;
 
+typedef struct cost_fit_ws cost_fit_ws;   /* the GSL matrices and workspace, allocated once */
+
 typedef struct {
     double n[COST_FIT_WINDOW], s[COST_FIT_WINDOW], t[COST_FIT_WINDOW];
     int count;                /* samples held (<= COST_FIT_WINDOW) */
     int head;                 /* next slot to overwrite */
     uint64_t total;           /* samples ever added */
     cost_coef coef;           /* the latest fit (all 0 before the first) */
+    cost_fit_ws *ws;          /* sized for the whole window at init: a refit allocates nothing */
 } cost_fit;
 
 void cost_fit_init(cost_fit *f);
+void cost_fit_free(cost_fit *f);
 /* one pass: n tokens, total attended context s, measured seconds t (> 0) */
 void cost_fit_add(cost_fit *f, double n, double s, double t);
 /* refits from the window; returns 0 and updates f->coef, or -1 (and keeps the old fit) when the

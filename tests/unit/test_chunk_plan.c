@@ -255,6 +255,7 @@ static void test_fit(void) {
     for (int i = 0; i < 10; i++) cost_fit_add(&g, 4, 100, 0.01);
     EXPECT(cost_fit_refit(&g) == -1 && g.coef.c1 == 0, "fit: one shape is undetermined");
     /* data with a negative intercept: clamped to 0, the others refitted, still non-negative */
+    cost_fit_free(&g);
     cost_fit_init(&g);
     for (int i = 3; i <= 52; i++) cost_fit_add(&g, i, cost_fit_context(0, i), -0.002 + 1e-3 * i);
     EXPECT(cost_fit_refit(&g) == 0 && g.coef.clamped && g.coef.c0 == 0 && g.coef.c1 >= 0 && g.coef.c2 >= 0,
@@ -262,6 +263,8 @@ static void test_fit(void) {
     cost_fit_add(&g, 5, 5, 0);     /* ignored: not a time */
     cost_fit_add(&g, 0, 5, 1);     /* ignored: no tokens */
     EXPECT(g.count == 50, "fit: bad samples ignored (%d)", g.count);
+    cost_fit_free(&g);
+    cost_fit_free(&f);
 }
 
 int main(int argc, char **argv) {
