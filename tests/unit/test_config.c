@@ -12,24 +12,10 @@
 #include "core/common.h"
 #include "run/config.h"
 #include "support/testutil.h"
+#include "support/tmpfiles.h"
 
-/* ---- temporary files (mkstemps under /tmp, removed at the end) */
-#define MAX_TMP 96
-static char tmp_names[MAX_TMP][32];
-static int n_tmp;
-
-/* a temporary file holding text, its name ending in ext ("" or e.g. ".jsonl") */
-static const char *tmp_file_ext(const char *text, const char *ext) {
-    CHECK(n_tmp < MAX_TMP && strlen(ext) < 8, "too many temporary files");
-    char *name = tmp_names[n_tmp++];
-    snprintf(name, sizeof tmp_names[0], "/tmp/hat_cfg_XXXXXX%s", ext);
-    int fd = mkstemps(name, (int)strlen(ext));
-    CHECK(fd >= 0, "mkstemps failed");
-    size_t n = strlen(text);
-    CHECK(write(fd, text, n) == (ssize_t)n, "write to %s failed", name);
-    close(fd);
-    return name;
-}
+/* ---- temporary files (support/tmpfiles.h: mkstemps under /tmp, removed at the end) */
+static const char *tmp_file_ext(const char *text, const char *ext) { return tmp_file_named("hat_cfg_", text, ext); }
 static const char *tmp_file(const char *text) { return tmp_file_ext(text, ""); }
 
 static const char *LINKS =
@@ -461,6 +447,6 @@ int main(int argc, char **argv) {
     test_jsonl();
     test_bad();
     test_shipped(argv[1]);
-    for (int i = 0; i < n_tmp; i++) unlink(tmp_names[i]);
+    tmp_files_remove();
     return test_summary();
 }

@@ -12,23 +12,10 @@
 #include "core/crc32c.h"
 #include "engine/prompt.h"
 #include "support/testutil.h"
-
-#define MAX_TMP 32
-static char tmp_names[MAX_TMP][40];
-static int n_tmp;
+#include "support/tmpfiles.h"
 
 /* a temporary file holding text, its name ending in ext (".txt", ".jsonl") */
-static const char *tmp_file(const char *text, const char *ext) {
-    CHECK(n_tmp < MAX_TMP && strlen(ext) < 8, "too many temporary files");
-    char *name = tmp_names[n_tmp++];
-    snprintf(name, sizeof tmp_names[0], "/tmp/hat_prompt_XXXXXX%s", ext);
-    int fd = mkstemps(name, (int)strlen(ext));
-    CHECK(fd >= 0, "mkstemps failed");
-    size_t n = strlen(text);
-    CHECK(write(fd, text, n) == (ssize_t)n, "write to %s failed", name);
-    close(fd);
-    return name;
-}
+static const char *tmp_file(const char *text, const char *ext) { return tmp_file_named("hat_prompt_", text, ext); }
 
 static void test_text(void) {
     const char *text = "first prompt\n\n   \n  second\\nline  \nthird\r\n";
@@ -127,6 +114,6 @@ int main(void) {
     test_text();
     test_jsonl_good();
     test_jsonl_bad();
-    for (int i = 0; i < n_tmp; i++) unlink(tmp_names[i]);
+    tmp_files_remove();
     return test_summary();
 }
