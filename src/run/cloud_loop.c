@@ -54,7 +54,8 @@ void cloud_loop_member(run_ctx *r) {
 typedef struct {
     cloud_loop cl;
     const cloud_mode *mode;
-    int max_batch;        /* tokens of one pass */
+    int max_batch;        /* tokens of one pass ([cloud] max_batch_tokens) */
+    int max_msg;          /* the largest request of a served device: a pass it begins may hold it alone */
     int group;            /* this rank leads a tensor-parallel group */
     int active, rr;       /* sessions not yet ended; the session first in line */
     uint32_t batch_no;
@@ -106,7 +107,8 @@ static void sessions_poll(loop_state *L, double *next) {
 }
 
 /* one request of every session that has one ready, round-robin from L->rr, up to max_batch
- * tokens: returns the requests, *tok their tokens */
+ * tokens (a request larger than that — a whole prompt with chunking off — only as the first of a
+ * pass, which then takes nothing else): returns the requests, *tok their tokens */
 static int batch_form(loop_state *L, int *tok) {
     cloud_loop *cl = &L->cl;
     int ns = 0;
@@ -114,7 +116,9 @@ static int batch_form(loop_state *L, int *tok) {
     for (int k = 0; k < cl->n; k++) {
         const int i = (L->rr + k) % cl->n;
         int n_msg = 0;
-        if (cl->S[i].done || !L->mode->take(cl, i, *tok, L->max_batch - *tok, &L->seqs[ns], &n_msg)) continue;
+        const int room = *tok == 0 && L->max_msg > L->max_batch ? L->max_msg : L->max_batch - *tok;
+        if (room <= 0) break;
+        if (cl->S[i].done || !L->mode->take(cl, i, *tok, room, &L->seqs[ns], &n_msg)) continue;
         L->items[ns++] = (cloud_item){.session = i, .n_msg = n_msg, .row = *tok};
         *tok += L->seqs[ns - 1].n_tok;
     }
@@ -160,10 +164,11 @@ void cloud_loop_run(run_ctx *r, const cloud_mode *mode) {
                     .mode = mode, .group = tp_active(&r->tp), .max_batch = cfg->max_batch_tokens};
     for (int i = 0; i < L.cl.n; i++) {   /* a pass holds at least any one message of its devices */
         const int m = run_msg_max_tok(r, partition_device_served(&r->part, cidx, i));
-        if (m > L.max_batch) L.max_batch = m;
+        if (m > L.max_msg) L.max_msg = m;
     }
     const backend *be = r->be;
-    CHECK(be && be->max_tok >= L.max_batch && be->n_slots >= L.cl.n, "cloud: backend not planned for this run");
+    CHECK(be && be->max_tok >= L.max_batch && be->max_tok >= L.max_msg && be->n_slots >= L.cl.n,
+          "cloud: backend not planned for this run");
     CHECK(!L.group || !be->embed, "cloud: a tensor-parallel group broadcasts hidden states, not token ids");
     L.cl.S = xcalloc((size_t)L.cl.n, sizeof *L.cl.S);
     L.seqs = xcalloc((size_t)L.cl.n, sizeof *L.seqs);
