@@ -28,7 +28,8 @@ INT_ATTRS = ["n_ranks", "n_devices", "n_cloud", "split_a", "split_b", "n_layer"]
 OPTIONAL_INT_ATTRS = ["cloud_tp"]   # absent from traces written before tensor parallelism (means 1)
 # absent from older traces: group_s before tensor parallelism, the chunking and cost-model fields
 # before dynamic chunking (each group is absent as a whole)
-COST_FIELDS = ["ctx", "pred_s", "cost_c0", "cost_c1", "cost_c2", "fit_rms_rel", "fit_samples", "fit_clamped"]
+COST_FIELDS = ["ctx", "pred_s", "cost_c0", "cost_c1", "cost_c2", "cost_c3", "fit_rms_rel", "fit_samples",
+               "fit_clamped"]
 CHUNK_FIELDS = ["chunking", "chunks", "stall_bound", "ttft_pred_s"]
 OPTIONAL_FIELDS = {"batches": ["group_s"] + COST_FIELDS, "steps": ["plan_done_t"], "devices": CHUNK_FIELDS}
 FIELDS = {
@@ -338,7 +339,7 @@ def check_batches(bat, p):
         # every token attends at least to itself; the model's numbers are non-negative and finite
         for i in np.nonzero(bat["ctx"] < bat["n_tok"])[0]:
             p.add("cost", f"cloud {bat['cloud_rank'][i]} batch {bat['batch'][i]}: ctx {bat['ctx'][i]:.0f} < n_tok")
-        for col in ("pred_s", "cost_c0", "cost_c1", "cost_c2", "fit_rms_rel"):
+        for col in ("pred_s", "cost_c0", "cost_c1", "cost_c2", "cost_c3", "fit_rms_rel"):
             for i in np.nonzero(~(np.isfinite(bat[col]) & (bat[col] >= 0)))[0]:
                 p.add("cost", f"cloud {bat['cloud_rank'][i]} batch {bat['batch'][i]}: {col} = {bat[col][i]:.6g}")
         for i in np.nonzero((bat["fit_samples"] == 0) & (bat["pred_s"] != 0))[0]:

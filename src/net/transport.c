@@ -154,7 +154,7 @@ static void start_send(endpoint *e, size_t n) {
 /* the payload is in place after msg's header: stamp the send time and the emulated delivery, seal
  * (checksum) and start the send */
 static link_sched seal_and_send(endpoint *e, uint8_t *msg, wire_header *h, double *t_send) {
-    if (e->peer_is_device == 0) h->cost_c0 = h->cost_c1 = h->cost_c2 = 0;   /* a device's message carries none */
+    if (e->peer_is_device == 0) h->cost_c0 = h->cost_c1 = h->cost_c2 = h->cost_c3 = 0;   /* a device's carries none */
     h->checksum = 0;
     const size_t bytes = WIRE_HEADER_BYTES + (size_t)h->payload_bytes;
     h->t_send = comm_now();

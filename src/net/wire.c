@@ -58,8 +58,8 @@ int wire_validate(const void *msg, size_t nbytes, const wire_expect *ex, char *e
                                          "(hidden_up) or bye, never token ids"
                                        : "device %u received a message of kind %u (%s), expected hidden_down",
                        h.device, h.kind, wire_kind_name(h.kind));
-    const float cost[3] = {h.cost_c0, h.cost_c1, h.cost_c2};
-    for (int i = 0; i < 3; i++)
+    const float cost[4] = {h.cost_c0, h.cost_c1, h.cost_c2, h.cost_c3};
+    for (int i = 0; i < 4; i++)
         if (ex->from_device ? cost[i] != 0 : !(cost[i] >= 0 && isfinite(cost[i])))
             return hat_err(err, errlen, HAT_ERR_FORMAT, "cost_c%d = %g in a message %s device %u (expected %s)", i,
                            (double)cost[i], ex->from_device ? "from" : "to", h.device,

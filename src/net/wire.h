@@ -19,14 +19,15 @@
  *   56   8  t_peer_ready    replies: when the cloud saw the request delivered
  *   64   4  queue_s         replies: delivered -> batch start (float seconds)
  *   68   4  compute_s       replies: the batch's forward pass
- *   72   4  batch_tokens    replies: tokens in that batch
- *   76   4  batch_devices   replies: sequences in that batch
- *   80   4  cost_c0         replies: the cloud rank's fitted pass-time model t = c0 + c1 n + c2 s
- *   84   4  cost_c1           (float seconds, seconds per token, seconds per attended position;
- *                             src/timing/cost_fit.h), the devices' dynamic chunking input; all 0
- *                             before the first fit and in the device's messages
+ *   72   2  batch_tokens    replies: tokens in that batch (saturating at 65535)
+ *   74   2  batch_devices   replies: sequences in that batch (saturating at 65535)
+ *   76   4  cost_c0         replies: the cloud rank's fitted pass-time model
+ *   80   4  cost_c1           t = c0 + c1 n + c2 s + c3 n^2 (src/timing/cost_fit.h; float seconds,
+ *   84   4  cost_c2           per token, per attended position, per token squared), the devices'
+ *                             dynamic chunking input; all 0 before the first fit and in a device's
+ *                             messages
  *   88   4  checksum        CRC-32C of the header (this field zero) and the payload
- *   92   4  cost_c2         (see cost_c0)
+ *   92   4  cost_c3         (see cost_c0)
  *
  * Privacy property, checked here: a message from a device may only be HIDDEN_UP (hidden
  * states: floating-point payload of exactly n_tok x dim) or BYE (no payload). There is no
@@ -51,7 +52,7 @@ const char *wire_dtype_name(wire_dtype w);
 size_t wire_dtype_size(wire_dtype w);   /* bytes per element; 0 for an unknown dtype */
 
 #define WIRE_MAGIC 0x57544148u
-#define WIRE_VERSION 2   /* 2: the cost model fields (were reserved in 1) */
+#define WIRE_VERSION 2   /* 2: the cost model fields (reserved in 1; batch counts were 32-bit) */
 #define WIRE_HEADER_BYTES 96
 
 typedef enum {
@@ -79,15 +80,21 @@ typedef struct {
     uint64_t payload_bytes;
     double t_send, t_deliver, t_peer_ready;
     float queue_s, compute_s;
-    uint32_t batch_tokens, batch_devices;
-    float cost_c0, cost_c1;
+    uint16_t batch_tokens, batch_devices;
+    float cost_c0, cost_c1, cost_c2;
     uint32_t checksum;
-    float cost_c2;
+    float cost_c3;
 } wire_header;
 
 _Static_assert(sizeof(wire_header) == WIRE_HEADER_BYTES, "wire header must be 96 bytes");
+_Static_assert(offsetof(wire_header, batch_tokens) == 72 && offsetof(wire_header, cost_c0) == 76 &&
+               offsetof(wire_header, checksum) == 88 && offsetof(wire_header, cost_c3) == 92,
+               "wire header layout: update the table above");
 
 const char *wire_kind_name(int kind);
+
+/* a count in a 16-bit header field */
+static inline uint16_t wire_u16_sat(long long v) { return (uint16_t)(v < 0 ? 0 : v > 65535 ? 65535 : v); }
 
 /* Bytes of a hidden-state payload. */
 static inline size_t wire_payload_bytes(wire_dtype dt, int n_tok, int dim) {

@@ -14,16 +14,17 @@ double cloud_cost_context(const backend_seq *seqs, int n_seq) {
     return s;
 }
 
-/* the probe's passes on slot 0, one after the other: a warm-up pass, then each shape */
+/* the probe's passes on slot 0, one after the other: a warm-up pass, then each shape that fits the
+ * backend's step and the context. Single-token passes at growing positions pin c0 and the
+ * attention term c2; passes of 16..256 tokens the per-token terms c1 and c3. */
 static int probe(run_ctx *r, char *err, size_t errlen) {
-    static const int shape[] = {1, 8, 32, 2, 16, 64, 4, 24, 1, 48};
+    static const int shape[] = {1, 32, 1, 64, 2, 128, 1, 16, 256, 1, 8, 1};
     backend *be = r->be;
     const int dim = r->mc.dim, nsh = (int)(sizeof shape / sizeof shape[0]);
     int pos = 0;
     for (int i = -1; i < nsh; i++) {
-        int n = i < 0 ? 4 : shape[i];
-        if (n > be->max_tok) n = be->max_tok;
-        if (pos + n > r->cfg.ctx) break;
+        const int n = i < 0 ? 4 : shape[i];
+        if (n > be->max_tok || pos + n > r->cfg.ctx) continue;
         float *io = backend_io(be);
         for (size_t k = 0; k < (size_t)n * dim; k++) io[k] = 0.01f * (float)((k * 2654435761u) % 200) - 1.0f;
         const backend_seq seq = {.slot = 0, .pos0 = pos, .n_tok = n, .decode = 0};
@@ -46,16 +47,17 @@ int cloud_cost_start(run_ctx *r, int want_probe, char *err, size_t errlen) {
         if (want_probe && r->be) rc = probe(r, err, errlen);
     }
     if (comm_agree(rc, err, errlen, NULL) != HAT_OK) return rc ? rc : HAT_ERR_ARG;
-    double mine[3] = {0, 0, 0}, *all = xcalloc((size_t)r->size * 3, sizeof *all);
+    double mine[4] = {0, 0, 0, 0}, *all = xcalloc((size_t)r->size * 4, sizeof *all);
     if (r->fit) {
         mine[0] = r->fit->coef.c0;
         mine[1] = r->fit->coef.c1;
         mine[2] = r->fit->coef.c2;
+        mine[3] = r->fit->coef.c3;
     }
-    comm_allgather_doubles(mine, 3, all);
+    comm_allgather_doubles(mine, 4, all);
     if (r->role == ROLE_DEVICE) {
         const int cloud = partition_cloud_of_device(&r->part, r->device);
-        memcpy(r->cost0, all + (size_t)cloud * 3, sizeof r->cost0);
+        memcpy(r->cost0, all + (size_t)cloud * 4, sizeof r->cost0);
     }
     free(all);
     return HAT_OK;

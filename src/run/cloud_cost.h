@@ -1,14 +1,15 @@
 /* cloud_cost.h — a cloud rank's pass-time model during a run (the fit itself: timing/cost_fit.h).
  *
  * Start-up (cloud_cost_start, collective): when some device chunks dynamically, every cloud rank
- * runs a short probe on its backend — passes of a few shapes (1 to 64 tokens at growing
- * positions of slot 0, after one warm-up pass; the slot is emptied afterwards) — and fits the
- * model to it; every rank then learns every cloud rank's coefficients (one all-gather), so a
+ * runs a short probe on its backend — passes of a few shapes (1 to 256 tokens at growing
+ * positions of slot 0, 515 tokens in all when the step and the context allow, a warm-up pass
+ * first; about 4 s on one core of a 2-core test machine; the slot is emptied afterwards) — and
+ * fits the model to it; every rank then learns every cloud rank's coefficients (one all-gather), so a
  * device plans its first chunk with its own cloud rank's model. A tensor-parallel group probes in
  * step (every rank of it runs the same passes).
  * During the run (cloud_cost_pass): every pass of the serving loop is a sample (its tokens, the
  * context they attend to, its time); the model is refitted every COST_REFIT_EVERY passes, carried
- * in every reply (wire.h cost_c0..2) and recorded with every pass in /batches.
+ * in every reply (wire.h cost_c0..3) and recorded with every pass in /batches.
  */
 #ifndef HAT_CLOUD_COST_H
 #define HAT_CLOUD_COST_H

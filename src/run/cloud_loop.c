@@ -145,7 +145,7 @@ static void batch_run(loop_state *L, int ns, int tok) {
     const trace_batch tb = {.cloud_rank = (uint32_t)r->rank, .batch = L->batch_no++, .n_tok = (uint32_t)tok,
                             .n_dev = (uint32_t)ns, .t_start = t0, .t_end = t1, .group_s = tg - t0, .ctx = ctx,
                             .pred_s = cc.n_samples ? cost_fit_predict(&cc, tok, ctx) : 0, .cost_c0 = cc.c0,
-                            .cost_c1 = cc.c1, .cost_c2 = cc.c2, .fit_rms_rel = cc.rms_rel,
+                            .cost_c1 = cc.c1, .cost_c2 = cc.c2, .cost_c3 = cc.c3, .fit_rms_rel = cc.rms_rel,
                             .fit_samples = (uint32_t)cc.n_samples, .fit_clamped = (uint32_t)cc.clamped};
     collector_add(&r->col, TRACE_BATCHES, &tb);
     const cloud_pass p = {.t0 = t0, .t1 = t1, .n_tok = tok, .n_seq = ns};

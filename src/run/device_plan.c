@@ -18,7 +18,7 @@ static double jitter_mean(const link_params *l) {
 
 void device_plan_init(device_plan *p, const compute_params *cp, double params_in, double params_out, double bytes,
                       int a, int b, int L, const link_params *up, const link_params *down, int emulate, int dim,
-                      int wire_bytes, int n_prompt, int max_chunk, double max_stall_s, const double cost0[3]) {
+                      int wire_bytes, int n_prompt, int max_chunk, double max_stall_s, const double cost0[4]) {
     memset(p, 0, sizeof *p);
     p->cap = n_prompt > 0 ? n_prompt : 1;
     p->len = xmalloc(sizeof *p->len * (size_t)p->cap);
@@ -68,6 +68,7 @@ plan_step device_plan_next(device_plan *p, const link_state *ls, double now, int
     c.cl_c0 = p->c[0];
     c.cl_c1 = p->c[1];
     c.cl_c2 = p->c[2];
+    c.cl_c3 = p->c[3];
     c.cl_other = p->other_s;
     c.link_free = p->emulate && ls->busy_until > now ? ls->busy_until - now : 0;
     c.cloud_free = p->outstanding_done > now ? p->outstanding_done - now : 0;
@@ -89,14 +90,14 @@ plan_step device_plan_next(device_plan *p, const link_state *ls, double now, int
     return s;
 }
 
-void device_plan_observe(device_plan *p, const trace_step *st, const float cf[3]) {
+void device_plan_observe(device_plan *p, const trace_step *st, const float cf[4]) {
     const double n = st->n_tok;
     const double in = fmax(st->dev_in_s, st->dev_in_pred_s), out = fmax(st->dev_out_s, st->dev_out_pred_s);
     const double tok = (in + out) / n, otok = out / n;
     /* arrival against the link model: the transport's own overhead */
     const double corr = (st->t_cloud_ready - st->t_up_send) - (p->emulate ? st->up_model_s : 0);
     /* the others' share: the pass over the model for this chunk alone, and the wait behind them */
-    const double own = p->c[0] + p->c[1] * n + p->c[2] * (n * st->pos0 + n * (n + 1) / 2);
+    const double own = p->c[0] + p->c[1] * n + p->c[2] * (n * st->pos0 + n * (n + 1) / 2) + p->c[3] * n * n;
     const double self_wait = p->prev_cloud_done > st->t_cloud_ready ? p->prev_cloud_done - st->t_cloud_ready : 0;
     const double other = fmax(0, st->cloud_compute_s - own) + fmax(0, st->cloud_queue_s - self_wait);
     const double w = p->n_obs ? EWMA : 1.0;
@@ -106,6 +107,6 @@ void device_plan_observe(device_plan *p, const trace_step *st, const float cf[3]
     p->other_s = w * other + (1 - w) * p->other_s;
     p->n_obs++;
     p->prev_cloud_done = st->t_down_send;
-    if (cf[0] > 0 || cf[1] > 0 || cf[2] > 0)
-        for (int i = 0; i < 3; i++) p->c[i] = cf[i];
+    if (cf[0] > 0 || cf[1] > 0 || cf[2] > 0 || cf[3] > 0)
+        for (int i = 0; i < 4; i++) p->c[i] = cf[i];
 }

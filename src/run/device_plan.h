@@ -13,7 +13,7 @@
  *            the link's backlog from the emulated link's state; latency = the profile's one-way
  *            latency + its mean jitter, corrected by the measured difference between the cloud's
  *            delivery stamp and the link model's delivery (transport overhead).
- *   cloud    the cloud rank's fitted c0, c1, c2 (its start-up probe, then every reply's); the
+ *   cloud    the cloud rank's fitted c0..c3 (its start-up probe, then every reply's); the
  *            other devices' share: how much longer its passes took than the model gives for this
  *            device's chunk alone, plus the time a chunk waited behind other devices' work (its
  *            queue time less the time it waited for this device's previous chunk), averaged; the
@@ -37,7 +37,7 @@ typedef struct {
     int min_chunk, max_chunk;
     double max_stall_s;
     /* learnt */
-    double c[3];                 /* the cloud's model */
+    double c[4];                 /* the cloud's model (cost_fit.h) */
     double dev_tok, out_tok;     /* measured seconds per token: both submodels; the output one */
     double lat_corr, other_s;    /* averaged corrections */
     int n_obs;
@@ -60,12 +60,12 @@ typedef struct {
  * pass; n_prompt: the prompt's tokens; cost0: the cloud's start-up model */
 void device_plan_init(device_plan *p, const compute_params *cp, double params_in, double params_out, double bytes,
                       int a, int b, int L, const link_params *up, const link_params *down, int emulate, int dim,
-                      int wire_bytes, int n_prompt, int max_chunk, double max_stall_s, const double cost0[3]);
+                      int wire_bytes, int n_prompt, int max_chunk, double max_stall_s, const double cost0[4]);
 void device_plan_free(device_plan *p);
 /* the next chunk of the n tokens left from position pos, planned at `now` on link state `ls` */
 plan_step device_plan_next(device_plan *p, const link_state *ls, double now, int pos, int n);
 /* a chunk's reply arrived: st holds its record (charged compute, stamps, the cloud's timings), c
  * the reply's cost fields */
-void device_plan_observe(device_plan *p, const trace_step *st, const float c[3]);
+void device_plan_observe(device_plan *p, const trace_step *st, const float c[4]);
 
 #endif

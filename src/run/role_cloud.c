@@ -70,9 +70,10 @@ static void split_reply(cloud_loop *cl, int k, const cloud_item *it, const backe
     const transport_msg *q0 = cloud_queued(cl, s, 0), *q = cloud_queued(cl, s, it->n_msg - 1);   /* first, last */
     wire_header h = {.kind = WIRE_HIDDEN_DOWN, .seq = q->h.seq, .pos0 = q0->h.pos0, .n_tok = (uint32_t)seq->n_tok,
                      .flags = q->h.flags, .t_peer_ready = q->t_seen, .queue_s = (float)(p->t0 - q->t_seen),
-                     .compute_s = (float)(p->t1 - p->t0), .batch_tokens = (uint32_t)p->n_tok,
-                     .batch_devices = (uint32_t)p->n_seq, .cost_c0 = (float)cl->r->fit->coef.c0,
-                     .cost_c1 = (float)cl->r->fit->coef.c1, .cost_c2 = (float)cl->r->fit->coef.c2};
+                     .compute_s = (float)(p->t1 - p->t0), .batch_tokens = wire_u16_sat(p->n_tok),
+                     .batch_devices = wire_u16_sat(p->n_seq), .cost_c0 = (float)cl->r->fit->coef.c0,
+                     .cost_c1 = (float)cl->r->fit->coef.c1, .cost_c2 = (float)cl->r->fit->coef.c2,
+                     .cost_c3 = (float)cl->r->fit->coef.c3};
     double ts;
     transport_send(&s->ep, &h, backend_io(cl->be) + (size_t)it->row * cl->r->mc.dim, &ts);
 }

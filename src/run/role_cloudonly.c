@@ -293,8 +293,8 @@ static void co_reply(cloud_loop *cl, int k, const cloud_item *it, const backend_
     const int i = it->session;
     co_session *c = &((co_session *)cl->ctx)[i];
     const float *logits = backend_logits(cl->be) + (size_t)k * cl->r->mc.n_vocab;
-    wire_header h = {.pos0 = (uint32_t)seq->pos0, .compute_s = (float)(p->t1 - p->t0), .batch_tokens = (uint32_t)p->n_tok,
-                     .batch_devices = (uint32_t)p->n_seq};
+    wire_header h = {.pos0 = (uint32_t)seq->pos0, .compute_s = (float)(p->t1 - p->t0), .batch_tokens = wire_u16_sat(p->n_tok),
+                     .batch_devices = wire_u16_sat(p->n_seq)};
     if (c->prefilled) {
         h.seq = c->seq++;
         h.t_peer_ready = c->t_last;

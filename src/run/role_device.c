@@ -122,7 +122,7 @@ static void step_receive(device_ctx *d, const transport_msg *m, int head) {
           "device %d: reply for message %u (positions %u+%u) does not match the request (%u, %u+%u)", d->r->device,
           h->seq, h->pos0, h->n_tok, st->seq, st->pos0, st->n_tok);
     run_step_reply(st, m);
-    const float cost[3] = {h->cost_c0, h->cost_c1, h->cost_c2};
+    const float cost[4] = {h->cost_c0, h->cost_c1, h->cost_c2, h->cost_c3};
     const double t0 = comm_now();
     wire_decode(d->ep.dtype, m->payload, d->fs.x, (size_t)h->n_tok * d->ep.dim);
     transport_release(&d->ep);

@@ -36,7 +36,7 @@ typedef struct {
     tp_comm tp;               /* cloud ranks: the tensor-parallel group (size 1: none; collective.h) */
     int *prompt_len;          /* (n_devices) every device's prompt tokens, on every rank: message sizes */
     cost_fit *fit;            /* cloud ranks: the pass-time model (cloud_cost.h) */
-    double cost0[3];          /* devices: their cloud rank's model after its start-up probe (c0, c1, c2) */
+    double cost0[4];          /* devices: their cloud rank's model after its start-up probe (c0..c3) */
 } run_ctx;
 
 /* role entry points (role_device.c, role_cloud.c, role_cloudonly.c; both cloud roles serve on

@@ -168,8 +168,9 @@ static void print_prefill(const run_ctx *r) {
         for (size_t i = 0; i < c->n_all[TRACE_BATCHES]; i++)
             if ((int)tb[i].cloud_rank == cr && tb[i].fit_samples) last = &tb[i];
         if (last)
-            printf("cloud %d pass time: %.3g s + %.3g s/token + %.3g s/attended position (fit to %u passes, rms "
-                   "residual %.1f %%%s)\n", cr, last->cost_c0, last->cost_c1, last->cost_c2, last->fit_samples,
+            printf("cloud %d pass time: %.3g s + %.3g s/token + %.3g s/attended position + %.3g s/token^2 (fit to %u "
+                   "passes, rms residual %.1f %%%s)\n", cr, last->cost_c0, last->cost_c1, last->cost_c2, last->cost_c3,
+                   last->fit_samples,
                    100 * last->fit_rms_rel, last->fit_clamped ? ", a coefficient clamped to 0" : "");
     }
 }

@@ -10,7 +10,7 @@ static double dmax(double a, double b) { return a > b ? a : b; }
 
 double chunk_plan_cloud(const chunk_cost *c, int p, int l) {
     double dl = l, dp = p;
-    return c->cl_c0 + c->cl_c1 * dl + c->cl_c2 * (dl * dp + dl * (dl + 1) / 2) + c->cl_other;
+    return c->cl_c0 + c->cl_c1 * dl + c->cl_c2 * (dl * dp + dl * (dl + 1) / 2) + c->cl_c3 * dl * dl + c->cl_other;
 }
 
 static double dev_time(const chunk_cost *c, int l) { return dmax(c->dev_c0 + c->dev_c1 * l, c->dev_floor); }

@@ -9,10 +9,10 @@
  *   uplink   U_i = max(D_i, U_{i-1}, link_free) + tx(l_i)   tx(l)  = tx_c0 + tx_c1 l  (serialisation)
  *            A_i = U_i + lat                                 (propagation: a pure delay, not a stage)
  *   cloud    C_i = max(A_i, C_{i-1}, cloud_free) + cld(p_i, l_i)
- *            cld(p, l) = cl_c0 + cl_c1 l + cl_c2 (l p + l (l + 1) / 2) + cl_other
+ *            cld(p, l) = cl_c0 + cl_c1 l + cl_c2 (l p + l (l + 1) / 2) + cl_c3 l^2 + cl_other
  * where p_i = pos0 + l_1 + .. + l_{i-1} is the chunk's first position (l p + l (l + 1) / 2 is the
- * sum over its tokens of the context each attends to) and cl_other the cost the other devices'
- * work adds to every pass it shares. The objective is C_k, when the cloud finishes the last chunk.
+ * sum over its tokens of the context each attends to; cost_fit.h has the model) and cl_other the
+ * cost the other devices' work adds to every pass it shares. The objective is C_k, when the cloud finishes the last chunk.
  *
  * The chooser (chunk_plan_solve) puts chunk boundaries on a grid of step g tokens (pos0 + g,
  * pos0 + 2g, ..; the last chunk may be shorter) and returns a plan that minimises C_k over every
@@ -34,7 +34,7 @@
 typedef struct {
     double dev_c0, dev_c1, dev_floor;     /* device stage: input submodel on l tokens */
     double tx_c0, tx_c1, lat;             /* uplink: serialisation per chunk; one-way latency */
-    double cl_c0, cl_c1, cl_c2, cl_other; /* cloud pass */
+    double cl_c0, cl_c1, cl_c2, cl_c3, cl_other; /* cloud pass */
     double dev_free, link_free, cloud_free; /* when each stage is first free (>= 0: from now) */
 } chunk_cost;
 

@@ -1,5 +1,5 @@
-/* cost_fit.c — the cloud's pass-time model t = c0 + c1 n + c2 s, weighted least squares with
- * GSL over a window of recent passes (cost_fit.h). */
+/* cost_fit.c — the cloud's pass-time model t = c0 + c1 n + c2 s + c3 n^2, weighted least squares
+ * with GSL over a window of recent passes (cost_fit.h). */
 #include "timing/cost_fit.h"
 
 #include "core/common.h"
@@ -19,12 +19,12 @@ struct cost_fit_ws {
 void cost_fit_init(cost_fit *f) {
     memset(f, 0, sizeof *f);
     cost_fit_ws *w = xcalloc(1, sizeof *w);
-    w->X = gsl_matrix_alloc(COST_FIT_WINDOW, 3);
-    w->cov = gsl_matrix_alloc(3, 3);
+    w->X = gsl_matrix_alloc(COST_FIT_WINDOW, COST_FIT_TERMS);
+    w->cov = gsl_matrix_alloc(COST_FIT_TERMS, COST_FIT_TERMS);
     w->y = gsl_vector_alloc(COST_FIT_WINDOW);
     w->w = gsl_vector_alloc(COST_FIT_WINDOW);
-    w->b = gsl_vector_alloc(3);
-    w->lin = gsl_multifit_linear_alloc(COST_FIT_WINDOW, 3);
+    w->b = gsl_vector_alloc(COST_FIT_TERMS);
+    w->lin = gsl_multifit_linear_alloc(COST_FIT_WINDOW, COST_FIT_TERMS);
     CHECK(w->X && w->cov && w->y && w->w && w->b && w->lin, "cost_fit: out of memory");
     f->ws = w;
 }
@@ -52,17 +52,17 @@ void cost_fit_add(cost_fit *f, double n, double s, double t) {
     f->total++;
 }
 
-double cost_fit_predict(const cost_coef *c, double n, double s) { return c->c0 + c->c1 * n + c->c2 * s; }
+double cost_fit_predict(const cost_coef *c, double n, double s) { return c->c0 + c->c1 * n + c->c2 * s + c->c3 * n * n; }
 
 static double feature(const cost_fit *f, int i, int col) {
-    return col == 0 ? 1.0 : col == 1 ? f->n[i] : f->s[i];
+    return col == 0 ? 1.0 : col == 1 ? f->n[i] : col == 2 ? f->s[i] : f->n[i] * f->n[i];
 }
 
 /* fits the columns in use[] (the others held at 0); returns 0 or -1. Views into the workspace
  * allocated at init (GSL's workspace serves any problem up to its allocated size). */
-static int fit_cols(const cost_fit *f, const int use[3], double coef[3]) {
-    int p = 0, cols[3];
-    for (int j = 0; j < 3; j++)
+static int fit_cols(const cost_fit *f, const int use[COST_FIT_TERMS], double coef[COST_FIT_TERMS]) {
+    int p = 0, cols[COST_FIT_TERMS];
+    for (int j = 0; j < COST_FIT_TERMS; j++)
         if (use[j]) cols[p++] = j;
     if (p == 0 || f->count < p) return -1;
     const size_t n = (size_t)f->count, np = (size_t)p;
@@ -82,27 +82,34 @@ static int fit_cols(const cost_fit *f, const int use[3], double coef[3]) {
                                       ws->lin);
     gsl_set_error_handler(old);
     if (e != GSL_SUCCESS || rank != np) return -1;
-    memset(coef, 0, 3 * sizeof(double));
+    memset(coef, 0, COST_FIT_TERMS * sizeof(double));
     for (size_t q = 0; q < np; q++) coef[cols[q]] = gsl_vector_get(&b.vector, q);
     return 0;
 }
 
 int cost_fit_refit(cost_fit *f) {
     if (f->count < 3) return -1;
-    int use[3] = {1, 1, 1}, clamped = 0;
-    double coef[3];
-    /* a negative coefficient: drop its column and refit, at most twice */
+    int use[COST_FIT_TERMS] = {1, 1, 1, 1}, clamped = 0;
+    double coef[COST_FIT_TERMS];
+    /* a negative coefficient: drop its column and refit, at most COST_FIT_TERMS - 1 times; too few
+     * distinct shapes for every column: drop the last ones (n^2, then s) until the fit is determined */
     for (int round = 0;; round++) {
-        if (fit_cols(f, use, coef)) return -1;
+        if (fit_cols(f, use, coef)) {
+            int last = COST_FIT_TERMS - 1;
+            while (last > 0 && !use[last]) last--;
+            if (last < 2) return -1;
+            use[last] = 0;
+            continue;
+        }
         int neg = -1;
-        for (int j = 0; j < 3; j++)
+        for (int j = 0; j < COST_FIT_TERMS; j++)
             if (use[j] && coef[j] < 0 && (neg < 0 || coef[j] < coef[neg])) neg = j;
         if (neg < 0) break;
-        if (round == 2) return -1;
+        if (round >= COST_FIT_TERMS + 1) return -1;
         use[neg] = 0;
         clamped = 1;
     }
-    cost_coef c = {coef[0], coef[1], coef[2], 0, 0, f->count, clamped};
+    cost_coef c = {coef[0], coef[1], coef[2], coef[3], 0, 0, f->count, clamped};
     double ss = 0;
     for (int i = 0; i < f->count; i++) {
         double rel = (cost_fit_predict(&c, f->n[i], f->s[i]) - f->t[i]) / f->t[i];

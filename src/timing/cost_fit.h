@@ -2,9 +2,12 @@
  *
  * A forward pass of n tokens whose tokens attend to a total context of s positions (the sum over
  * its tokens of the positions each one attends to, itself included) is modelled as
- *     t = c0 + c1 n + c2 s
+ *     t = c0 + c1 n + c2 s + c3 n^2
  * c0: fixed cost per pass (launching, the weights read once per pass when they do not stay in
- * cache); c1: per-token cost (the matmuls); c2: per-attended-position cost (attention). Samples
+ * cache); c1: per-token cost (the matmuls); c2: per-attended-position cost (attention); c3: a
+ * per-token cost that grows with the pass's size (its activations and outputs outgrow the caches:
+ * on a 2-core test machine the linear model under-predicted passes of 128 and 256 tokens by 15 and
+ * 22 %, the quadratic one by 8 and 4 %: experiments/fit_pass_cost.py). Samples
  * come from a start-up probe (the cloud runs a few passes of chosen shapes) and then from every
  * pass the rank runs; the fit uses gsl_multifit_wlinear_tsvd over a window of the most recent
  * samples, each weighted 1/t^2 (relative errors: a 2 ms pass counts as much as a 2 s one), and
@@ -19,9 +22,10 @@
 #include <stdint.h>
 
 #define COST_FIT_WINDOW 256   /* samples the fit uses (the most recent ones) */
+#define COST_FIT_TERMS 4       /* 1, n, s, n^2 */
 
 typedef struct {
-    double c0, c1, c2;        /* seconds; seconds per token; seconds per attended position */
+    double c0, c1, c2, c3;    /* seconds; per token; per attended position; per token squared */
     double rms_rel;           /* root mean square of (t_pred - t) / t over the fitted samples */
     double max_rel;           /* largest |t_pred - t| / t */
     int n_samples;            /* samples fitted */
@@ -46,7 +50,7 @@ void cost_fit_add(cost_fit *f, double n, double s, double t);
 /* refits from the window; returns 0 and updates f->coef, or -1 (and keeps the old fit) when the
  * samples cannot determine the model (fewer than 3, or all of one shape) */
 int cost_fit_refit(cost_fit *f);
-/* the model's prediction for a pass of n tokens over total context s */
+/* the model's prediction for a pass of n tokens over total context s (t = c0 + c1 n + c2 s + c3 n^2) */
 double cost_fit_predict(const cost_coef *c, double n, double s);
 /* the attended context of a chunk of l tokens from position p: l p + l (l + 1) / 2 */
 static inline double cost_fit_context(double p, double l) { return l * p + l * (l + 1) / 2; }

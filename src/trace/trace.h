@@ -79,11 +79,11 @@ typedef struct {
     double t_start, t_end;
     double group_s;                  /* of [t_start, t_end): broadcasting the step to the rank's tensor-parallel
                                       * group before the forward (0 without one) */
-    /* the rank's pass-time model (src/timing/cost_fit.h: t = c0 + c1 n + c2 s) as it stood when
-     * the pass started, and the pass's inputs to it: the coefficients over time */
+    /* the rank's pass-time model (src/timing/cost_fit.h: t = c0 + c1 n + c2 s + c3 n^2) as it
+     * stood when the pass started, and the pass's inputs to it: the coefficients over time */
     double ctx;                      /* s: the context the pass's tokens attend to, summed over them */
     double pred_s;                   /* the model's t_end - t_start for this pass (0: no model yet) */
-    double cost_c0, cost_c1, cost_c2;
+    double cost_c0, cost_c1, cost_c2, cost_c3;
     double fit_rms_rel;              /* the model's relative rms residual on the samples it was fitted to */
     uint32_t fit_samples, fit_clamped; /* how many; 1: a negative coefficient was clamped to 0 */
 } trace_batch;

@@ -50,7 +50,7 @@ static const tfield batch_f[] = {
     TF(trace_batch, cloud_rank), TF(trace_batch, batch), TF(trace_batch, n_tok),
     TF(trace_batch, n_dev), TF(trace_batch, t_start), TF(trace_batch, t_end), TF(trace_batch, group_s),
     TF(trace_batch, ctx), TF(trace_batch, pred_s), TF(trace_batch, cost_c0), TF(trace_batch, cost_c1),
-    TF(trace_batch, cost_c2), TF(trace_batch, fit_rms_rel), TF(trace_batch, fit_samples), TF(trace_batch, fit_clamped),
+    TF(trace_batch, cost_c2), TF(trace_batch, cost_c3), TF(trace_batch, fit_rms_rel), TF(trace_batch, fit_samples), TF(trace_batch, fit_clamped),
 };
 static const tfield device_f[] = {
     TF(trace_device, device), TF(trace_device, rank), TF(trace_device, cloud_rank),

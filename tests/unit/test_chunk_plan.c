@@ -37,6 +37,7 @@ static chunk_cost random_cost(void) {
     c.cl_c0 = t_uniform() * 0.03;
     c.cl_c1 = t_uniform() * 0.005;
     c.cl_c2 = t_uniform() * 0.0005;
+    c.cl_c3 = t_uniform() < 0.5 ? t_uniform() * 0.001 : 0;
     c.cl_other = t_uniform() < 0.5 ? t_uniform() * 0.01 : 0;
     c.dev_free = t_uniform() < 0.3 ? t_uniform() * 0.05 : 0;
     c.link_free = t_uniform() < 0.3 ? t_uniform() * 0.05 : 0;
@@ -63,6 +64,8 @@ static void test_eval(void) {
     t = chunk_plan_eval(&c, 0, len, 2, done);
     EXPECT(fabs(done[0] - 8.8) < 1e-12 && fabs(t - 15.7) < 1e-12, "eval floor: %g %g", done[0], t);
     EXPECT(fabs(chunk_plan_cloud(&c, 10, 4) - (4 + 0.1 * (40 + 10))) < 1e-12, "cloud cost");
+    c.cl_c3 = 0.01;
+    EXPECT(fabs(chunk_plan_cloud(&c, 10, 4) - (4 + 0.1 * (40 + 10) + 0.16)) < 1e-12, "cloud cost, n^2 term");
 }
 
 /* brute force over every composition of n whose boundaries lie on the grid */
@@ -236,17 +239,17 @@ static void test_fit(void) {
     cost_fit f;
     cost_fit_init(&f);
     EXPECT(cost_fit_refit(&f) == -1, "fit: no samples");
-    const double c0 = 0.004, c1 = 6e-4, c2 = 3e-8;
+    const double c0 = 0.004, c1 = 6e-4, c2 = 3e-8, c3 = 2e-6;
     for (int i = 0; i < 300; i++) { /* the window keeps the last 256 */
         double n = 1 + (i * 37) % 200, p = (i * 101) % 3000, s = cost_fit_context(p, n);
         double noise = 1 + 0.01 * (t_uniform() - 0.5);
-        cost_fit_add(&f, n, s, (c0 + c1 * n + c2 * s) * noise);
+        cost_fit_add(&f, n, s, (c0 + c1 * n + c2 * s + c3 * n * n) * noise);
     }
     EXPECT(f.count == COST_FIT_WINDOW && f.total == 300, "fit: window %d total %llu", f.count,
            (unsigned long long)f.total);
     EXPECT(cost_fit_refit(&f) == 0, "fit: refit");
-    EXPECT(fabs(f.coef.c0 - c0) < 0.05 * c0 && fabs(f.coef.c1 - c1) < 0.02 * c1 && fabs(f.coef.c2 - c2) < 0.1 * c2,
-           "fit: %g %g %g", f.coef.c0, f.coef.c1, f.coef.c2);
+    EXPECT(fabs(f.coef.c0 - c0) < 0.05 * c0 && fabs(f.coef.c1 - c1) < 0.03 * c1 && fabs(f.coef.c2 - c2) < 0.1 * c2 &&
+           fabs(f.coef.c3 - c3) < 0.1 * c3, "fit: %g %g %g %g", f.coef.c0, f.coef.c1, f.coef.c2, f.coef.c3);
     EXPECT(f.coef.rms_rel < 0.01 && f.coef.max_rel < 0.006 && !f.coef.clamped, "fit: residuals %g %g",
            f.coef.rms_rel, f.coef.max_rel);
     /* one shape only: undetermined, the old fit kept */

@@ -95,13 +95,16 @@ int main(void) {
     EXPECT(rejects(buf, n, &up, "version 1"), "wrong version");
     h.version = WIRE_VERSION; h.cost_c1 = 1e-3f; memcpy(buf, &h, sizeof h); wire_seal(buf);
     EXPECT(rejects(buf, n, &up, "cost_c1"), "a device's message with a cost model");
+    EXPECT(wire_u16_sat(70000) == 65535 && wire_u16_sat(-3) == 0 && wire_u16_sat(300) == 300, "16-bit counts saturate");
     h.cost_c1 = 0; h.kind = WIRE_HIDDEN_DOWN; h.cost_c0 = 2e-3f; h.cost_c2 = 3e-8f; memcpy(buf, &h, sizeof h); wire_seal(buf);
     EXPECT(wire_validate(buf, n, &down, err, sizeof err) == HAT_OK, "a reply with a cost model refused: %s", err);
     h.cost_c2 = -1; memcpy(buf, &h, sizeof h); wire_seal(buf);
     EXPECT(rejects(buf, n, &down, "cost_c2"), "a negative cost coefficient");
     h.cost_c2 = NAN; memcpy(buf, &h, sizeof h); wire_seal(buf);
     EXPECT(rejects(buf, n, &down, "cost_c2"), "a NaN cost coefficient");
-    h.kind = WIRE_HIDDEN_UP; h.cost_c0 = h.cost_c2 = 0;
+    h.cost_c2 = 0; h.cost_c3 = INFINITY; memcpy(buf, &h, sizeof h); wire_seal(buf);
+    EXPECT(rejects(buf, n, &down, "cost_c3"), "an infinite cost coefficient");
+    h.kind = WIRE_HIDDEN_UP; h.cost_c0 = h.cost_c3 = 0;
     h.magic = 0x12345678; memcpy(buf, &h, sizeof h); wire_seal(buf);
     EXPECT(rejects(buf, n, &up, "magic"), "bad magic");
     h.magic = WIRE_MAGIC; h.device = 4; memcpy(buf, &h, sizeof h); wire_seal(buf);
