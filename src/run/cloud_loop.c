@@ -97,6 +97,11 @@ static void sessions_poll(loop_state *L, double *next) {
         while (s->qn < cl->depth && transport_poll(&s->ep, &m, next)) {
             s->q[(s->qh + s->qn) % cl->depth] = m;
             s->qn++;
+            if (s->awaiting && (m.h.flags & WIRE_F_ROUND_END)) {   /* the device's next round is complete */
+                const double turn = m.t_seen - s->t_reply;
+                s->turn = s->turn > 0 ? 0.5 * turn + 0.5 * s->turn : turn;
+                s->awaiting = 0;
+            }
         }
         if (s->qn && L->mode->head(cl, i)) {
             session_pop(cl, s);
@@ -104,6 +109,28 @@ static void sessions_poll(loop_state *L, double *next) {
             L->active--;
         }
     }
+}
+
+/* the stall-bounded schedule (cloud_loop.h): 1 when a prefill chunk is ready but a decoding
+ * session's round is due before *until (which it sets) */
+static int stall_hold(const loop_state *L, double now, double *until) {
+    const cloud_loop *cl = &L->cl;
+    if (!(cl->r->cfg.max_stall_ms > 0)) return 0;
+    int prefill = 0;
+    double due = 0;
+    for (int i = 0; i < cl->n; i++) {
+        const cloud_session *s = &cl->S[i];
+        if (s->done) continue;
+        if (s->qn && (cloud_queued(cl, s, 0)->h.flags & WIRE_F_PREFILL)) prefill = 1;
+        const int round_open = s->qn && !(cloud_queued(cl, s, s->qn - 1)->h.flags & WIRE_F_ROUND_END);
+        if ((s->qn == 0 || round_open) && s->decoding && s->turn > 0) {
+            const double t = s->t_reply + 1.5 * s->turn;
+            if (t > now && t > due) due = t;
+        }
+    }
+    if (!prefill || due <= now) return 0;
+    *until = due;
+    return 1;
 }
 
 /* one request of every session that has one ready, round-robin from L->rr, up to max_batch
@@ -151,8 +178,11 @@ static void batch_run(loop_state *L, int ns, int tok) {
     const cloud_pass p = {.t0 = t0, .t1 = t1, .n_tok = tok, .n_seq = ns};
     for (int k = 0; k < ns; k++) {
         const cloud_item *it = &L->items[k];
+        cloud_session *se = &cl->S[it->session];
         L->mode->reply(cl, k, it, &L->seqs[k], &p);
-        for (int j = 0; j < it->n_msg; j++) session_pop(cl, &cl->S[it->session]);
+        for (int j = 0; j < it->n_msg; j++) session_pop(cl, se);
+        se->t_reply = comm_now();
+        se->decoding = se->awaiting = L->seqs[k].decode;
     }
 }
 
@@ -179,6 +209,11 @@ void cloud_loop_run(run_ctx *r, const cloud_mode *mode) {
         double next = 1e300;
         sessions_poll(&L, &next);
         if (r->rank == 0) collector_poll(&r->col);
+        double hold;
+        if (stall_hold(&L, comm_now(), &hold)) {
+            transport_idle(hold < next ? hold : next);
+            continue;
+        }
         int tok;
         const int ns = batch_form(&L, &tok);
         if (!ns) {

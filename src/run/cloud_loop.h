@@ -29,6 +29,10 @@ typedef struct {
     endpoint ep;
     transport_msg *q;   /* (depth) delivered, unprocessed messages, FIFO from q[qh] */
     int qh, qn;
+    /* decode rounds, for the stall-bounded schedule: when the last reply went, whether it answered a
+     * decode round, and the device's turnaround (reply sent -> its next round complete, averaged) */
+    double t_reply, turn;
+    int decoding, awaiting;
 } cloud_session;
 
 /* one request of a pass: its session (= backend slot), the queued messages it answers (released

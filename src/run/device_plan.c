@@ -18,8 +18,10 @@ static double jitter_mean(const link_params *l) {
 
 void device_plan_init(device_plan *p, const compute_params *cp, double params_in, double params_out, double bytes,
                       int a, int b, int L, const link_params *up, const link_params *down, int emulate, int dim,
-                      int wire_bytes, int n_prompt, int max_chunk, double max_stall_s, const double cost0[4]) {
+                      int wire_bytes, int n_prompt, int max_chunk, double max_stall_s, const double cost0[4],
+                      double share0) {
     memset(p, 0, sizeof *p);
+    p->share0 = share0 > 0 ? share0 : 1;
     p->cap = n_prompt > 0 ? n_prompt : 1;
     p->len = xmalloc(sizeof *p->len * (size_t)p->cap);
     p->done = xmalloc(sizeof *p->done * (size_t)p->cap);
@@ -65,10 +67,11 @@ plan_step device_plan_next(device_plan *p, const link_state *ls, double now, int
     c.tx_c0 = p->tx_c0;
     c.tx_c1 = p->tx_c1;
     c.lat = p->lat + p->lat_corr;
-    c.cl_c0 = p->c[0];
-    c.cl_c1 = p->c[1];
-    c.cl_c2 = p->c[2];
-    c.cl_c3 = p->c[3];
+    const double f = p->n_obs ? 1.0 : p->share0;   /* before the first reply: the devices prefilling at once */
+    c.cl_c0 = f * p->c[0];
+    c.cl_c1 = f * p->c[1];
+    c.cl_c2 = f * p->c[2];
+    c.cl_c3 = f * p->c[3];
     c.cl_other = p->other_s;
     c.link_free = p->emulate && ls->busy_until > now ? ls->busy_until - now : 0;
     c.cloud_free = p->outstanding_done > now ? p->outstanding_done - now : 0;

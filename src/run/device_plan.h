@@ -18,6 +18,10 @@
  *            device's chunk alone, plus the time a chunk waited behind other devices' work (its
  *            queue time less the time it waited for this device's previous chunk), averaged; the
  *            cloud is busy for this device until the predicted finish of its outstanding chunks.
+ *            Before the first reply the device knows nothing of the others but the configuration:
+ *            the cloud's model is scaled by 1 + the other devices of the same cloud rank that start
+ *            within a second of this one, each counted by its prompt's length relative to this
+ *            one's (at most 1): devices prefilling at once share the cloud's passes.
  */
 #ifndef HAT_DEVICE_PLAN_H
 #define HAT_DEVICE_PLAN_H
@@ -40,6 +44,7 @@ typedef struct {
     double c[4];                 /* the cloud's model (cost_fit.h) */
     double dev_tok, out_tok;     /* measured seconds per token: both submodels; the output one */
     double lat_corr, other_s;    /* averaged corrections */
+    double share0;               /* the first plan's scale of the cloud's model (see above) */
     int n_obs;
     double prev_cloud_done;      /* when the cloud sent the previous chunk's reply */
     double outstanding_done;     /* predicted finish of the chunks in flight (run clock) */
@@ -57,10 +62,11 @@ typedef struct {
 } plan_step;
 
 /* params: parameter counts of the input and output submodels; bytes: their weight bytes per
- * pass; n_prompt: the prompt's tokens; cost0: the cloud's start-up model */
+ * pass; n_prompt: the prompt's tokens; cost0: the cloud's start-up model; share0: the first share */
 void device_plan_init(device_plan *p, const compute_params *cp, double params_in, double params_out, double bytes,
                       int a, int b, int L, const link_params *up, const link_params *down, int emulate, int dim,
-                      int wire_bytes, int n_prompt, int max_chunk, double max_stall_s, const double cost0[4]);
+                      int wire_bytes, int n_prompt, int max_chunk, double max_stall_s, const double cost0[4],
+                      double share0);
 void device_plan_free(device_plan *p);
 /* the next chunk of the n tokens left from position pos, planned at `now` on link state `ls` */
 plan_step device_plan_next(device_plan *p, const link_state *ls, double now, int pos, int n);

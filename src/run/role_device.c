@@ -209,12 +209,17 @@ static void device_open(device_ctx *d, run_ctx *r) {
     d->td.prompt_tokens = (uint32_t)r->n_prompt;
     d->td.chunking = (uint32_t)d->dc->chunking;
     if (d->dc->chunking == CHUNK_DYNAMIC) {
+        double share0 = 1;   /* device_plan.h: the devices of this cloud rank that prefill at the same time */
+        for (int j = 0; j < cfg->n_devices; j++)
+            if (j != r->device && partition_cloud_of_device(&r->part, j) == cloud &&
+                fabs(cfg->dev[j].start_s - d->dc->start_s) <= 1.0)
+                share0 += fmin(1.0, (double)r->prompt_len[j] / r->n_prompt);
         link_params down;
         emul_link_params(&down, &d->dc->link, 1);
         device_plan_init(&d->plan, &d->cp, d->params_in, d->params_out,
                          (double)(d->m_in->bytes_per_token + d->m_out->bytes_per_token), d->a, d->b, d->L, &up, &down,
                          cfg->emulate_links, r->mc.dim, (int)wire_dtype_size(cfg->wire), r->n_prompt, run_prefill_max_tok(r, r->device),
-                         cfg->max_stall_ms * 1e-3, r->cost0);
+                         cfg->max_stall_ms * 1e-3, r->cost0, share0);
     }
 }
 

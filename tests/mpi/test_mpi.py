@@ -447,7 +447,7 @@ def check_chunking(name, policy, mode, n_dev=3, hat=None, emulate="on", stall=0)
 for mode, hat in [("ushape", None), ("hat", {"gamma": 3, "adapter": "identity"})]:
     for policy in ("off", "fixed", "dynamic"):
         check_chunking(f"chunk_{mode}_{policy}", policy, mode, hat=hat)
-check_chunking("chunk_dynamic_stall", "dynamic", "ushape", n_dev=1, stall=40)
+check_chunking("chunk_dynamic_stall", "dynamic", "ushape", n_dev=3, stall=60)   # the stall-bounded schedule
 for name, tx, needle in [("chunking sometimes", "chunking = sometimes\n", "chunking = 'sometimes'"),
                          ("negative max_stall_ms", "max_stall_ms = -5\n", "max_stall_ms = '-5'")]:
     cfg = write_cfg("bad_" + name.replace(" ", "_"), 2, 1, 2, 2, transport_extra=tx)
