@@ -112,7 +112,8 @@ static void sessions_poll(loop_state *L, double *next) {
 }
 
 /* the stall-bounded schedule (cloud_loop.h): 1 when a prefill chunk is ready but a decoding
- * session's round is due before *until (which it sets) */
+ * session's round is due before *until (which it sets): up to 3 turnarounds after its reply, so
+ * that a device slowed by jitter or a shared core still joins */
 static int stall_hold(const loop_state *L, double now, double *until) {
     const cloud_loop *cl = &L->cl;
     if (!(cl->r->cfg.max_stall_ms > 0)) return 0;
@@ -124,7 +125,7 @@ static int stall_hold(const loop_state *L, double now, double *until) {
         if (s->qn && (cloud_queued(cl, s, 0)->h.flags & WIRE_F_PREFILL)) prefill = 1;
         const int round_open = s->qn && !(cloud_queued(cl, s, s->qn - 1)->h.flags & WIRE_F_ROUND_END);
         if ((s->qn == 0 || round_open) && s->decoding && s->turn > 0) {
-            const double t = s->t_reply + 1.5 * s->turn;
+            const double t = s->t_reply + 3.0 * s->turn;
             if (t > now && t > due) due = t;
         }
     }

@@ -13,6 +13,11 @@
  * session with a ready request is first in line at least once every n sessions passes, so none
  * starves. The loop ends when every session has said bye.
  *
+ * With [transport] max_stall_ms > 0 (stall-bounded prefill) a pass that would run a prefill chunk
+ * first waits, at most 3 turnarounds after the reply, for any decoding session whose next round is
+ * due: otherwise that round arrives just after the pass started and waits a whole bounded pass
+ * before its own, and its TBT is twice the bound. The prefill pays up to that wait per chunk.
+ *
  * Tensor parallelism ([cloud] tp > 1, split modes only): the group's first rank (the leader) runs
  * the loop; before each step it broadcasts the step (its sequences, then the input hidden states)
  * to the other ranks of its group, which only run steps (cloud_loop_member) until the leader
