@@ -108,7 +108,9 @@ expect_fail "tokens: broken jsonl" "$tmp/bad.jsonl:3: not a JSON object" tokens 
 expect_usage "tokens: no prompts" "exactly one of --prompts, --prompt" tokens --model "$model"
 expect_usage "tokens: no model" "--model is required" tokens --prompt hi
 # hat run on a config whose prompts file is a broken JSON-lines file: the file and line named
-printf '[model]\npath = %s\n[devices]\ncount = 1\nprompts = %s\n' "$model" "$tmp/bad.jsonl" >"$tmp/bad.ini"
+cfgdir=$(cd "$(dirname "$0")/../../configs" && pwd)   # the profiles, whatever the working directory
+printf '[model]\npath = %s\n[profiles]\nlinks = %s\ndevices = %s\n[devices]\ncount = 1\nprompts = %s\n' "$model" \
+    "$cfgdir/links.ini" "$cfgdir/devices.ini" "$tmp/bad.jsonl" >"$tmp/bad.ini"
 expect_fail "run: broken jsonl prompts" "$tmp/bad.jsonl:3: not a JSON object" run --config "$tmp/bad.ini"
 
 echo "$pass passed, $fail failed"
