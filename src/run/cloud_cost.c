@@ -39,14 +39,14 @@ static int probe(run_ctx *r, char *err, size_t errlen) {
     return HAT_OK;
 }
 
-int cloud_cost_start(run_ctx *r, int want_probe, char *err, size_t errlen) {
-    int rc = HAT_OK;
-    if (r->role == ROLE_CLOUD) {
-        r->fit = xmalloc(sizeof *r->fit);
-        cost_fit_init(r->fit);
-        if (want_probe && r->be) rc = probe(r, err, errlen);
-    }
-    if (comm_agree(rc, err, errlen, NULL) != HAT_OK) return rc ? rc : HAT_ERR_ARG;
+int cloud_cost_probe(run_ctx *r, int want_probe, char *err, size_t errlen) {
+    if (r->role != ROLE_CLOUD) return HAT_OK;
+    r->fit = xmalloc(sizeof *r->fit);
+    cost_fit_init(r->fit);
+    return want_probe && r->be ? probe(r, err, errlen) : HAT_OK;
+}
+
+void cloud_cost_share(run_ctx *r) {
     double mine[4] = {0, 0, 0, 0}, *all = xcalloc((size_t)r->size * 4, sizeof *all);
     if (r->fit) {
         mine[0] = r->fit->coef.c0;
@@ -60,12 +60,11 @@ int cloud_cost_start(run_ctx *r, int want_probe, char *err, size_t errlen) {
         memcpy(r->cost0, all + (size_t)cloud * 4, sizeof r->cost0);
     }
     free(all);
-    return HAT_OK;
 }
 
 void cloud_cost_pass(run_ctx *r, double n, double s, double t) {
     cost_fit *f = r->fit;
     if (!f) return;
     cost_fit_add(f, n, s, t);
-    if (f->total % COST_REFIT_EVERY == 0 || f->coef.n_samples == 0) cost_fit_refit(f);
+    if (f->total % COST_REFIT_EVERY == 0) cost_fit_refit(f);
 }

@@ -1,12 +1,12 @@
 /* cloud_cost.h — a cloud rank's pass-time model during a run (the fit itself: timing/cost_fit.h).
  *
- * Start-up (cloud_cost_start, collective): when some device chunks dynamically, every cloud rank
- * runs a short probe on its backend — passes of a few shapes (1 to 256 tokens at growing
- * positions of slot 0, 515 tokens in all when the step and the context allow, a warm-up pass
- * first; about 4 s on one core of a 2-core test machine; the slot is emptied afterwards) — and
- * fits the model to it; every rank then learns every cloud rank's coefficients (one all-gather), so a
- * device plans its first chunk with its own cloud rank's model. A tensor-parallel group probes in
- * step (every rank of it runs the same passes).
+ * Start-up (cloud_cost_probe, then cloud_cost_share once every rank agreed): when some device
+ * chunks dynamically, every cloud rank runs a short probe on its backend — passes of a few shapes
+ * (1 to 256 tokens at growing positions of slot 0, 515 tokens in all when the step and the context
+ * allow, a warm-up pass first; about 4 s on one core of a 2-core test machine; the slot is emptied
+ * afterwards) — and fits the model to it; every rank then learns every cloud rank's coefficients
+ * (one all-gather), so a device plans its first chunk with its own cloud rank's model. A
+ * tensor-parallel group probes in step (every rank of it runs the same passes).
  * During the run (cloud_cost_pass): every pass of the serving loop is a sample (its tokens, the
  * context they attend to, its time); the model is refitted every COST_REFIT_EVERY passes, carried
  * in every reply (wire.h cost_c0..3) and recorded with every pass in /batches.
@@ -18,9 +18,11 @@
 
 #define COST_REFIT_EVERY 4   /* a refit of the 256-sample window takes ~40 us on a 2-core test machine */
 
-/* every rank (collective): the probe on cloud ranks (when `probe`), then the coefficients shared;
- * devices get theirs into r->cost0. Returns HAT_OK or an error (a failed probe pass). */
-int cloud_cost_start(run_ctx *r, int probe, char *err, size_t errlen);
+/* cloud ranks: the model, and the probe when `probe`; HAT_OK or an error (a failed probe pass) */
+int cloud_cost_probe(run_ctx *r, int probe, char *err, size_t errlen);
+/* every rank (collective, after the probe's agreement): devices get their cloud rank's model into
+ * r->cost0 */
+void cloud_cost_share(run_ctx *r);
 /* the context a pass's sequences attend to, summed over its tokens */
 double cloud_cost_context(const backend_seq *seqs, int n_seq);
 /* one pass of the serving loop: n tokens over context s took t seconds */

@@ -338,8 +338,10 @@ static int start_backend(run_ctx *r) {
     if (stage(rc, err, "backend")) return 1;
     int dynamic = 0;   /* the cloud's start-up cost probe, when some device plans its chunks */
     for (int i = 0; i < r->cfg.n_devices; i++) dynamic |= r->cfg.dev[i].chunking == CHUNK_DYNAMIC;
-    rc = cloud_cost_start(r, dynamic && r->cfg.run_mode != RUN_CLOUD_ONLY, err, sizeof err);
-    return stage(rc, err, "cost probe") ? 1 : 0;
+    rc = cloud_cost_probe(r, dynamic && r->cfg.run_mode != RUN_CLOUD_ONLY, err, sizeof err);
+    if (stage(rc, err, "cost probe")) return 1;
+    cloud_cost_share(r);
+    return 0;
 }
 
 /* rank 0: what is about to run, on stdout */
