@@ -25,13 +25,17 @@ STR_ATTRS = ["hat_version", "git_hash", "compiler", "build_type", "c_flags", "fe
              "config_path", "partition", "model_path", "model_name", "model_identity", "status",
              "created_utc", "mode", "privacy", "adapter"]
 INT_ATTRS = ["n_ranks", "n_devices", "n_cloud", "split_a", "split_b", "n_layer"]
-OPTIONAL_INT_ATTRS = ["cloud_tp"]   # absent from traces written before tensor parallelism (means 1)
+OPTIONAL_INT_ATTRS = ["cloud_tp",   # absent from traces written before tensor parallelism (means 1)
+                      "timing_split_a", "timing_split_b", "timing_layers", "timing_hidden"]   # before timing shapes
 # absent from older traces: group_s before tensor parallelism, the chunking and cost-model fields
 # before dynamic chunking (each group is absent as a whole)
 COST_FIELDS = ["ctx", "pred_s", "cost_c0", "cost_c1", "cost_c2", "cost_c3", "fit_rms_rel", "fit_samples",
                "fit_clamped"]
 CHUNK_FIELDS = ["chunking", "chunks", "stall_bound", "ttft_pred_s"]
-OPTIONAL_FIELDS = {"batches": ["group_s"] + COST_FIELDS, "steps": ["plan_done_t"], "devices": CHUNK_FIELDS}
+# absent before [cloud] compute (server profiles): the pass's real compute, its profile's prediction
+PROFILE_FIELDS = ["real_s", "profile_s", "distorted"]
+OPTIONAL_FIELDS = {"batches": ["group_s"] + COST_FIELDS + PROFILE_FIELDS, "steps": ["plan_done_t"],
+                   "devices": CHUNK_FIELDS}
 FIELDS = {
     "tokens": ["device", "index", "step", "token", "t_emit", "latency_s"],
     "steps": ["device", "seq", "kind", "pos0", "n_tok", "cloud_rank", "batch_tokens", "batch_devices",
@@ -39,7 +43,8 @@ FIELDS = {
               "t_cloud_ready", "cloud_queue_s", "cloud_compute_s", "t_down_send", "down_model_s",
               "t_down_ready", "dev_out_s", "dev_out_pred_s", "t_end", "gamma", "accepted", "emitted",
               "t_up_first", "draft_s", "draft_pred_s", "plan_done_t"],
-    "batches": ["cloud_rank", "batch", "n_tok", "n_dev", "t_start", "t_end", "group_s"] + COST_FIELDS,
+    "batches": ["cloud_rank", "batch", "n_tok", "n_dev", "t_start", "t_end", "group_s"] + COST_FIELDS
+               + PROFILE_FIELDS,
     "devices": ["device", "rank", "cloud_rank", "prompt_tokens", "gen_tokens", "n_steps", "profile_exceeded",
                 "rounds", "drafted", "accepted", "t_request", "t_first", "t_done", "up_bytes", "down_bytes"]
                + CHUNK_FIELDS,
@@ -344,6 +349,19 @@ def check_batches(bat, p):
                 p.add("cost", f"cloud {bat['cloud_rank'][i]} batch {bat['batch'][i]}: {col} = {bat[col][i]:.6g}")
         for i in np.nonzero((bat["fit_samples"] == 0) & (bat["pred_s"] != 0))[0]:
             p.add("cost", f"cloud {bat['cloud_rank'][i]} batch {bat['batch'][i]}: a prediction without a model")
+    if "profile_s" in (bat.dtype.names or []):
+        # the pass lasted its real compute, padded up to the profile's prediction; distorted = real > prediction
+        dur = bat["t_end"] - bat["t_start"]
+        for col in ("real_s", "profile_s"):
+            for i in np.nonzero(~(np.isfinite(bat[col]) & (bat[col] >= 0)))[0]:
+                p.add("timing", f"cloud {bat['cloud_rank'][i]} batch {bat['batch'][i]}: {col} = {bat[col][i]:.6g}")
+        for i in np.nonzero(dur + TIME_SLACK < np.maximum(bat["real_s"], bat["profile_s"]))[0]:
+            p.add("timing", f"cloud {bat['cloud_rank'][i]} batch {bat['batch'][i]}: lasted {dur[i]:.6g} s, less than "
+                  f"its real compute {bat['real_s'][i]:.6g} s or its profile's {bat['profile_s'][i]:.6g} s")
+        want = (bat["profile_s"] > 0) & (bat["real_s"] > bat["profile_s"])
+        for i in np.nonzero(bat["distorted"].astype(bool) != want)[0]:
+            p.add("timing", f"cloud {bat['cloud_rank'][i]} batch {bat['batch'][i]}: distorted {bat['distorted'][i]} "
+                  f"with real {bat['real_s'][i]:.6g} s, profile {bat['profile_s'][i]:.6g} s")
     for i in np.nonzero((bat["n_dev"] < 1) | (bat["n_tok"] < bat["n_dev"]))[0]:
         p.add("batches", f"cloud {bat['cloud_rank'][i]} batch {bat['batch'][i]}: n_tok {bat['n_tok'][i]}, "
               f"n_dev {bat['n_dev'][i]} (need n_tok >= n_dev >= 1)")

@@ -22,6 +22,7 @@ int cli_run(int argc, char **argv);
 int cli_calibrate(int argc, char **argv);
 int cli_bench_transport(int argc, char **argv);
 int cli_tokens(int argc, char **argv);
+int cli_bench_pass(int argc, char **argv);
 
 /* The message for getopt_long's return c ('?' unknown option or option with a stray "=value",
  * ':' missing argument; optstring must start with ':'), read from optind/optopt, without newline. */

@@ -22,6 +22,7 @@ static const subcommand commands[] = {
     {"run", {0}, cli_run, "the split testbed under mpirun: devices + cloud ranks"},
     {"calibrate", {0}, cli_calibrate, "fit the device's draft adapter from the full model's hidden states"},
     {"bench-transport", {0}, cli_bench_transport, "mpiexec -n 2: transport round trip vs raw MPI ping-pong"},
+    {"bench-pass", {0}, cli_bench_pass, "time forward passes of chosen shapes beside the cost model's inputs"},
     {"tokens", {0}, cli_tokens, "count prompts' tokens with a model's tokenizer, raw and as chat messages"},
     {"version", {"--version"}, cli_version, "print version and build information"},
     {"help", {"--help", "-h"}, cli_help, "this list, or hat help COMMAND: that command's options"},

@@ -123,7 +123,7 @@ void comm_sync_clock(void) {
     info.t0 = t0;
 }
 
-double comm_now(void) { return MPI_Wtime() + info.clock_offset - info.t0; }
+double comm_now(void) { return (MPI_Wtime() + info.clock_offset - info.t0) / hat_time_scale(); }
 void comm_barrier(void) { MPI_Barrier(MPI_COMM_WORLD); }
 
 void comm_meas_isend(comm_meas_req *r, const void *buf, size_t n, int tag) {

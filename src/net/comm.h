@@ -8,7 +8,8 @@
  *
  * Run clock: comm_now() = MPI_Wtime() corrected by this rank's offset to rank 0 (measured at
  * start-up by ping-pong, minimum round trip) minus the start instant, so every rank's times are
- * comparable and 0 is when every rank was ready.
+ * comparable and 0 is when every rank was ready; divided by [run] time_scale (core/common.h:
+ * hat_set_time_scale) when the run is dilated.
  */
 #ifndef HAT_COMM_H
 #define HAT_COMM_H

@@ -96,21 +96,6 @@ link_sched emul_link_schedule(link_state *l, double t_send, size_t bytes) {
 
 double emul_link_nominal_delay(const link_params *p, size_t bytes) { return p->latency_s + tx_time(p, bytes); }
 
-void emul_compute_params(compute_params *c, const compute_profile *prof) {
-    c->mem_bw_Bps = prof->mem_bw_gbs * 1e9;
-    c->efficiency = prof->efficiency;
-    c->flops = prof->tflops * 1e12;
-    c->enabled = c->mem_bw_Bps > 0 || c->flops > 0;   /* profile "none" is all zeros */
-}
-
-double emul_compute_predict(const compute_params *c, size_t bytes, double flops) {
-    if (!c->enabled) return 0.0;
-    double eff = c->efficiency > 0 ? c->efficiency : 1.0;
-    double t_mem = c->mem_bw_Bps > 0 ? (double)bytes / (c->mem_bw_Bps * eff) : 0.0;
-    double t_flop = c->flops > 0 && flops > 0 ? flops / c->flops : 0.0;
-    return t_mem > t_flop ? t_mem : t_flop;
-}
-
 static double default_compute_hook(double measured_s, double predicted_s) {
     if (!(predicted_s > measured_s)) return measured_s;
     emul_sleep_until(hat_now() + (predicted_s - measured_s), hat_now);
@@ -127,7 +112,9 @@ double emul_compute(double measured_s, double predicted_s) { return g_compute_ho
 void emul_sleep_until(double t, double (*now_fn)(void)) {
     if (!now_fn) now_fn = hat_now;
     if (!isfinite(t)) return;                 /* "never" or garbage: do not hang */
-    double coarse = t - now_fn() - 200e-6;    /* wake 200 us early, then spin: nanosleep overshoots */
+    /* real seconds to sleep (the clocks run 1/time_scale of real time), waking 200 us early, then
+     * spin: nanosleep overshoots */
+    double coarse = (t - now_fn()) * hat_time_scale() - 200e-6;
     if (coarse > 0) {
         struct timespec req;
         req.tv_sec = (time_t)coarse;

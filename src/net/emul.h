@@ -15,14 +15,16 @@
  * is half-normal, |N(0, jitter_s)|, so the mean delay exceeds latency by jitter_s*sqrt(2/pi);
  * `exponential` has mean jitter_s; `none` is 0.
  *
- * Compute model (device profile): predicted = max(bytes_streamed / (mem_bw * efficiency),
- * flops / (tflops * 1e12)); the device's measured compute is padded up to it.
+ * Compute: the prediction of a pass comes from timing/cost_model.h (the one cost model of every
+ * role); here only the padding of the measured time up to it (emul_compute, a replaceable hook).
  */
 #ifndef HAT_EMUL_H
 #define HAT_EMUL_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "timing/cost_model.h"
 
 #define EMUL_NAME 64      /* a profile name */
 #define EMUL_SOURCE 512   /* where a profile's numbers come from */
@@ -31,7 +33,7 @@
 typedef enum { JITTER_NONE = 0, JITTER_NORMAL = 1, JITTER_EXPONENTIAL = 2 } jitter_dist;
 extern const char *const jitter_dist_names[];
 
-/* the profiles of configs/links.ini and configs/devices.ini */
+/* the profiles of configs/links.ini */
 typedef struct {
     char name[EMUL_NAME];
     double up_mbps, down_mbps;     /* megabits per second (1e6 bit/s) */
@@ -40,13 +42,6 @@ typedef struct {
     char source[EMUL_SOURCE];
 } link_profile;
 
-typedef struct {
-    char name[EMUL_NAME];           /* "none": no compute emulation (all numbers 0) */
-    double mem_bw_gbs;             /* GB/s (1e9 B/s) */
-    double efficiency;             /* fraction of mem_bw reached by decode, (0,1] */
-    double tflops;                 /* dense fp16 TFLOP/s, for compute-bound prefill */
-    char source[EMUL_SOURCE];
-} compute_profile;
 
 
 typedef struct {
@@ -77,14 +72,6 @@ link_sched emul_link_schedule(link_state *l, double t_send, size_t bytes);
 /* The configured delay of an isolated message (no queueing, no jitter): latency + 8*bytes/bw. */
 double emul_link_nominal_delay(const link_params *p, size_t bytes);
 
-typedef struct {
-    int enabled;
-    double mem_bw_Bps, efficiency, flops;   /* bytes/s, fraction, FLOP/s */
-} compute_params;
-
-void emul_compute_params(compute_params *c, const compute_profile *prof);
-/* Predicted seconds for a forward pass streaming `bytes` of weights and doing `flops`. */
-double emul_compute_predict(const compute_params *c, size_t bytes, double flops);
 
 /* The compute-time hook: given the measured seconds of a piece of device compute and the
  * profile's prediction, make the emulated time pass and return the time charged.

@@ -29,7 +29,7 @@ void transport_init(endpoint *e, int peer, int device, int peer_is_device, int d
     e->device = device;
     e->peer_is_device = peer_is_device;
     e->depth = depth;
-    e->dim = dim;
+    e->dim = e->charge_dim = dim;
     e->max_tok = max_tok;
     e->dtype = dtype;
     /* + 64: room for a longer message than allowed to arrive whole, so it is reported as what it
@@ -157,14 +157,21 @@ static link_sched seal_and_send(endpoint *e, uint8_t *msg, wire_header *h, doubl
     if (e->peer_is_device == 0) h->cost_c0 = h->cost_c1 = h->cost_c2 = h->cost_c3 = 0;   /* a device's carries none */
     h->checksum = 0;
     const size_t bytes = WIRE_HEADER_BYTES + (size_t)h->payload_bytes;
+    const int hidden = h->kind == WIRE_HIDDEN_UP || h->kind == WIRE_HIDDEN_DOWN;
     h->t_send = comm_now();
     *t_send = h->t_send;
-    const link_sched ls = emul_link_schedule(&e->link, h->t_send, bytes);
+    const link_sched ls = emul_link_schedule(&e->link, h->t_send, hidden ? transport_charged_bytes(e, (int)h->n_tok) : bytes);
     h->t_deliver = ls.deliver;
     memcpy(msg, h, sizeof *h);
     wire_seal(msg);
     start_send(e, bytes);
     return ls;
+}
+
+void transport_charge_dim(endpoint *e, int dim) { e->charge_dim = dim > 0 ? dim : e->dim; }
+
+size_t transport_charged_bytes(const endpoint *e, int n_tok) {
+    return WIRE_HEADER_BYTES + wire_payload_bytes(e->dtype, n_tok, e->charge_dim);
 }
 
 link_sched transport_send(endpoint *e, const wire_header *hin, const float *hidden, double *t_send) {

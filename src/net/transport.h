@@ -42,6 +42,7 @@ typedef struct {
     int peer_is_device;   /* messages we receive come from a device */
     int depth;
     int dim, max_tok;
+    int charge_dim;               /* the hidden size the emulated link charges per row ([run] timing_shape) */
     wire_dtype dtype;
     size_t slot_bytes;
     uint8_t *rbuf, *sbuf;         /* (depth, slot_bytes) */
@@ -63,6 +64,11 @@ typedef struct {
 void transport_init(endpoint *e, int peer, int device, int peer_is_device, int depth, int dim, int max_tok,
                    wire_dtype dtype, const link_params *send_link, int emulate, uint64_t seed);
 void transport_free(endpoint *e);
+/* [run] timing_shape: the emulated link charges hidden-state messages as rows of `dim` values
+ * of the wire dtype (the modelled shape's hidden size); the real payload is unchanged. */
+void transport_charge_dim(endpoint *e, int dim);
+/* bytes the link charges for a hidden-state message of n_tok rows (header included) */
+size_t transport_charged_bytes(const endpoint *e, int n_tok);
 
 /* A delivered message: header and decoded-ready payload pointer (valid until released). */
 typedef struct {

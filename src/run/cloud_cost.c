@@ -4,6 +4,7 @@
 
 #include "core/common.h"
 #include "net/comm.h"
+#include "net/emul.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,10 @@ static int probe(run_ctx *r, char *err, size_t errlen) {
         const double t0 = comm_now();
         int rc = backend_forward(be, &seq, 1, err, errlen);
         if (rc) return rc;
-        if (i >= 0) cost_fit_add(r->fit, n, cost_fit_context(pos, n), comm_now() - t0);
+        double pred;
+        int distorted;
+        const double t = cloud_cost_charge(r, &seq, 1, comm_now() - t0, &pred, &distorted);
+        if (i >= 0) cost_fit_add(r->fit, n, cost_fit_context(pos, n), t);
         pos += n;
     }
     backend_truncate(be, 0, 0);
@@ -60,6 +64,13 @@ void cloud_cost_share(run_ctx *r) {
         memcpy(r->cost0, all + (size_t)cloud * 4, sizeof r->cost0);
     }
     free(all);
+}
+
+double cloud_cost_charge(const run_ctx *r, const backend_seq *seqs, int ns, double real_s, double *pred, int *distorted) {
+    const hw_profile *hw = &r->cfg.cloud_compute;
+    *pred = run_timing_cloud(&r->tm, hw, seqs, ns, r->be && r->be->embed, NULL);
+    *distorted = hw_enabled(hw) && real_s > *pred;
+    return hw_enabled(hw) ? emul_compute(real_s, *pred) : real_s;
 }
 
 void cloud_cost_pass(run_ctx *r, double n, double s, double t) {

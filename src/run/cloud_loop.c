@@ -75,6 +75,7 @@ static void sessions_open(loop_state *L, int cidx) {
         transport_init(&s->ep, partition_rank_of_device(part, s->device), s->device, 1, L->cl.depth, md->dim,
                        run_msg_max_tok(L->cl.r, s->device), md->wire, &down, cfg->emulate_links, cfg->seed);
         if (md->n_vocab > 0) transport_allow_tokens(&s->ep, md->n_vocab);
+        else transport_charge_dim(&s->ep, L->cl.r->tm.shape.hidden);   /* [run] timing_shape's rows */
         s->q = xcalloc((size_t)L->cl.depth, sizeof *s->q);
     }
 }
@@ -168,13 +169,18 @@ static void batch_run(loop_state *L, int ns, int tok) {
     const double tg = L->group ? comm_now() : t0, ctx = cloud_cost_context(L->seqs, ns);
     const cost_coef cc = r->fit->coef;   /* the model in force for this pass */
     CHECK(backend_forward(cl->be, L->seqs, ns, err, sizeof err) == HAT_OK, "%s", err);
+    const double real = comm_now() - t0;
+    double prof;
+    int distorted;
+    cloud_cost_charge(r, L->seqs, ns, real, &prof, &distorted);
     const double t1 = comm_now();
     cloud_cost_pass(r, tok, ctx, t1 - t0);
     const trace_batch tb = {.cloud_rank = (uint32_t)r->rank, .batch = L->batch_no++, .n_tok = (uint32_t)tok,
                             .n_dev = (uint32_t)ns, .t_start = t0, .t_end = t1, .group_s = tg - t0, .ctx = ctx,
                             .pred_s = cc.n_samples ? cost_fit_predict(&cc, tok, ctx) : 0, .cost_c0 = cc.c0,
                             .cost_c1 = cc.c1, .cost_c2 = cc.c2, .cost_c3 = cc.c3, .fit_rms_rel = cc.rms_rel,
-                            .fit_samples = (uint32_t)cc.n_samples, .fit_clamped = (uint32_t)cc.clamped};
+                            .fit_samples = (uint32_t)cc.n_samples, .fit_clamped = (uint32_t)cc.clamped,
+                            .real_s = real, .profile_s = prof, .distorted = (uint32_t)distorted};
     collector_add(&r->col, TRACE_BATCHES, &tb);
     const cloud_pass p = {.t0 = t0, .t1 = t1, .n_tok = tok, .n_seq = ns};
     for (int k = 0; k < ns; k++) {

@@ -12,6 +12,8 @@
 #include "split/speculate.h"
 #include "core/common.h"
 #include "core/ini.h"
+#include "run/config_timing.h"
+#include "timing/profiles.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -29,13 +31,13 @@
 
 /* ---------------------------------------------------------------- schema of the run file */
 
-static const char *const K_RUN[] = {"mode", "seed", "trace", NULL};
+static const char *const K_RUN[] = {"mode", "seed", "trace", "timing_shape", "max_distorted", "time_scale", NULL};
 static const char *const K_MODEL[] = {"path", "ctx", "device_threads", "cloud_threads", NULL};
 static const char *const K_SPLIT[] = {"a", "b", NULL};
-static const char *const K_CLOUD[] = {"ranks", "scheme", "tp", "tp_mode", "max_batch_tokens", "backend", "gpu_dtype", "gpu", "gpu_graphs", "gpu_gemv", NULL};
+static const char *const K_CLOUD[] = {"ranks", "scheme", "tp", "tp_mode", "max_batch_tokens", "backend", "gpu_dtype", "gpu", "gpu_graphs", "gpu_gemv", "compute", NULL};
 static const char *const K_TRANSPORT[] = {"wire_dtype", "chunking", "chunk_tokens", "max_stall_ms", "inflight",
                                           "emulate_links", NULL};
-static const char *const K_PROFILES[] = {"links", "devices", NULL};
+static const char *const K_PROFILES[] = {"links", "devices", "servers", "shapes", NULL};
 static const char *const K_DEVICES[] = {"count", "link", "compute", "prompts", "prompt", "chat", "max_tokens",
                                         "start_interval_s", "temp", "top_k", "top_p", NULL};
 static const char *const K_DEVICE[] = {"link", "compute", "prompt", "chat", "max_tokens", "start_s", "temp",
@@ -43,7 +45,6 @@ static const char *const K_DEVICE[] = {"link", "compute", "prompt", "chat", "max
 static const char *const K_FAULT[] = {"kind", "device", "at_seq", NULL};
 static const char *const K_HAT[] = {"adapter", "gamma", "adaptive", "gamma_min", "gamma_max", NULL};
 static const char *const K_LINK[] = {"up_mbps", "down_mbps", "latency_ms", "jitter_ms", "jitter", "source", NULL};
-static const char *const K_COMPUTE[] = {"mem_bw_gbs", "efficiency", "tflops", "source", NULL};
 
 static const char *const MODES[] = {"ushape", "hat", "cloud-only", NULL};
 static const char *const SCHEMES[] = {"replica", NULL};
@@ -70,13 +71,12 @@ static const char *const *run_keys(const char *sec) {
     return device_section(sec, &n) ? K_DEVICE : NULL;
 }
 static const char *const *link_keys(const char *sec) { (void)sec; return K_LINK; }
-static const char *const *compute_keys(const char *sec) { (void)sec; return K_COMPUTE; }
 
 /* ---------------------------------------------------------------- profiles and prompts */
 
 typedef struct {
     link_profile *link;
-    compute_profile *comp;
+    hw_profile *comp;
     char **prompts;
     int nlink, ncomp, nprompts;
     /* [devices] level values, the defaults of every device */
@@ -86,47 +86,36 @@ typedef struct {
     double interval, temp, top_p;
 } aux_t;
 
-/* A links.ini (links = 1) or devices.ini file: one profile per section, all keys required
- * but jitter_ms / jitter. */
+/* the links.ini file: one profile per section, all keys required but jitter_ms / jitter; the
+ * devices.ini file: timing/profiles.h */
 static int load_profiles(aux_t *a, const char *path, int links, char *err, size_t errlen) {
     static const char *const req_link[] = {"up_mbps", "down_mbps", "latency_ms", "source", NULL};
+    if (!links) return hw_profiles_load(path, HW_DEVICE, &a->comp, &a->ncomp, err, errlen);
     ini_doc d0 = {.err = err, .errlen = errlen}, *d = &d0;
-    int rc = ini_load(d, path, links ? "links profiles file" : "devices profiles file");
-    if (!rc) rc = ini_check(d, links ? link_keys : compute_keys, "any profile name");
+    int rc = ini_load(d, path, "links profiles file");
+    if (!rc) rc = ini_check(d, link_keys, "any profile name");
     if (!rc && !d->nsec) rc = hat_err(err, errlen, HAT_ERR_ARG, "%s: no profiles", path);
-    if (!rc && links) a->link = xcalloc((size_t)d->nsec, sizeof *a->link);
-    if (!rc && !links) a->comp = xcalloc((size_t)d->nsec, sizeof *a->comp);
+    if (!rc) a->link = xcalloc((size_t)d->nsec, sizeof *a->link);
     for (int i = 0; !rc && i < d->nsec; i++) {
         const ini_sec *sc = &d->sec[i];
-        const char *s = sc->name, *const *req = links ? req_link : K_COMPUTE;
-        for (int k = 0; req[k] && !rc; k++)
-            if (!ini_find(d, s, req[k]))
+        const char *s = sc->name;
+        for (int k = 0; req_link[k] && !rc; k++)
+            if (!ini_find(d, s, req_link[k]))
                 rc = hat_err(err, errlen, HAT_ERR_ARG, "%s:%d: profile [%s] lacks the required key '%s'", path, sc->line,
-                             s, req[k]);
+                             s, req_link[k]);
         if (!rc && strlen(s) >= CFG_NAME)
             rc = hat_err(err, errlen, HAT_ERR_ARG, "%s:%d: profile name [%s] is too long", path, sc->line, s ? s : "?");
-        if (!rc && !links && !strcmp(s, "none"))   /* compute = none means no emulation */
-            rc = hat_err(err, errlen, HAT_ERR_ARG, "%s:%d: profile name [none] is reserved", path, sc->line);
         if (rc) break;
-        if (links) {
-            link_profile *p = &a->link[a->nlink++];
-            int j = 0;
-            strcpy(p->name, s);
-            if (!(rc = ini_double(d, AT(s, "up_mbps"), 0, 0, 1, INFINITY, &p->up_mbps)) &&
-                !(rc = ini_double(d, AT(s, "down_mbps"), 0, 0, 1, INFINITY, &p->down_mbps)) &&
-                !(rc = ini_double(d, AT(s, "latency_ms"), 0, 0, 0, INFINITY, &p->latency_ms)) &&
-                !(rc = ini_double(d, AT(s, "jitter_ms"), 0, 0, 0, INFINITY, &p->jitter_ms)) &&
-                !(rc = ini_enum(d, AT(s, "jitter"), jitter_dist_names, JITTER_NONE, &j)))
-                rc = ini_str(d, AT(s, "source"), "", p->source, sizeof p->source);
-            p->jitter = (jitter_dist)j;
-        } else {
-            compute_profile *p = &a->comp[a->ncomp++];
-            strcpy(p->name, s);
-            if (!(rc = ini_double(d, AT(s, "mem_bw_gbs"), 0, 0, 1, INFINITY, &p->mem_bw_gbs)) &&
-                !(rc = ini_double(d, AT(s, "efficiency"), 0, 0, 1, 1, &p->efficiency)) &&
-                !(rc = ini_double(d, AT(s, "tflops"), 0, 0, 1, INFINITY, &p->tflops)))
-                rc = ini_str(d, AT(s, "source"), "", p->source, sizeof p->source);
-        }
+        link_profile *p = &a->link[a->nlink++];
+        int j = 0;
+        strcpy(p->name, s);
+        if (!(rc = ini_double(d, AT(s, "up_mbps"), 0, 0, 1, INFINITY, &p->up_mbps)) &&
+            !(rc = ini_double(d, AT(s, "down_mbps"), 0, 0, 1, INFINITY, &p->down_mbps)) &&
+            !(rc = ini_double(d, AT(s, "latency_ms"), 0, 0, 0, INFINITY, &p->latency_ms)) &&
+            !(rc = ini_double(d, AT(s, "jitter_ms"), 0, 0, 0, INFINITY, &p->jitter_ms)) &&
+            !(rc = ini_enum(d, AT(s, "jitter"), jitter_dist_names, JITTER_NONE, &j)))
+            rc = ini_str(d, AT(s, "source"), "", p->source, sizeof p->source);
+        p->jitter = (jitter_dist)j;
     }
     ini_free(d);
     return rc;
@@ -243,7 +232,7 @@ static int load_scalars(hat_config *c, const ini_doc *d, aux_t *a) {
         return hat_err(d->err, d->errlen, HAT_ERR_ARG, "%s: missing required key %s", d->path,
                        ini_find(d, "model", "path") ? "[devices] count" : "[model] path");
     if ((rc = load_run_model(c, d, &mode)) || (rc = load_cloud_transport(c, d, &scheme, &wire, &backend, &gpu_dtype)) ||
-        (rc = load_devices(c, d, a)) || (rc = load_fault_hat(c, d, &fault)))
+        (rc = load_devices(c, d, a)) || (rc = config_timing_load(c, d)) || (rc = load_fault_hat(c, d, &fault)))
         return rc;
     if (c->gamma > HAT_GAMMA_LIMIT) return ini_fail_value(d, AT("hat", "gamma"), "at most %d", HAT_GAMMA_LIMIT);
     if (c->gamma_max > HAT_GAMMA_LIMIT) return ini_fail_value(d, AT("hat", "gamma_max"), "at most %d", HAT_GAMMA_LIMIT);
@@ -381,11 +370,13 @@ static void sb_link(sbuf *b, const link_profile *l, const char *file, int with_s
               num(t4, 32, l->jitter_ms, 0), jitter_dist_names[l->jitter]);
     if (with_source) { sb_printf(b, "#   source: "); sb_comment_text(b, l->source); sb_printf(b, "\n"); }
 }
-static void sb_comp(sbuf *b, const compute_profile *p, const char *file, int with_source) {
+static void sb_comp(sbuf *b, const hw_profile *p, const char *file, int with_source) {
     char t1[32], t2[32], t3[32];
     if (!strcmp(p->name, "none")) { sb_printf(b, "# compute none: no compute emulation\n"); return; }
-    sb_printf(b, "# compute %s (%s): mem_bw_gbs = %s, efficiency = %s, tflops = %s\n", p->name, file,
-              num(t1, 32, p->mem_bw_gbs, 0), num(t2, 32, p->efficiency, 0), num(t3, 32, p->tflops, 0));
+    char t4[32], t5[32];
+    sb_printf(b, "# compute %s (%s): mem_bw_gbs = %s, efficiency = %s, tflops = %s, flops_efficiency = %s, mem_gb = %s\n",
+              p->name, file, num(t1, 32, p->mem_bw_gbs, 0), num(t2, 32, p->efficiency, 0), num(t3, 32, p->tflops, 0),
+              num(t4, 32, p->flops_efficiency, 0), num(t5, 32, p->mem_gb, 0));
     if (with_source) { sb_printf(b, "#   source: "); sb_comment_text(b, p->source); sb_printf(b, "\n"); }
 }
 static char *dump_resolved(const hat_config *c, const aux_t *a) {
@@ -396,13 +387,15 @@ static char *dump_resolved(const hat_config *c, const aux_t *a) {
                   "# loading this text again gives the same configuration.\n");
     sb_printf(&b, "\n[run]\nmode = %s\nseed = %" PRIu64 "\n", c->mode, c->seed);
     sb_kv(&b, "trace", c->trace, 0);
+    sb_printf(&b, "timing_shape = %s\nmax_distorted = %s\n", c->shape_name, num(t, sizeof t, c->max_distorted, 0));
+    sb_printf(&b, "time_scale = %s\n", num(t, sizeof t, c->time_scale, 0));
     sb_printf(&b, "\n[model]\n");
     sb_kv(&b, "path", c->model_path, 0);
     sb_printf(&b, "ctx = %d\ndevice_threads = %d\ncloud_threads = %d\n", c->ctx, c->device_threads, c->cloud_threads);
     sb_printf(&b, "\n[split]\na = %d\nb = %d\n", c->a, c->b);
-    sb_printf(&b, "\n[cloud]\nranks = %d\nscheme = %s\ntp = %d\ntp_mode = %s\nmax_batch_tokens = %d\nbackend = %s\ngpu_dtype = %s\ngpu = %d\ngpu_graphs = %s\ngpu_gemv = %s\n",
+    sb_printf(&b, "\n[cloud]\nranks = %d\nscheme = %s\ntp = %d\ntp_mode = %s\nmax_batch_tokens = %d\nbackend = %s\ngpu_dtype = %s\ngpu = %d\ngpu_graphs = %s\ngpu_gemv = %s\ncompute = %s\n",
               c->n_cloud, c->scheme, c->tp, TP_MODES[c->tp_mode], c->max_batch_tokens, BACKENDS[c->backend], GPU_DTYPES[c->gpu_dtype], c->gpu,
-              c->gpu_graphs ? "on" : "off", GPU_GEMV[c->gpu_gemv]);
+              c->gpu_graphs ? "on" : "off", GPU_GEMV[c->gpu_gemv], c->cloud_compute.name);
     sb_printf(&b, "\n[transport]\nwire_dtype = %s\nchunking = %s\nchunk_tokens = %d\n", wire_dtype_name(c->wire),
               chunk_policy_names[c->chunking], c->chunk_tokens);
     sb_printf(&b, "max_stall_ms = %s\n", num(t, sizeof t, c->max_stall_ms, 0));
@@ -410,6 +403,8 @@ static char *dump_resolved(const hat_config *c, const aux_t *a) {
     sb_printf(&b, "\n[profiles]\n");
     sb_kv(&b, "links", c->links_path, 0);
     sb_kv(&b, "devices", c->devices_path, 0);
+    sb_kv(&b, "servers", c->servers_path, 0);
+    sb_kv(&b, "shapes", c->shapes_path, 0);
     sb_printf(&b, "\n[devices]\ncount = %d\n", c->n_devices);
     if (a->prompts_path[0]) {
         sb_printf(&b, "# prompts = ");
@@ -450,6 +445,9 @@ static char *dump_resolved(const hat_config *c, const aux_t *a) {
         if (!seen_l) sb_link(&b, &c->dev[i].link, c->links_path, 1);
         if (!seen_c) sb_comp(&b, &c->dev[i].compute, c->devices_path, 1);
     }
+    char tm[2 * (CFG_SOURCE + 512)];
+    config_timing_describe(c, tm, sizeof tm);
+    sb_printf(&b, "%s", tm);
     return b.s;
 }
 

@@ -11,6 +11,17 @@
  *               cloud verifies; cloud-only: the device sends token ids and the cloud runs the
  *               whole model — the non-private reference)
  *               trace = <path> [results/trace.h5]
+ *               timing_shape = <shape name in shapes.ini>|none [none]  (compute the real model's
+ *               tokens, charge every step's time as this shape would take on the rank's profile;
+ *               the split maps by the same fractions of the layers, timing/cost_model.h, and the
+ *               links carry the shape's hidden-state bytes)
+ *               time_scale = <float >= 1> [1]  (time dilation: the run clock runs this many times slower
+ *               than real time, so every modelled duration, compute profiles and links, takes
+ *               time_scale times as long and real compute counts 1/time_scale: a slow host emulates
+ *               fast hardware without distorted steps; every time recorded is run-clock time)
+ *               max_distorted = <fraction> [0.01]  (a step is distorted when its real compute took
+ *               longer than its profile's prediction: above this fraction of a rank's steps the run
+ *               warns at its end)
  *   [model]     path = <gguf> (required)     ctx = <int> [1024]
  *               device_threads = <int> [1]   cloud_threads = <int> [1]
  *   [split]     a = <int> [2]  b = <int> [2]          (device: [0,a) + [L-b,L); cloud: [a,L-b))
@@ -22,6 +33,8 @@
  *               model; allreduce: Megatron-LM's two all-reduces per layer, less traffic, equal to
  *               rounding only; see src/engine/tp.h)
  *               max_batch_tokens = <int> [256]
+ *               compute = <server profile name in servers.ini>|none [none]  (pad every pass's
+ *               measured time up to the profile's prediction, as devices do)
  *               backend = cpu|cuda|auto [cpu]  (cuda without a GPU, or in a build without CUDA, falls
  *               back to the CPU with a message; auto: cuda where a GPU is present)
  *               gpu_dtype = fp16|bf16 [fp16]  (GPU weights and GEMM inputs; fp32 accumulation)
@@ -40,6 +53,8 @@
  *               emulate_links = on|off [on]
  *   [profiles]  links = <ini path> [configs/links.ini]
  *               devices = <ini path> [configs/devices.ini]
+ *               servers = <ini path> [configs/servers.ini]   shapes = <ini path> [configs/shapes.ini]
+ *               (read only when [cloud] compute / [run] timing_shape name one of theirs)
  *   [devices]   count = <int> (required)     link = <profile name> [ethernet]
  *               compute = <profile name>|none [none]
  *               prompts = <prompts file: text, one prompt per line, or *.jsonl, one JSON object
@@ -60,8 +75,7 @@
  * Profiles files are INI too: one section per profile name.
  *   links.ini:   up_mbps, down_mbps, latency_ms, jitter_ms, jitter = none|normal|exponential,
  *                source = <text: where the numbers come from>
- *   devices.ini: mem_bw_gbs, efficiency (fraction of bandwidth reached), tflops,
- *                source = <text>
+ *   devices.ini, servers.ini, shapes.ini: timing/profiles.h
  */
 #ifndef HAT_CONFIG_H
 #define HAT_CONFIG_H
@@ -90,7 +104,7 @@ typedef struct {
     float temp, top_p;
     int top_k;
     link_profile link;
-    compute_profile compute;
+    hw_profile compute;
 } device_cfg;
 
 typedef enum { RUN_USHAPE = 0, RUN_HAT = 1, RUN_CLOUD_ONLY = 2 } run_mode;
@@ -124,7 +138,13 @@ typedef struct {
     int chunk_tokens, inflight, emulate_links;
     double max_stall_ms;
     /* [profiles] */
-    char links_path[CFG_PATH], devices_path[CFG_PATH];
+    char links_path[CFG_PATH], devices_path[CFG_PATH], servers_path[CFG_PATH], shapes_path[CFG_PATH];
+    /* timing (timing/cost_model.h): [cloud] compute, [run] timing_shape and max_distorted */
+    hw_profile cloud_compute;      /* name "none": the cloud's measured time stands */
+    char shape_name[CFG_NAME];     /* "none": every step is charged as the real model's own shape */
+    model_shape shape;             /* the modelled shape (shape_name != "none") */
+    double max_distorted;          /* the fraction of distorted steps above which the run warns */
+    double time_scale;             /* [run] time_scale: the run clock's dilation (>= 1) */
     /* [devices] + [device.N] */
     int n_devices;
     device_cfg *dev;               /* (n_devices) */

@@ -16,8 +16,7 @@ static double jitter_mean(const link_params *l) {
     return 0;
 }
 
-void device_plan_init(device_plan *p, const compute_params *cp, double params_in, double params_out, double bytes,
-                      int a, int b, int L, const link_params *up, const link_params *down, int emulate, int dim,
+void device_plan_init(device_plan *p, double dev_c1, double mem_floor, int a, int b, int L, const link_params *up, const link_params *down, int emulate, int dim,
                       int wire_bytes, int n_prompt, int max_chunk, double max_stall_s, const double cost0[4],
                       double share0) {
     memset(p, 0, sizeof *p);
@@ -25,10 +24,8 @@ void device_plan_init(device_plan *p, const compute_params *cp, double params_in
     p->cap = n_prompt > 0 ? n_prompt : 1;
     p->len = xmalloc(sizeof *p->len * (size_t)p->cap);
     p->done = xmalloc(sizeof *p->done * (size_t)p->cap);
-    if (cp->enabled) {
-        p->flop_c1 = emul_compute_predict(cp, 0, 2.0 * (params_in + params_out));
-        p->mem_floor = emul_compute_predict(cp, (size_t)bytes, 0);
-    }
+    p->flop_c1 = dev_c1;
+    p->mem_floor = mem_floor;
     p->layer_ratio = L - a - b > 0 ? (double)(a + b) / (L - a - b) : 1;
     p->emulate = emulate;
     if (emulate) {

@@ -61,10 +61,9 @@ typedef struct {
     int k;                       /* chunks in the plan */
 } plan_step;
 
-/* params: parameter counts of the input and output submodels; bytes: their weight bytes per
- * pass; n_prompt: the prompt's tokens; cost0: the cloud's start-up model; share0: the first share */
-void device_plan_init(device_plan *p, const compute_params *cp, double params_in, double params_out, double bytes,
-                      int a, int b, int L, const link_params *up, const link_params *down, int emulate, int dim,
+/* dev_c1, mem_floor: the compute profile's seconds per prompt token of both submodels and their
+ * per-pass floor (0: no profile); n_prompt: the prompt's tokens; cost0: the cloud's start-up model; share0: the first share */
+void device_plan_init(device_plan *p, double dev_c1, double mem_floor, int a, int b, int L, const link_params *up, const link_params *down, int emulate, int dim,
                       int wire_bytes, int n_prompt, int max_chunk, double max_stall_s, const double cost0[4],
                       double share0);
 void device_plan_free(device_plan *p);

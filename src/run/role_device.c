@@ -33,8 +33,7 @@ typedef struct {
     kvcache kv_in, kv_out;
     forward_state fs;
     endpoint ep;
-    compute_params cp;
-    double params_in, params_out;
+    const hw_profile *hw;      /* the compute profile (name "none": no emulation) */
     trace_step *pend;          /* (inflight) steps awaiting their reply, by seq % inflight */
     trace_device td;
     int L, a, b;
@@ -54,11 +53,12 @@ typedef struct {
     device_plan plan;          /* [transport] chunking = dynamic: the pipeline model (device_plan.h) */
 } device_ctx;
 
-/* Runs `fn`'s compute through the device profile: measured time, profile prediction, padding. */
-static double charge(device_ctx *d, double measured, size_t bytes, double params, int n_tok, double *pred_out) {
-    const double pred = emul_compute_predict(&d->cp, bytes, 2.0 * params * n_tok);
+/* A piece of compute through the device profile (timing_run.h): measured time, the cost model's
+ * prediction, padding up to it. */
+static double charge(device_ctx *d, double measured, run_piece piece, int pos0, int n_tok, int n_head, double *pred_out) {
+    const double pred = run_timing_device(&d->r->tm, d->hw, piece, pos0, n_tok, n_head, d->adapter_bytes);
     *pred_out = pred;
-    if (d->cp.enabled && measured > pred && !d->in_round) d->td.profile_exceeded++;
+    if (hw_enabled(d->hw) && measured > pred && !d->in_round) d->td.profile_exceeded++;
     return emul_compute(measured, pred);
 }
 
@@ -101,7 +101,7 @@ static void step_send(device_ctx *d, const int32_t *ids, int n, int pos0, uint32
     st->t_start = comm_now();
     forward_run(d->m_in, &d->kv_in, &d->fs, &(forward_args){.tokens = ids, .n_tok = n, .pos0 = pos0, .l0 = 0, .l1 = d->a});
     st->dev_in_s = comm_now() - st->t_start;
-    charge(d, st->dev_in_s, d->m_in->bytes_per_token, d->params_in, n, &st->dev_in_pred_s);
+    charge(d, st->dev_in_s, PIECE_INPUT, pos0, n, 0, &st->dev_in_pred_s);
 
     if (inject_fault(d, seq, pos0, ids, n)) {
         st->t_up_send = comm_now();
@@ -111,7 +111,7 @@ static void step_send(device_ctx *d, const int32_t *ids, int n, int pos0, uint32
                      .flags = (uint16_t)((prefill ? WIRE_F_PREFILL : 0) | (last ? WIRE_F_LAST_CHUNK : 0))};
     const link_sched ls = transport_send(&d->ep, &h, d->fs.x, &st->t_up_send);
     st->up_model_s = ls.deliver - st->t_up_send;
-    st->up_bytes = WIRE_HEADER_BYTES + wire_payload_bytes(d->ep.dtype, n, d->ep.dim);
+    st->up_bytes = transport_charged_bytes(&d->ep, n);
 }
 
 /* the reply to step m.h.seq: output submodel (+ head when `head`), finish the step record */
@@ -129,7 +129,8 @@ static void step_receive(device_ctx *d, const transport_msg *m, int head) {
     forward_run(d->m_out, &d->kv_out, &d->fs, &(forward_args){.hidden_in = d->fs.x, .n_tok = (int)h->n_tok,
                         .pos0 = (int)h->pos0, .l0 = d->L - d->b, .l1 = d->L, .head = head});
     st->dev_out_s = comm_now() - t0;
-    charge(d, st->dev_out_s, d->m_out->bytes_per_token, d->params_out, (int)h->n_tok, &st->dev_out_pred_s);
+    charge(d, st->dev_out_s, PIECE_OUTPUT, (int)h->pos0, (int)h->n_tok, head ? 1 : 0, &st->dev_out_pred_s);
+    st->down_bytes = transport_charged_bytes(&d->ep, (int)h->n_tok);
     st->t_end = comm_now();
     if (d->dc->chunking == CHUNK_DYNAMIC) device_plan_observe(&d->plan, st, cost);
     d->td.up_bytes += st->up_bytes;
@@ -155,23 +156,23 @@ static void round_send(void *ctx, const float *row, int pos, int j, int last) {
     if (j == 0) st->t_up_first = ts;
     st->t_up_send = ts;
     st->up_model_s = ls.deliver - ts;
-    st->up_bytes += WIRE_HEADER_BYTES + wire_payload_bytes(d->ep.dtype, 1, d->ep.dim);
+    st->up_bytes += transport_charged_bytes(&d->ep, 1);
 }
 
 /* pads each piece of a round's compute to the device profile (hat_device calls it right after
  * the piece; the time it sleeps counts as that piece's compute) */
-static void round_pad(void *ctx, hat_piece piece, int n_tok, double measured) {
+static void round_pad(void *ctx, hat_piece piece, int pos0, int n_tok, double measured) {
     device_ctx *d = ctx;
     trace_step *st = &d->rs;
     double pred = 0;
     if (piece == HAT_PIECE_INPUT) {
-        charge(d, measured, d->m_in->bytes_per_token, d->params_in, 1, &pred);
+        charge(d, measured, PIECE_INPUT, pos0, 1, 0, &pred);
         st->dev_in_pred_s += pred;
     } else if (piece == HAT_PIECE_DRAFT) {
-        charge(d, measured, d->m_out->bytes_per_token + (size_t)d->adapter_bytes, d->params_out + d->adapter_bytes / 4, 1, &pred);
+        charge(d, measured, PIECE_DRAFT, pos0, 1, 1, &pred);
         st->draft_pred_s += pred;
     } else {
-        charge(d, measured, d->m_out->bytes_per_token, d->params_out, n_tok, &pred);
+        charge(d, measured, PIECE_OUTPUT, pos0, n_tok, n_tok, &pred);
         st->dev_out_pred_s += pred;
     }
 }
@@ -199,9 +200,8 @@ static void device_open(device_ctx *d, run_ctx *r) {
     emul_link_params(&up, &d->dc->link, 0);
     const int cloud = partition_cloud_of_device(&r->part, r->device);
     transport_init(&d->ep, cloud, r->device, 0, depth, r->mc.dim, max_tok, cfg->wire, &up, cfg->emulate_links, cfg->seed);
-    emul_compute_params(&d->cp, &d->dc->compute);
-    d->params_in = model_part_params(&r->mc, 0, d->a, 0);
-    d->params_out = model_part_params(&r->mc, d->L - d->b, d->L, 1);
+    transport_charge_dim(&d->ep, r->tm.shape.hidden);
+    d->hw = &d->dc->compute;
     d->pend = xcalloc((size_t)cfg->inflight, sizeof *d->pend);
     d->td.device = (uint32_t)r->device;
     d->td.rank = (uint32_t)r->rank;
@@ -216,8 +216,12 @@ static void device_open(device_ctx *d, run_ctx *r) {
                 share0 += fmin(1.0, (double)r->prompt_len[j] / r->n_prompt);
         link_params down;
         emul_link_params(&down, &d->dc->link, 1);
-        device_plan_init(&d->plan, &d->cp, d->params_in, d->params_out,
-                         (double)(d->m_in->bytes_per_token + d->m_out->bytes_per_token), d->a, d->b, d->L, &up, &down,
+        const run_timing *tm = &r->tm;   /* the profile's per-token cost (a long chunk) and per-pass floor */
+        const double c1 = (run_timing_device(tm, d->hw, PIECE_INPUT, 0, 256, 0, 0) +
+                           run_timing_device(tm, d->hw, PIECE_OUTPUT, 0, 256, 0, 0)) / 256,
+                     floor = run_timing_device(tm, d->hw, PIECE_INPUT, 0, 1, 0, 0) +
+                             run_timing_device(tm, d->hw, PIECE_OUTPUT, 0, 1, 0, 0);
+        device_plan_init(&d->plan, c1, floor, d->a, d->b, d->L, &up, &down,
                          cfg->emulate_links, r->mc.dim, (int)wire_dtype_size(cfg->wire), r->n_prompt, run_prefill_max_tok(r, r->device),
                          cfg->max_stall_ms * 1e-3, r->cost0, share0);
     }
@@ -335,7 +339,7 @@ static void round_record(device_ctx *d, trace_step *st, const hat_round *hr, int
     st->draft_s = hr->draft_s;
     st->dev_out_s = hr->verify_s;
     d->in_round = 0;
-    if (d->cp.enabled) d->td.profile_exceeded += (st->dev_in_s > st->dev_in_pred_s) + (st->dev_out_s > st->dev_out_pred_s);
+    if (hw_enabled(d->hw)) d->td.profile_exceeded += (st->dev_in_s > st->dev_in_pred_s) + (st->dev_out_s > st->dev_out_pred_s);
     st->gamma = (uint32_t)g;
     st->accepted = (uint32_t)hr->accepted;
     st->emitted = (uint32_t)n_emit;

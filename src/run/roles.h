@@ -13,6 +13,7 @@
 #include "engine/tokenizer.h"
 #include "net/transport.h"
 #include "timing/cost_fit.h"
+#include "run/timing_run.h"
 
 typedef struct {
     hat_config cfg;
@@ -37,6 +38,7 @@ typedef struct {
     int *prompt_len;          /* (n_devices) every device's prompt tokens, on every rank: message sizes */
     cost_fit *fit;            /* cloud ranks: the pass-time model (cloud_cost.h) */
     double cost0[4];          /* devices: their cloud rank's model after its start-up probe (c0..c3) */
+    run_timing tm;            /* the shape every step is charged as, the split on it (timing_run.h) */
 } run_ctx;
 
 /* role entry points (role_device.c, role_cloud.c, role_cloudonly.c; both cloud roles serve on

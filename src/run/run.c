@@ -118,6 +118,15 @@ static void set_attrs(run_ctx *r, trace_file *tf, const char *trace_path) {
     trace_set_attr_int(tf, "split_b", r->cfg.b);
     trace_set_attr_int(tf, "n_layer", r->mc.n_layer);
     trace_set_attr_str(tf, "mode", r->cfg.mode);
+    run_timing_describe(&r->tm, buf, sizeof buf);
+    trace_set_attr_str(tf, "timing_shape", buf);
+    trace_set_attr_int(tf, "timing_split_a", r->tm.a);
+    trace_set_attr_int(tf, "timing_split_b", r->tm.b);
+    trace_set_attr_int(tf, "timing_layers", r->tm.L);
+    trace_set_attr_int(tf, "timing_hidden", r->tm.shape.hidden);
+    trace_set_attr_str(tf, "cloud_compute", r->cfg.cloud_compute.name);
+    snprintf(buf, sizeof buf, "%.17g", r->cfg.time_scale);
+    trace_set_attr_str(tf, "time_scale", buf);
     if (r->be) {   /* rank 0 is a cloud rank: its backend (every cloud rank opens the same kind) */
         char bdesc[700];
         snprintf(bdesc, sizeof bdesc, "%s%s%s", r->be->desc, r->backend_note[0] ? "; " : "", r->backend_note);
@@ -175,6 +184,57 @@ static void print_prefill(const run_ctx *r) {
     }
 }
 
+/* rank 0, end of run: the distorted steps (real compute over the profile's prediction, so the
+ * charged time is the host's, not the profile's) per device and per cloud rank; above [run]
+ * max_distorted a warning on stderr. The line goes into the trace too (attribute timing_distorted). */
+static void print_distorted(const run_ctx *r, trace_file *tf) {
+    const collector *c = &r->col;
+    const trace_device *dv = (const trace_device *)c->all[TRACE_DEVICES];
+    const trace_batch *tb = (const trace_batch *)c->all[TRACE_BATCHES];
+    char line[512];
+    size_t n = 0;
+    double worst = 0;
+    int any = 0, worst_who = -1;
+    uint64_t dx = 0, dn = 0;
+    for (size_t i = 0; i < c->n_all[TRACE_DEVICES]; i++) {
+        if (!hw_enabled(&r->cfg.dev[dv[i].device].compute)) continue;
+        any = 1;
+        dx += dv[i].profile_exceeded;
+        dn += 2ull * dv[i].n_steps;   /* each step: the input and the output submodel's piece */
+        const double f = dv[i].n_steps ? dv[i].profile_exceeded / (2.0 * dv[i].n_steps) : 0;
+        if (f > worst) worst = f, worst_who = (int)dv[i].device;
+    }
+    if (!any && !hw_enabled(&r->cfg.cloud_compute)) return;   /* no profile: nothing is padded */
+    n += (size_t)snprintf(line + n, sizeof line - n, "timing: distorted steps (real compute over the profile): ");
+    if (any) n += (size_t)snprintf(line + n, sizeof line - n, "devices %llu of %llu pieces", (unsigned long long)dx,
+                                   (unsigned long long)dn);
+    else n += (size_t)snprintf(line + n, sizeof line - n, "devices unprofiled");
+    for (int cr = 0; cr < r->size && n < sizeof line; cr++) {
+        uint64_t x = 0, m = 0;
+        for (size_t i = 0; i < c->n_all[TRACE_BATCHES]; i++)
+            if ((int)tb[i].cloud_rank == cr) m++, x += tb[i].distorted;
+        if (!m) continue;
+        if (!hw_enabled(&r->cfg.cloud_compute)) {
+            n += (size_t)snprintf(line + n, sizeof line - n, "; cloud unprofiled");
+            break;
+        }
+        n += (size_t)snprintf(line + n, sizeof line - n, "; cloud rank %d %llu of %llu passes", cr,
+                              (unsigned long long)x, (unsigned long long)m);
+        if ((double)x / m > worst) worst = (double)x / m, worst_who = -2 - cr;
+    }
+    printf("%s\n", line);
+    trace_set_attr_str(tf, "timing_distorted", line);
+    if (worst > r->cfg.max_distorted) {
+        char who[32];
+        if (worst_who >= 0) snprintf(who, sizeof who, "device %d", worst_who);
+        else snprintf(who, sizeof who, "cloud rank %d", -2 - worst_who);
+        fprintf(stderr, "hat run: WARNING: %.1f %% of %s's steps took longer on this host than its profile predicts "
+                "(above [run] max_distorted = %g %%): their times are this host's, not the profile's; the run's TTFT/TBT "
+                "do not represent the modelled hardware\n", 100 * worst, who, 100 * r->cfg.max_distorted);
+        trace_set_attr_str(tf, "timing_warning", "distorted steps above max_distorted: times are partly this host's");
+    }
+}
+
 /* rank 0, end of run: report from every record, printed and stored */
 static void finish_root(run_ctx *r, trace_file *tf) {
     collector *c = &r->col;
@@ -207,6 +267,7 @@ static void finish_root(run_ctx *r, trace_file *tf) {
     }
     report_print(&rep, stdout);
     print_prefill(r);
+    print_distorted(r, tf);
     fflush(stdout);
     char cost[160];
     collector_cost_describe(c, cost, sizeof cost);
@@ -240,7 +301,9 @@ static int start_config(run_ctx *r, const run_opts *o) {
     if (stage(rc, err, "model")) return 1;
 
     rc = config_validate(&r->cfg, r->size, r->mc.n_layer, r->mc.n_ctx_train, err, sizeof err);
+    if (!rc) rc = run_timing_init(&r->tm, &r->cfg, r->gf, &r->mc, err, sizeof err);
     if (stage(rc, err, "config")) return 1;
+    hat_set_time_scale(r->cfg.time_scale);   /* before anything is timed: the cost probe, the roles */
     r->part = (partition){r->mc.n_layer, r->cfg.a, r->cfg.b, r->cfg.n_cloud, r->cfg.n_devices, r->cfg.tp};
     r->role = partition_role(&r->part, r->rank);
     char role[32];   /* the process role in messages (comm_set_role keeps a copy) */
@@ -355,6 +418,15 @@ static void print_plan(const run_ctx *r) {
            wire_dtype_name(r->cfg.wire), chunking, r->cfg.emulate_links ? "emulated" : "not emulated", part);
     if (r->be) printf("cloud backend: %s\n", r->be->desc);
     if (r->backend_note[0]) printf("cloud backend: note: %s\n", r->backend_note);
+    if (r->tm.modelled || hw_enabled(&r->cfg.cloud_compute)) {
+        char tm[512];
+        run_timing_describe(&r->tm, tm, sizeof tm);
+        printf("timing: %s; cloud compute %s (modelled times, not measurements of that hardware)\n", tm,
+               r->cfg.cloud_compute.name);
+    }
+    if (r->cfg.time_scale > 1)
+        printf("timing: run clock dilated %g x: every time below is run-clock (modelled) time; the run takes %g x as "
+               "long in real time\n", r->cfg.time_scale, r->cfg.time_scale);
     if (r->ad) {
         char ad[512];
         adapter_describe(r->ad, ad, sizeof ad);

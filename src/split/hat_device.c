@@ -74,7 +74,7 @@ void hat_device_draft(hat_dev *d, int32_t t0, int pos, int gamma, hat_send_fn se
         double t = hat_now();
         forward_run(p->m_in, p->kv_in, fs, &(forward_args){.tokens = &x, .n_tok = 1, .pos0 = pos + j, .l0 = 0, .l1 = p->a});
         st->in_s += hat_now() - t;
-        if (p->pad) p->pad(p->pad_ctx, HAT_PIECE_INPUT, 1, hat_now() - t);
+        if (p->pad) p->pad(p->pad_ctx, HAT_PIECE_INPUT, pos + j, 1, hat_now() - t);
         send(ctx, fs->x, pos + j, j, j == gamma);
         if (j == gamma) break;
         t = hat_now();
@@ -90,7 +90,7 @@ void hat_device_draft(hat_dev *d, int32_t t0, int pos, int gamma, hat_send_fn se
         }
         d->draft[j] = x;
         st->draft_s += hat_now() - t;
-        if (p->pad) p->pad(p->pad_ctx, HAT_PIECE_DRAFT, 1, hat_now() - t);
+        if (p->pad) p->pad(p->pad_ctx, HAT_PIECE_DRAFT, pos + j, 1, hat_now() - t);
     }
 }
 
@@ -115,7 +115,7 @@ int hat_device_verify(hat_dev *d, const float *hidden, int32_t *out, hat_round *
     st->accepted = n - 1;
     st->emitted = n;
     st->verify_s = hat_now() - t;
-    if (p->pad) p->pad(p->pad_ctx, HAT_PIECE_VERIFY, g + 1, st->verify_s);
+    if (p->pad) p->pad(p->pad_ctx, HAT_PIECE_VERIFY, pos, g + 1, st->verify_s);
     return n;
 }
 

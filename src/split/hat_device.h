@@ -37,7 +37,7 @@
 
 /* the compute pieces of a round, for a device compute profile to pad (role_device.c) */
 typedef enum { HAT_PIECE_INPUT = 0, HAT_PIECE_DRAFT = 1, HAT_PIECE_VERIFY = 2 } hat_piece;
-typedef void (*hat_pad_fn)(void *ctx, hat_piece piece, int n_tok, double measured_s);
+typedef void (*hat_pad_fn)(void *ctx, hat_piece piece, int pos0, int n_tok, double measured_s);   /* pos0: the piece's first position */
 
 typedef struct {
     const model *m_in, *m_out;   /* [0,a) + embedding;  [L-b,L) + norm + head */

@@ -42,7 +42,7 @@ typedef struct {
 /* A changed struct must change its field list here and in analysis/check_trace.py. */
 _Static_assert(sizeof(trace_token) == 32, "trace_token changed: update token_fields and check_trace.py");
 _Static_assert(sizeof(trace_step) == 208, "trace_step changed: update step_fields and check_trace.py");
-_Static_assert(sizeof(trace_batch) == 104, "trace_batch changed: update batch_fields and check_trace.py");
+_Static_assert(sizeof(trace_batch) == 128, "trace_batch changed: update batch_fields and check_trace.py");
 _Static_assert(sizeof(trace_device) == 112, "trace_device changed: update device_fields and check_trace.py");
 _Static_assert(sizeof(trace_summary) == 128, "trace_summary changed: update row_fields and check_trace.py");
 _Static_assert(sizeof(trace_hist) == 16, "trace_hist changed: update hist_fields and check_trace.py");
@@ -76,6 +76,7 @@ static const field batch_fields[] = {
     F(trace_batch, cost_c0, F_F64),    F(trace_batch, cost_c1, F_F64), F(trace_batch, cost_c2, F_F64),
     F(trace_batch, cost_c3, F_F64),
     F(trace_batch, fit_rms_rel, F_F64), F(trace_batch, fit_samples, F_U32), F(trace_batch, fit_clamped, F_U32),
+    F(trace_batch, real_s, F_F64),     F(trace_batch, profile_s, F_F64), F(trace_batch, distorted, F_U32),
 };
 static const field device_fields[] = { /* pad is not stored */
     F(trace_device, device, F_U32),        F(trace_device, rank, F_U32),

@@ -86,6 +86,11 @@ typedef struct {
     double cost_c0, cost_c1, cost_c2, cost_c3;
     double fit_rms_rel;              /* the model's relative rms residual on the samples it was fitted to */
     uint32_t fit_samples, fit_clamped; /* how many; 1: a negative coefficient was clamped to 0 */
+    /* [cloud] compute (timing/cost_model.h): the real compute of [t_start, t_end) before padding,
+     * the profile's prediction for the pass (0: no profile; t_end - t_start = max of the two), and
+     * 1 when the real compute took longer than the prediction (a distorted pass) */
+    double real_s, profile_s;
+    uint32_t distorted, pad;
 } trace_batch;
 
 typedef struct {

@@ -51,6 +51,7 @@ static const tfield batch_f[] = {
     TF(trace_batch, n_dev), TF(trace_batch, t_start), TF(trace_batch, t_end), TF(trace_batch, group_s),
     TF(trace_batch, ctx), TF(trace_batch, pred_s), TF(trace_batch, cost_c0), TF(trace_batch, cost_c1),
     TF(trace_batch, cost_c2), TF(trace_batch, cost_c3), TF(trace_batch, fit_rms_rel), TF(trace_batch, fit_samples), TF(trace_batch, fit_clamped),
+    TF(trace_batch, real_s), TF(trace_batch, profile_s), TF(trace_batch, distorted),
 };
 static const tfield device_f[] = {
     TF(trace_device, device), TF(trace_device, rank), TF(trace_device, cloud_rank),
@@ -221,6 +222,9 @@ static void make_run(run_data *r) {
                                                 .t_end = s->t_down_send, .ctx = n * (double)pos + n * (n + 1) / 2.0,
                                                 .pred_s = 0.003 + 0.0002 * n, .cost_c0 = 0.003, .cost_c1 = 0.0002,
                                                 .fit_rms_rel = 0.05, .fit_samples = 12 };
+            /* a profiled pass: real compute half of it, padded to the profile's prediction */
+            r->bat[r->n_bat - 1].profile_s = r->bat[r->n_bat - 1].t_end - r->bat[r->n_bat - 1].t_start;
+            r->bat[r->n_bat - 1].real_s = 0.5 * r->bat[r->n_bat - 1].profile_s;
             if (pos < prompt) continue; /* a prefill chunk before the last emits nothing */
             trace_token *k = &r->tok[r->n_tok++];
             *k = (trace_token){ .device = d, .index = produced, .step = s->seq, .token = 1000 + (int32_t)produced,

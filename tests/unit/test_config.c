@@ -23,7 +23,16 @@ static const char *LINKS =
     "[fast]\nup_mbps = 100\ndown_mbps = 200\nlatency_ms = 5\njitter_ms = 1\njitter = normal\nsource = test numbers\n"
     "[slow]\nup_mbps = 2.5\ndown_mbps = 10\nlatency_ms = 40\njitter_ms = 10\njitter = exponential\n"
     "source = \"slow link; with # and ; inside\"\n";
-static const char *DEVICES = "[boardA]\nmem_bw_gbs = 50\nefficiency = 0.5\ntflops = 2\nsource = test board\n";
+static const char *DEVICES = "[boardA]\nmem_bw_gbs = 50\nefficiency = 0.5\ntflops = 2\nflops_efficiency = 0.5\n"
+                             "mem_gb = 8\nsource = test board\n";
+static const char *SERVERS = "[box]\nmem_bw_gbs = 768\nefficiency = 0.8\ntflops = 150\nflops_efficiency = 0.6\n"
+                             "mem_gb = 48\ngpus = 8\nlink_gbs = 25\nlink_latency_us = 10\nsource = test box\n"
+                             "[tiny]\nmem_bw_gbs = 1\nefficiency = 1\ntflops = 1\nflops_efficiency = 1\n"
+                             "mem_gb = 0.001\ngpus = 1\nlink_gbs = 1\nlink_latency_us = 0\nsource = too small\n";
+static const char *SHAPES = "[big]\nlayers = 32\nhidden = 4096\nffn = 11008\nheads = 32\nkv_heads = 32\n"
+                            "vocab = 32000\ntied_embeddings = 0\nbytes_per_weight = 2\nsource = test shape\n"
+                            "[shallow]\nlayers = 4\nhidden = 64\nffn = 128\nheads = 4\nkv_heads = 4\n"
+                            "vocab = 100\ntied_embeddings = 1\nbytes_per_weight = 2\nsource = test shape\n";
 static const char *PROMPTS = "first prompt\n\n   \n  second\\nline  \nthird\r\n";
 static const char *links_path, *devices_path, *prompts_path;
 
@@ -402,9 +411,13 @@ static void test_bad(void) {
         expect_bad("bad links file", text, bad_links[i][1][0] == ':' ? want : bad_links[i][1], bad_links[i][2]);
     }
     const char *bad_devs[][2] = {
-        {"[b]\nmem_bw_gbs = 10\nefficiency = 1.5\ntflops = 1\nsource = s\n", "efficiency = '1.5'"},
-        {"[b]\nmem_bw_gbs = 0\nefficiency = 0.5\ntflops = 1\nsource = s\n", "mem_bw_gbs = '0'"},
-        {"[none]\nmem_bw_gbs = 1\nefficiency = 0.5\ntflops = 1\nsource = s\n", "[none] is reserved"},
+        {"[b]\nmem_bw_gbs = 10\nefficiency = 1.5\ntflops = 1\nflops_efficiency = 1\nmem_gb = 1\nsource = s\n",
+         "efficiency = '1.5'"},
+        {"[b]\nmem_bw_gbs = 0\nefficiency = 0.5\ntflops = 1\nflops_efficiency = 1\nmem_gb = 1\nsource = s\n",
+         "mem_bw_gbs = '0'"},
+        {"[none]\nmem_bw_gbs = 1\nefficiency = 0.5\ntflops = 1\nflops_efficiency = 1\nmem_gb = 1\nsource = s\n",
+         "[none] is reserved"},
+        {"[b]\nmem_bw_gbs = 1\nefficiency = 0.5\ntflops = 1\nsource = s\n", "lacks the required key 'flops_efficiency'"},
     };
     for (size_t i = 0; i < sizeof bad_devs / sizeof bad_devs[0]; i++) {
         snprintf(text, sizeof text, "[model]\npath = m\n[profiles]\nlinks = %s\ndevices = %s\n[devices]\ncount = 1\n"
@@ -427,6 +440,52 @@ static void test_bad(void) {
     expect_invalid("ctx > n_ctx_train", cfg("path = m.gguf\nctx = 4096\n", DEV_OK, ""), 3, 30, 2048, "4096", "2048");
 }
 
+/* [cloud] compute, [run] timing_shape, their files; the mapped split and memory (timing_run.h) */
+static void test_timing(void) {
+    char text[2048], err[HAT_ERRLEN] = "";
+    const char *srv = tmp_file(SERVERS), *shp = tmp_file(SHAPES);
+#define TCFG(extra) (snprintf(text, sizeof text, "[model]\npath = m.gguf\n[profiles]\nlinks = %s\ndevices = %s\n" \
+                              "servers = %s\nshapes = %s\n[devices]\ncount = 2\nlink = fast\ncompute = boardA\n"  \
+                              "prompt = hi\n%s", links_path, devices_path, srv, shp, extra), text)
+    hat_config c;
+    int rc = config_load(&c, tmp_file(TCFG("[cloud]\ncompute = box\n[run]\ntiming_shape = big\nmax_distorted = 0.1\n")),
+                         err, sizeof err);
+    EXPECT(rc == HAT_OK && !strcmp(c.cloud_compute.name, "box") && c.cloud_compute.gpus == 8 &&
+           !strcmp(c.shape_name, "big") && c.shape.layers == 32 && c.max_distorted == 0.1 &&
+           c.dev[0].compute.flops_efficiency == 0.5 && c.dev[0].compute.mem_gb == 8, "timing keys load: %s", err);
+    if (rc == HAT_OK) {   /* the resolved text loads back to the same values */
+        EXPECT(strstr(c.resolved, "compute = box") && strstr(c.resolved, "timing_shape = big") &&
+               strstr(c.resolved, "# server box") && strstr(c.resolved, "# shape big"), "resolved timing keys");
+        hat_config c2;
+        const int rc2 = config_load(&c2, tmp_file(c.resolved), err, sizeof err);
+        EXPECT(rc2 == HAT_OK && !strcmp(c2.cloud_compute.name, "box") && c2.shape.hidden == 4096, "resolved reloads: %s", err);
+        if (rc2 == HAT_OK) config_free(&c2);
+        config_free(&c);
+    }
+    rc = config_load(&c, tmp_file(TCFG("")), err, sizeof err);
+    EXPECT(rc == HAT_OK && !strcmp(c.cloud_compute.name, "none") && !strcmp(c.shape_name, "none") &&
+           c.max_distorted == 0.01, "timing defaults: %s", err);
+    if (rc == HAT_OK) config_free(&c);
+    expect_bad("unknown server profile", TCFG("[cloud]\ncompute = dgx9\n"), "compute = 'dgx9'", "box, tiny, none");
+    expect_bad("unknown shape", TCFG("[run]\ntiming_shape = gpt-5\n"), "timing_shape = 'gpt-5'", "big, shallow, none");
+    expect_bad("max_distorted 2", TCFG("[run]\nmax_distorted = 2\n"), "max_distorted = '2'", NULL);
+    snprintf(text, sizeof text, "[model]\npath = m\n[profiles]\nlinks = %s\ndevices = %s\nservers = /nonexistent/s.ini\n"
+             "[cloud]\ncompute = box\n[devices]\ncount = 1\nlink = fast\nprompt = hi\n", links_path, devices_path);
+    expect_bad("missing servers file", text, "/nonexistent/s.ini", NULL);
+    char bad_srv[1024];
+    snprintf(bad_srv, sizeof bad_srv, "%s", SERVERS);
+    *strstr(bad_srv, "gpus = 8\n") = '#';   /* [box] loses its gpus key */
+    snprintf(text, sizeof text, "[model]\npath = m\n[profiles]\nlinks = %s\ndevices = %s\nservers = %s\n"
+             "[cloud]\ncompute = box\n[devices]\ncount = 1\nlink = fast\nprompt = hi\n", links_path, devices_path,
+             tmp_file(bad_srv));
+    expect_bad("server profile missing a key", text, "lacks the required key 'gpus'", NULL);
+    /* the split on the shape: 2 of 30 layers maps to 0 of 4; memory of the profiles */
+    rc = config_load(&c, tmp_file(TCFG("[run]\ntiming_shape = shallow\n")), err, sizeof err);
+    EXPECT(rc == HAT_OK, "shallow shape loads: %s", err);
+    config_free(&c);
+#undef TCFG
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: test_config <source dir>\n");
@@ -446,6 +505,7 @@ int main(int argc, char **argv) {
     test_full();
     test_jsonl();
     test_bad();
+    test_timing();
     test_shipped(argv[1]);
     tmp_files_remove();
     return test_summary();

@@ -1,6 +1,6 @@
 /* test_emul.c — the link and compute emulation of emul.h: determinism of the jitter draws,
  * serialisation of back-to-back messages, the nominal delay, FIFO under large jitter,
- * emulation off, the jitter distributions' means, emul_compute_predict and the compute hook. */
+ * emulation off, the jitter distributions' means, the compute hook (the prediction itself: test_cost_model). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -152,21 +152,6 @@ static void test_distributions(void) {
     check_mean(JITTER_NONE, s, 0, 1e-300, "none");
 }
 
-static void test_compute(void) {
-    compute_profile prof = {.name = "b", .mem_bw_gbs = 100, .efficiency = 0.5, .tflops = 10};
-    compute_params c;
-    emul_compute_params(&c, &prof);
-    EXPECT(c.enabled && c.mem_bw_Bps == 100e9 && c.efficiency == 0.5 && c.flops == 10e12, "emul_compute_params");
-    /* memory bound: 1 GB / (100 GB/s * 0.5) = 20 ms vs 1e11 / 1e13 = 10 ms */
-    EXPECT(fabs(emul_compute_predict(&c, 1000000000, 1e11) - 0.02) < 1e-12, "memory bound prediction");
-    /* compute bound: 1e12 / 1e13 = 100 ms */
-    EXPECT(fabs(emul_compute_predict(&c, 1000000000, 1e12) - 0.1) < 1e-12, "compute bound prediction");
-    EXPECT(emul_compute_predict(&c, 0, 0) == 0, "nothing to do: 0");
-    compute_profile none = {.name = "none"};
-    emul_compute_params(&c, &none);
-    EXPECT(!c.enabled && emul_compute_predict(&c, 1000000000, 1e12) == 0, "profile none: disabled, predicts 0");
-}
-
 static double fake_hook(double measured_s, double predicted_s) { return measured_s + predicted_s + 1000; }
 
 static void test_hook(void) {
@@ -199,7 +184,6 @@ int main(void) {
     test_fifo();
     test_off();
     test_distributions();
-    test_compute();
     test_hook();
     return test_summary();
 }
