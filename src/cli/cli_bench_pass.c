@@ -19,7 +19,8 @@
 #define MAX_LIST 64
 
 typedef struct {
-    const char *model, *profiles, *profile;
+    const char *model, *profiles, *profile, *shape, *shapes;
+    int server;   /* --profiles is a servers file */
     int l0, l1, repeats, threads;
     int tok[MAX_LIST], pos[MAX_LIST], n_tok, n_pos;
 } bp_opts;
@@ -27,7 +28,9 @@ typedef struct {
 static void bp_usage(FILE *f) {
     fprintf(f,
             "usage: hat bench-pass --model FILE.gguf [--layers A:B] [--tokens LIST] [--pos LIST] [--repeats N]\n"
-            "                      [--threads T] [--profiles FILE --profile NAME]\n"
+            "                      [--threads T] [--profiles FILE --profile NAME [--server]]\n"
+            "       hat bench-pass --shape NAME [--shapes FILE] --profiles FILE --profile NAME [--server]\n"
+            "                      [--tokens LIST] [--pos LIST]\n"
             "  Times forward passes of the CPU backend over layers [A, B) (default: the whole stack) for every\n"
             "  (tokens, position) pair: a pass of n tokens at positions pos.. of one sequence, whose cache\n"
             "  holds pos positions first (filled by untimed passes). stdout: a '#' header line, then one\n"
@@ -41,6 +44,11 @@ static void bp_usage(FILE *f) {
             "  --threads T     CPU threads [1]\n"
             "  --profiles FILE a devices profiles file (timing/profiles.h) [configs/devices.ini]\n"
             "  --profile NAME  a profile of it to predict with\n"
+            "  --server        --profiles is a servers file (configs/servers.ini: GPUs, interconnect)\n"
+            "  --shape NAME    no timing: the prediction alone for a whole-model pass (embedding, every\n"
+            "                  layer, the LM head on the last row) of a shape of --shapes\n"
+            "                  [configs/shapes.ini], as `hat run` charges a cloud-only pass; the time\n"
+            "                  columns are 0\n"
             "  --help, -h      this text\n");
 }
 
@@ -58,14 +66,17 @@ static int parse_list(const char *s, int *out, int *n, int lo, int hi, const cha
 
 /* 0: *o set; 1: --help; -1: refused (one line printed) */
 static int bp_parse(int argc, char **argv, bp_opts *o) {
-    enum { O_MODEL = 256, O_LAYERS, O_TOKENS, O_POS, O_REPEATS, O_THREADS, O_PROFILES, O_PROFILE, O_HELP = 'h' };
+    enum { O_MODEL = 256, O_LAYERS, O_TOKENS, O_POS, O_REPEATS, O_THREADS, O_PROFILES, O_PROFILE, O_SERVER, O_SHAPE,
+           O_SHAPES, O_HELP = 'h' };
     static const struct option lo[] = {{"model", 1, 0, O_MODEL},       {"layers", 1, 0, O_LAYERS},
                                        {"tokens", 1, 0, O_TOKENS},     {"pos", 1, 0, O_POS},
                                        {"repeats", 1, 0, O_REPEATS},   {"threads", 1, 0, O_THREADS},
                                        {"profiles", 1, 0, O_PROFILES}, {"profile", 1, 0, O_PROFILE},
+                                       {"server", 0, 0, O_SERVER},     {"shape", 1, 0, O_SHAPE},
+                                       {"shapes", 1, 0, O_SHAPES},
                                        {"help", 0, 0, O_HELP},         {0, 0, 0, 0}};
     *o = (bp_opts){.l0 = 0, .l1 = -1, .repeats = 5, .threads = 1, .profiles = "configs/devices.ini",
-                   .tok = {1, 16, 32, 64, 128, 256, 512}, .n_tok = 7, .n_pos = 1};
+                   .tok = {1, 16, 32, 64, 128, 256, 512}, .n_tok = 7, .n_pos = 1, .shapes = "configs/shapes.ini"};
     char msg[HAT_ERRLEN];
     optind = 1;
     opterr = 0;
@@ -85,6 +96,9 @@ static int bp_parse(int argc, char **argv, bp_opts *o) {
         case O_THREADS: if (parse_arg_int("hat bench-pass", "--threads", optarg, 1, 256, &o->threads)) return -1; break;
         case O_PROFILES: o->profiles = optarg; break;
         case O_PROFILE: o->profile = optarg; break;
+        case O_SERVER: o->server = 1; break;
+        case O_SHAPE: o->shape = optarg; break;
+        case O_SHAPES: o->shapes = optarg; break;
         case O_HELP: return 1;
         default:
             cli_opt_error(msg, sizeof msg, "hat bench-pass", c, argv);
@@ -93,7 +107,8 @@ static int bp_parse(int argc, char **argv, bp_opts *o) {
         }
     }
     if (optind < argc) { fprintf(stderr, "hat bench-pass: unexpected argument '%s'\n", argv[optind]); return -1; }
-    if (!o->model) { fprintf(stderr, "hat bench-pass: --model is required\n"); return -1; }
+    if (!o->model == !o->shape) { fprintf(stderr, "hat bench-pass: give exactly one of --model, --shape\n"); return -1; }
+    if (o->shape && !o->profile) { fprintf(stderr, "hat bench-pass: --shape needs --profile\n"); return -1; }
     return 0;
 }
 
@@ -129,23 +144,55 @@ static int time_shape(backend *be, int pos, int n, int repeats, double *med, dou
     return HAT_OK;
 }
 
+static int load_profile(const bp_opts *o, hw_profile *prof, char *err, size_t errlen) {
+    hw_profile *profs = NULL;
+    int n = 0, rc = hw_profiles_load(o->profiles, o->server ? HW_SERVER : HW_DEVICE, &profs, &n, err, errlen), k = 0;
+    while (!rc && k < n && strcmp(profs[k].name, o->profile)) k++;
+    if (!rc && k == n) rc = hat_err(err, errlen, HAT_ERR_ARG, "--profile %s: not in %s", o->profile, o->profiles);
+    if (!rc) *prof = profs[k];
+    free(profs);
+    return rc;
+}
+
+/* --shape: the cost model's prediction alone for whole-model passes of the shape */
+static int bp_predict(const bp_opts *o, char *err, size_t errlen) {
+    hw_profile prof;
+    model_shape *shapes = NULL;
+    int n = 0, rc = load_profile(o, &prof, err, errlen), k = 0;
+    if (!rc) rc = shapes_load(o->shapes, &shapes, &n, err, errlen);
+    while (!rc && k < n && strcmp(shapes[k].name, o->shape)) k++;
+    if (!rc && k == n) rc = hat_err(err, errlen, HAT_ERR_ARG, "--shape %s: not in %s", o->shape, o->shapes);
+    if (!rc) {
+        const model_shape *s = &shapes[k];
+        printf("# shape %s (%d layers, hidden %d, %.4g bytes/weight) on %s (%d GPU%s): predictions only\n"
+               "# n_tok\tpos0\tmedian_s\tmin_s\tweight_bytes\tkv_bytes\tflops\tattn_flops\tpred_s\n",
+               s->name, s->layers, s->hidden, s->bytes_per_weight, prof.name, prof.gpus, prof.gpus > 1 ? "s" : "");
+        for (int j = 0; j < o->n_pos; j++)
+            for (int i = 0; i < o->n_tok; i++) {
+                cost_work w = cost_work_seq(0, s->layers, o->pos[j], o->tok[i]);
+                w.embed = 1;
+                w.n_head = 1;
+                cost_parts p;
+                const double t = cost_predict(&prof, s, &w, &p);
+                printf("%d\t%d\t0\t0\t%.6e\t%.6e\t%.6e\t%.6e\t%.6e\n", o->tok[i], o->pos[j], p.weight_bytes, p.kv_bytes,
+                       p.flops, p.attn_flops, t);
+            }
+    }
+    free(shapes);
+    return rc;
+}
+
 static int bp_run(const bp_opts *o, char *err, size_t errlen) {
     gguf_file *gf = NULL;
     model *m = NULL;
     backend *be = NULL;
-    hw_profile *profs = NULL, prof = {.name = "none"};
-    int nprof = 0, rc = gguf_open(&gf, o->model, err, errlen);
+    hw_profile prof = {.name = "none"};
+    int rc = gguf_open(&gf, o->model, err, errlen);
     model_config mc;
     if (!rc) rc = model_read_config(gf, &mc, err, errlen);
     const int l1 = o->l1 < 0 && !rc ? mc.n_layer : o->l1;
     if (!rc && l1 > mc.n_layer) rc = hat_err(err, errlen, HAT_ERR_ARG, "--layers %d:%d: the model has %d layers", o->l0, l1, mc.n_layer);
-    if (!rc && o->profile) {
-        rc = hw_profiles_load(o->profiles, HW_DEVICE, &profs, &nprof, err, errlen);
-        int k = 0;
-        while (!rc && k < nprof && strcmp(profs[k].name, o->profile)) k++;
-        if (!rc && k == nprof) rc = hat_err(err, errlen, HAT_ERR_ARG, "--profile %s: not in %s", o->profile, o->profiles);
-        if (!rc) prof = profs[k];
-    }
+    if (!rc && o->profile) rc = load_profile(o, &prof, err, errlen);
     int max_tok = 1, max_ctx = 1;
     for (int i = 0; i < o->n_tok; i++) max_tok = o->tok[i] > max_tok ? o->tok[i] : max_tok;
     for (int j = 0; j < o->n_pos; j++) max_ctx = o->pos[j] + max_tok > max_ctx ? o->pos[j] + max_tok : max_ctx;
@@ -177,7 +224,6 @@ static int bp_run(const bp_opts *o, char *err, size_t errlen) {
     backend_free(be);
     model_free(m);
     if (gf) gguf_close(gf);
-    free(profs);
     return rc;
 }
 
@@ -187,7 +233,7 @@ int cli_bench_pass(int argc, char **argv) {
     if (p == 1) { bp_usage(stdout); return 0; }
     if (p < 0) return cli_hint("hat bench-pass");
     char err[HAT_ERRLEN] = "";
-    if (bp_run(&o, err, sizeof err)) {
+    if (o.shape ? bp_predict(&o, err, sizeof err) : bp_run(&o, err, sizeof err)) {
         fprintf(stderr, "hat bench-pass: %s\n", err);
         return 1;
     }

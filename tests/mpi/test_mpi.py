@@ -453,6 +453,78 @@ for name, tx, needle in [("chunking sometimes", "chunking = sometimes\n", "chunk
     cfg = write_cfg("bad_" + name.replace(" ", "_"), 2, 1, 2, 2, transport_extra=tx)
     expect_error(name, 3, ["--config", cfg], needle)
 
+# ---- 8: timing at the modelled scale (src/timing/cost_model.h, src/run/timing_run.h) ---------------
+def check_timing(name, shape=None, scale=20, n_dev=4):
+    """Jetson devices and the paper's 8x A6000 server profile, the run clock dilated: tokens equal the
+    monolithic engine; every cloud pass carries its profile's prediction and was padded to it; the
+    links charge the modelled hidden size; the distorted steps are counted as the trace shows them"""
+    run_extra = f"time_scale = {scale}\n" + (f"timing_shape = {shape}\n" if shape else "")
+    cfg = write_cfg(name, n_dev, 1, 2, 2, chunk=8, emulate="on", links=["wifi", "5g", "4g"], mode="hat",
+                    hat={"gamma": 2, "adapter": "identity"}, compute="jetson-orin-nano-8gb",
+                    cloud_extra="compute = a6000-8x\n", stagger=0.05,
+                    extra="", transport_extra="")
+    with open(cfg) as f:
+        text = f.read().replace("[run]\n", "[run]\n" + run_extra, 1)
+    with open(cfg, "w") as f:
+        f.write(text)
+    n_fail = len(failures)
+    t = run_checked(name, cfg, n_dev + 1, n_dev)
+    if t is None:
+        return
+    for d in range(n_dev):
+        pr = PROMPTS[d % len(PROMPTS)]
+        if pr not in refs:
+            refs[pr] = reference_ids(pr)
+        sel = t["tokens"][t["tokens"]["device"] == d]
+        got = [int(x) for x in sel["token"][np.argsort(sel["index"])]]
+        if got != refs[pr]:
+            fail(f"{name}: device {d} tokens {got} != monolithic {refs[pr]}")
+    b, st, at = t["batches"], t["steps"], t["attrs"]
+    if not (b["profile_s"] > 0).all():
+        fail(f"{name}: a cloud pass without its profile's prediction")
+    hidden = 4096 if shape == "llama-2-7b" else 576
+    if int(at["timing_hidden"]) != hidden:
+        fail(f"{name}: trace timing_hidden {at['timing_hidden']}, expected {hidden}")
+    rows = st["n_tok"].astype(np.int64)
+    want = 96 + rows * hidden * 4   # WIRE_HEADER_BYTES + rows x hidden x fp32: what the link charged
+    pre = st["kind"] == 0
+    if (st["up_bytes"][pre] != want[pre]).any():
+        fail(f"{name}: prefill up_bytes {st['up_bytes'][pre][:3]} != header + rows x {hidden} x 4 {want[pre][:3]}")
+    dist = int(b["distorted"].sum())
+    if len(failures) == n_fail:
+        print(f"ok   {name}: {n_dev} devices (jetson-orin-nano-8gb) + a6000-8x, shape {shape or 'real'}, "
+              f"time_scale {scale}: tokens equal the monolithic engine; {len(b)} cloud passes padded to the profile "
+              f"(median {np.median(b['profile_s']) * 1e3:.2f} ms modelled, {np.median(b['real_s']) * 1e3:.2f} ms real "
+              f"run-clock), {dist} distorted; device pieces distorted {int(t['devices']['profile_exceeded'].sum())}; "
+              f"links charge {hidden}-wide rows")
+
+
+check_timing("timing_a6000_real", None, scale=20)
+check_timing("timing_a6000_7b", "llama-2-7b", scale=20)
+bad_shapes = os.path.join(tmp, "shapes_bad.ini")
+with open(bad_shapes, "w") as f:
+    f.write("[tiny-4]\nlayers = 4\nhidden = 64\nffn = 128\nheads = 4\nkv_heads = 4\nvocab = 100\n"
+            "tied_embeddings = 1\nbytes_per_weight = 2\nsource = a test shape\n")
+bad_servers = os.path.join(tmp, "servers_bad.ini")
+with open(bad_servers, "w") as f:
+    f.write("[box]\nmem_bw_gbs = 768\nefficiency = 0.8\ntflops = 150\nflops_efficiency = 0.6\nmem_gb = 48\n"
+            "link_gbs = 20\nlink_latency_us = 3\nsource = lacks gpus\n")
+for name, run_x, cloud_x, prof_x, compute, needle in [
+        ("unknown server profile", "", "compute = dgx-9000\n", "", "none", "compute = 'dgx-9000'"),
+        ("unknown shape", "timing_shape = gpt-9\n", "", "", "none", "timing_shape = 'gpt-9'"),
+        ("shape maps to zero device layers", f"timing_shape = tiny-4\n", "", f"shapes = {bad_shapes}\n", "none",
+         "a device would hold no layer"),
+        ("server profile missing a key", "", "compute = box\n", f"servers = {bad_servers}\n", "none",
+         "lacks the required key 'gpus'"),
+        ("device memory too small", "timing_shape = llama-2-70b\n", "", "", "jetson-orin-nano-8gb", "needs"),
+        ("time_scale below 1", "time_scale = 0.5\n", "", "", "none", "time_scale = '0.5'")]:
+    cfg = write_cfg("bad_" + name.replace(" ", "_"), 2, 1, 2, 2, cloud_extra=cloud_x, compute=compute)
+    with open(cfg) as f:
+        text = f.read().replace("[run]\n", "[run]\n" + run_x, 1).replace("[profiles]\n", "[profiles]\n" + prof_x, 1)
+    with open(cfg, "w") as f:
+        f.write(text)
+    expect_error(name, 3, ["--config", cfg], needle)
+
 # ---- 4: bad input ------------------------------------------------------------------------------
 # a command-line error: every rank parses the same argv; all end with status 2, rank 0 says it once
 for name, args, needle in [("unknown option", ["--config", os.path.join(tmp, "np2_fp32.ini"), "--bogus"],
