@@ -21,7 +21,8 @@ an A6000.
 
 usage: experiments/bench_paper_modelled.py [--devices 4] [--shape llama-2-7b] [--server a6000-8x]
         [--compute jetson-agx-orin] [--links wifi,5g,4g] [--split 8,8] [--adapter FILE]
-        [--time-scale 40] [--max-tokens 16] [--gamma 2] [--repeats 1] [--modes LIST] [--hat BIN]
+        [--time-scale 40] [--max-tokens 16] [--gamma 2] [--adaptive] [--gamma-max 6] [--repeats 1]
+        [--modes LIST] [--hat BIN]
         [--json results/bench_paper_modelled.json]
 """
 import argparse
@@ -88,6 +89,8 @@ start_interval_s = {args.stagger}
         text += f"[device.{i}]\nlink = {links[i % len(links)]}\n"
     if hat:
         text += f"[hat]\nadapter = {args.adapter}\ngamma = {args.gamma}\n"
+        if args.adaptive:
+            text += f"adaptive = on\ngamma_min = 1\ngamma_max = {args.gamma_max}\n"
     with open(path, "w") as f:
         f.write(text)
 
@@ -125,6 +128,8 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=16)
     ap.add_argument("--gamma", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--adaptive", action="store_true", help="HAT: the adaptive draft length (speculate.h)")
+    ap.add_argument("--gamma-max", type=int, default=6)
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--hat", default=os.path.join(ROOT, "build", "hat"))
     ap.add_argument("--json", default=os.path.join(ROOT, "results", "bench_paper_modelled.json"))

@@ -22,6 +22,13 @@
    monolithic engine's tokens, U-shape and HAT, short prompts and a long multi-line one from a
    JSON-lines prompts file, links emulated; the trace records the chunks (check_trace.py); bad
    values are refused.
+8. Timing at the modelled scale: 4 devices with the Jetson Orin Nano profile, [cloud] compute =
+   a6000-8x, the run clock dilated ([run] time_scale): tokens equal the monolithic engine's with
+   the real model's shape and with timing_shape = llama-2-7b; every cloud pass carries its
+   profile's prediction; the links charge the modelled hidden size (4096 x fp32 per row); the
+   distorted steps are reported; an unknown server profile or shape, a shape the split maps to no
+   device layer, a server profile missing a key, a device profile too small for its modelled
+   layers and time_scale below 1 are refused at start-up.
 6. The cloud-only baseline (token ids up, the whole model on the cloud): tokens equal the
    monolithic engine's (greedy) or `hat generate`'s with the device's sampler and seed, the
    trace is flagged "NOT private" and names the backend the whole model ran on (the backend
