@@ -150,6 +150,8 @@ emulate_links = {emulate}
 {transport_extra}[profiles]
 links = {os.path.join(SRC, 'configs', 'links.ini')}
 devices = {os.path.join(SRC, 'configs', 'devices.ini')}
+servers = {os.path.join(SRC, 'configs', 'servers.ini')}
+shapes = {os.path.join(SRC, 'configs', 'shapes.ini')}
 [devices]
 count = {n_dev}
 chat = on
@@ -414,6 +416,7 @@ if fitted != "identity":
 
 # ---- 7: chunking policies ------------------------------------------------------------------------
 import json  # noqa: E402
+import re  # noqa: E402
 with open(os.path.join(SRC, "configs", "prompts_long.jsonl")) as f:
     LONG = json.loads(f.readline())["prompt"]   # the ~128-token one: a multi-line license text
 chunk_prompts = [LONG, PROMPTS[0], PROMPTS[2]]
@@ -527,7 +530,10 @@ for name, run_x, cloud_x, prof_x, compute, needle in [
         ("time_scale below 1", "time_scale = 0.5\n", "", "", "none", "time_scale = '0.5'")]:
     cfg = write_cfg("bad_" + name.replace(" ", "_"), 2, 1, 2, 2, cloud_extra=cloud_x, compute=compute)
     with open(cfg) as f:
-        text = f.read().replace("[run]\n", "[run]\n" + run_x, 1).replace("[profiles]\n", "[profiles]\n" + prof_x, 1)
+        text = f.read().replace("[run]\n", "[run]\n" + run_x, 1)
+    for line in prof_x.splitlines():   # the test's own profiles file in place of the shipped one
+        key = line.split("=")[0].strip()
+        text = re.sub(rf"^{key} = .*$", line, text, count=1, flags=re.M)
     with open(cfg, "w") as f:
         f.write(text)
     expect_error(name, 3, ["--config", cfg], needle)
