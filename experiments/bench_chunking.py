@@ -21,7 +21,8 @@ the profile the measured time counts (the trace's profile_exceeded says how ofte
 
 usage: experiments/bench_chunking.py [--lengths 128,512,1024,2048,4096] [--links wifi,5g,4g]
         [--devices 1,4] [--fixed 16] [--sweep 32,64,128,256] [--repeats 3] [--wire fp16]
-        [--split 2,2] [--compute jetson-orin-nano-8gb] [--stall] [--stall-only] [--stall-ms 200]
+        [--split 2,2] [--compute jetson-orin-nano-8gb] [--cloud-compute NAME] [--servers FILE]
+        [--time-scale 1] [--stall] [--stall-only] [--stall-ms 200]
         [--stall-length 2048] [--json results/bench_chunking.json]
 """
 import argparse
@@ -62,6 +63,7 @@ def write_cfg(path, args, n_dev, link, policy, chunk, prompts_file, trace, max_t
 mode = ushape
 seed = 1
 trace = {trace}
+time_scale = {args.time_scale}
 [model]
 path = {MODEL}
 ctx = {ctx}
@@ -71,6 +73,7 @@ b = {b}
 [cloud]
 ranks = 1
 max_batch_tokens = 256
+compute = {args.cloud_compute}
 [transport]
 wire_dtype = {args.wire}
 chunking = {policy}
@@ -81,6 +84,7 @@ emulate_links = on
 [profiles]
 links = {os.path.join(ROOT, 'configs', 'links.ini')}
 devices = {os.path.join(ROOT, 'configs', 'devices.ini')}
+servers = {os.path.abspath(args.servers)}
 [devices]
 count = {n_dev}
 link = {link}
@@ -209,6 +213,11 @@ def main():
     ap.add_argument("--wire", default="fp16")
     ap.add_argument("--split", default="2,2")
     ap.add_argument("--compute", default="jetson-orin-nano-8gb")
+    ap.add_argument("--cloud-compute", default="none",
+                    help="[cloud] compute: a server profile of --servers; every cloud pass is padded to it, so the "
+                         "cloud's times are the model's (deterministic where this host is faster)")
+    ap.add_argument("--servers", default=os.path.join(ROOT, "configs", "servers.ini"))
+    ap.add_argument("--time-scale", type=float, default=1, help="[run] time_scale (the run clock's dilation)")
     ap.add_argument("--stall", action="store_true", help="also part 2 (4 devices, one long prompt)")
     ap.add_argument("--stall-only", action="store_true")
     ap.add_argument("--stall-ms", type=float, default=200)
@@ -220,7 +229,8 @@ def main():
     prompts = long_prompts()
     print(f"machine: {machine()}")
     print(f"model {os.path.basename(MODEL)}, split {args.split}, wire {args.wire}, device compute {args.compute}, "
-          f"cloud: this machine (1 thread); medians of {args.repeats} repeats")
+          f"cloud: this machine (1 thread){', padded to the modelled ' + args.cloud_compute if args.cloud_compute != 'none' else ''}"
+          f"{f', time_scale {args.time_scale:g}' if args.time_scale != 1 else ''}; medians of {args.repeats} repeats")
     res = {"machine": machine(), "args": vars(args)}
     with tempfile.TemporaryDirectory(prefix="hat_chunk_") as tmp:
         print("chooser:")

@@ -18,6 +18,7 @@ medians (the same minutes, other passes) are the check. Times are this machine's
 
 usage: experiments/fit_cpu_profile.py [--layers 2:28] [--tokens 1,16,32,64,128,256,512]
         [--pos 0,256] [--rounds 6] [--threads 1] [--out results/cpu_profile.ini] [--json FILE] [--hat BIN]
+        [--server-out results/derated_cpu_server.ini --derate 0.7]
 """
 import argparse
 import json
@@ -83,6 +84,8 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=os.path.join(ROOT, "results", "cpu_profile.ini"))
     ap.add_argument("--json")
+    ap.add_argument("--server-out", help="also write the profile, times --derate, as a servers.ini section [derated-cpu]")
+    ap.add_argument("--derate", type=float, default=0.7)
     ap.add_argument("--hat", default=HAT, help="the hat binary [build/hat]")
     args = ap.parse_args()
     m = machine()
@@ -101,6 +104,17 @@ def main():
                 f"flops_efficiency = 1\nattn_tflops = {A / 1e12:.6g}\nmem_gb = {mem_gb():.3g}\n"
                 f"source = \"fitted to measured forward passes of this host (experiments/fit_cpu_profile.py)\"\n")
     os.replace(args.out + ".tmp", args.out)
+    if args.server_out:   # the same, derated, as a servers.ini profile: a modelled cloud this host can always keep up with
+        k = args.derate
+        with open(args.server_out + ".tmp", "w") as f:
+            f.write(f"# {k} x the profile fitted by experiments/fit_cpu_profile.py on {m}: the cloud's real compute\n"
+                    f"# stays under its prediction, so every pass padded to it lasts the model's time\n"
+                    f"[derated-cpu]\nmem_bw_gbs = {k * B / 1e9:.6g}\nefficiency = 1\ntflops = {k * F / 1e12:.6g}\n"
+                    f"flops_efficiency = 1\nattn_tflops = {k * A / 1e12:.6g}\nmem_gb = {mem_gb():.3g}\ngpus = 1\n"
+                    f"link_gbs = 1\nlink_latency_us = 0\n"
+                    f"source = \"{k} x this host's fitted CPU profile (experiments/fit_cpu_profile.py)\"\n")
+        os.replace(args.server_out + ".tmp", args.server_out)
+        print(f"derated server profile [derated-cpu] ({k} x) written to {args.server_out}")
     print(f"fitted: effective bandwidth {B / 1e9:.3g} GB/s, effective compute {F / 1e9:.3g} GFLOP/s, attention {A / 1e9:.3g} GFLOP/s "
           f"(largest relative error on the fit's own passes {100 * e:.1f} %); profile written to {args.out}")
     second = bench(args, ("--profiles", args.out, "--profile", name))
