@@ -149,6 +149,10 @@ static int load_profile(const bp_opts *o, hw_profile *prof, char *err, size_t er
     int n = 0, rc = hw_profiles_load(o->profiles, o->server ? HW_SERVER : HW_DEVICE, &profs, &n, err, errlen), k = 0;
     while (!rc && k < n && strcmp(profs[k].name, o->profile)) k++;
     if (!rc && k == n) rc = hat_err(err, errlen, HAT_ERR_ARG, "--profile %s: not in %s", o->profile, o->profiles);
+    if (rc && !o->server && strstr(err, "'gpus'")) {   /* a servers file read as a devices one */
+        const size_t len = strlen(err);
+        snprintf(err + len, errlen > len ? errlen - len : 0, " (a servers profiles file? add --server)");
+    }
     if (!rc) *prof = profs[k];
     free(profs);
     return rc;
