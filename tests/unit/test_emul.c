@@ -2,6 +2,7 @@
  * serialisation of back-to-back messages, the nominal delay, FIFO under large jitter,
  * emulation off, the jitter distributions' means, the compute hook (the prediction itself: test_cost_model). */
 #include <math.h>
+#include <time.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -177,6 +178,24 @@ static void test_hook(void) {
     EXPECT(hat_now() - t0 < 0.01, "emul_sleep_until in the past returns at once");
 }
 
+/* [run] time_scale: the clocks run 1/scale of real time, so padding to a prediction of p run-clock
+ * seconds sleeps p * scale real seconds while hat_now() advances p */
+static void test_dilation(void) {
+    struct timespec a, b;
+    hat_set_time_scale(10);
+    EXPECT(hat_time_scale() == 10, "scale set");
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    const double t0 = hat_now();
+    const double r = emul_compute(0.0, 0.01);
+    const double run = hat_now() - t0;
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    const double real = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
+    EXPECT(r == 0.01 && run >= 0.01 && run < 0.05, "dilated: %.4f run-clock s for a 0.01 s prediction", run);
+    EXPECT(real >= 0.095 && real < 0.5, "dilated: %.4f real s for 0.01 run-clock s at scale 10", real);
+    hat_set_time_scale(0.5);   /* below 1: refused, 1 */
+    EXPECT(hat_time_scale() == 1, "scale below 1 is 1");
+}
+
 int main(void) {
     test_determinism();
     test_serialisation();
@@ -185,5 +204,6 @@ int main(void) {
     test_off();
     test_distributions();
     test_hook();
+    test_dilation();
     return test_summary();
 }
