@@ -49,7 +49,7 @@ MODES = {   # name: (run mode, chunking, HAT)
 PAPER = {"ttft": (41, 54), "tbt": (41, 77)}
 
 
-def write_cfg(path, trace, a, mode, args):
+def write_cfg(path, trace, mode, args):
     run_mode, chunking, hat = MODES[mode]
     links = args.links.split(",")
     dev_compute = "none" if run_mode == "cloud-only" else args.compute
@@ -97,7 +97,7 @@ start_interval_s = {args.stagger}
 
 def run_one(mode, rep, tmp, args):
     cfg, trace = os.path.join(tmp, f"{mode}_{rep}.ini"), os.path.join(tmp, f"{mode}_{rep}.h5")
-    write_cfg(cfg, trace, None, mode, args)
+    write_cfg(cfg, trace, mode, args)
     p = subprocess.run(["mpiexec", "--oversubscribe", "-n", str(args.devices + 1), args.hat, "run", "--config", cfg],
                        env=ENV, capture_output=True, text=True, timeout=3600)
     if p.returncode != 0:

@@ -217,9 +217,7 @@ static int bp_run(const bp_opts *o, char *err, size_t errlen) {
                 if (rc) break;
                 cost_work w = cost_work_seq(o->l0, l1, o->pos[j], o->tok[i]);
                 cost_parts p;
-                const hw_profile any = {.name = "x", .mem_bw_gbs = 1, .efficiency = 1, .tflops = 1, .flops_efficiency = 1, .gpus = 1};
-                cost_predict(&any, &shape, &w, &p);
-                const double pred = cost_predict(&prof, &shape, &w, NULL);
+                const double pred = cost_predict(&prof, &shape, &w, &p);
                 printf("%d\t%d\t%.6e\t%.6e\t%.6e\t%.6e\t%.6e\t%.6e\t%.6e\n", o->tok[i], o->pos[j], med, mn,
                        p.weight_bytes, p.kv_bytes, p.flops, p.attn_flops, pred);
                 fflush(stdout);

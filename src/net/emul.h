@@ -24,8 +24,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "timing/cost_model.h"
-
 #define EMUL_NAME 64      /* a profile name */
 #define EMUL_SOURCE 512   /* where a profile's numbers come from */
 

@@ -379,6 +379,29 @@ static void sb_comp(sbuf *b, const hw_profile *p, const char *file, int with_sou
               num(t4, 32, p->flops_efficiency, 0), num(t5, 32, p->mem_gb, 0));
     if (with_source) { sb_printf(b, "#   source: "); sb_comment_text(b, p->source); sb_printf(b, "\n"); }
 }
+/* the numbers behind [cloud] compute and [run] timing_shape, as comment lines */
+static void sb_timing(sbuf *b, const hat_config *c) {
+    const hw_profile *p = &c->cloud_compute;
+    const model_shape *s = &c->shape;
+    char t[8][32];
+    if (hw_enabled(p)) {
+        sb_printf(b, "# server %s (%s): mem_bw_gbs = %s, efficiency = %s, tflops = %s, flops_efficiency = %s, mem_gb = %s, "
+                  "gpus = %d, link_gbs = %s, link_latency_us = %s, attn_tflops = %s\n#   source: ", p->name, c->servers_path,
+                  num(t[0], 32, p->mem_bw_gbs, 0), num(t[1], 32, p->efficiency, 0), num(t[2], 32, p->tflops, 0),
+                  num(t[3], 32, p->flops_efficiency, 0), num(t[4], 32, p->mem_gb, 0), p->gpus, num(t[5], 32, p->link_gbs, 0),
+                  num(t[6], 32, p->link_latency_us, 0), num(t[7], 32, p->attn_tflops, 0));
+        sb_comment_text(b, p->source);
+        sb_printf(b, "\n");
+    }
+    if (strcmp(c->shape_name, "none")) {
+        sb_printf(b, "# shape %s (%s): layers = %d, hidden = %d, ffn = %d, heads = %d, kv_heads = %d, vocab = %d, "
+                  "tied_embeddings = %d, bytes_per_weight = %s, kv_bytes = %s\n#   source: ", s->name, c->shapes_path,
+                  s->layers, s->hidden, s->ffn, s->heads, s->kv_heads, s->vocab, s->tied, num(t[0], 32, s->bytes_per_weight, 0),
+                  num(t[1], 32, s->kv_bytes, 0));
+        sb_comment_text(b, s->source);
+        sb_printf(b, "\n");
+    }
+}
 static char *dump_resolved(const hat_config *c, const aux_t *a) {
     sbuf b = {0};
     char t[32];
@@ -445,9 +468,7 @@ static char *dump_resolved(const hat_config *c, const aux_t *a) {
         if (!seen_l) sb_link(&b, &c->dev[i].link, c->links_path, 1);
         if (!seen_c) sb_comp(&b, &c->dev[i].compute, c->devices_path, 1);
     }
-    char tm[2 * (CFG_SOURCE + 512)];
-    config_timing_describe(c, tm, sizeof tm);
-    sb_printf(&b, "%s", tm);
+    sb_timing(&b, c);
     return b.s;
 }
 

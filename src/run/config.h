@@ -84,6 +84,7 @@
 #include <stdint.h>
 
 #include "net/emul.h"
+#include "timing/cost_model.h"
 #include "net/fault.h"
 #include "net/wire.h"
 

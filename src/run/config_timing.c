@@ -64,24 +64,3 @@ int config_timing_load(hat_config *c, const ini_doc *d) {
     if (strcmp(c->shape_name, "none") && (rc = load_shape(c, d))) return rc;
     return HAT_OK;
 }
-
-void config_timing_describe(const hat_config *c, char *buf, size_t cap) {
-    const hw_profile *p = &c->cloud_compute;
-    const model_shape *s = &c->shape;
-    size_t n = 0;
-#define PUT(...) do { const int w_ = snprintf(buf + n, n < cap ? cap - n : 0, __VA_ARGS__); n += w_ > 0 ? (size_t)w_ : 0; } while (0)
-    buf[0] = 0;
-    if (hw_enabled(p))
-        PUT("# server %s (%s): mem_bw_gbs = %.17g, efficiency = %.17g, tflops = %.17g, flops_efficiency = %.17g, "
-            "mem_gb = %.17g, gpus = %d, link_gbs = %.17g, link_latency_us = %.17g\n#   source: %s\n",
-            p->name, c->servers_path, p->mem_bw_gbs, p->efficiency, p->tflops, p->flops_efficiency, p->mem_gb, p->gpus,
-            p->link_gbs, p->link_latency_us, p->source);
-    if (strcmp(c->shape_name, "none"))
-        PUT("# shape %s (%s): layers = %d, hidden = %d, ffn = %d, heads = %d, kv_heads = %d, vocab = %d, "
-            "tied_embeddings = %d, bytes_per_weight = %.17g, kv_bytes = %.17g\n#   source: %s\n",
-            s->name, c->shapes_path, s->layers, s->hidden, s->ffn, s->heads, s->kv_heads, s->vocab, s->tied,
-            s->bytes_per_weight, s->kv_bytes, s->source);
-#undef PUT
-    for (char *q = buf; *q; q++)   /* sources stay on their comment line */
-        if ((*q == '\n' && q[1] && q[1] != '#') || (*q != '\n' && (unsigned char)*q < 32)) *q = ' ';
-}

@@ -10,8 +10,5 @@
 #include "run/config.h"
 
 int config_timing_load(hat_config *c, const ini_doc *d);
-/* the resolved keys ([run] and [cloud] lines are written by config.c) and the numbers behind
- * the names, as INI comment lines, into buf */
-void config_timing_describe(const hat_config *c, char *buf, size_t cap);
 
 #endif

@@ -7,7 +7,7 @@
 #include <string.h>
 
 /* bytes per weight of the real model: its first decoder layer's matrices as stored */
-static double real_bytes_per_weight(const gguf_file *gf, const model_shape *s) {
+static double real_bytes_per_weight(const gguf_file *gf, const model_config *mc) {
     static const char *const mats[] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
     double bytes = 0;
     char name[64];
@@ -19,7 +19,7 @@ static double real_bytes_per_weight(const gguf_file *gf, const model_shape *s) {
         for (uint32_t d = 1; d < t->n_dims; d++) rows *= (int64_t)t->ne[d];
         bytes += (double)gguf_row_size(t->type, (int64_t)t->ne[0]) * rows;
     }
-    return bytes / cost_layer_params(s);
+    return bytes / model_part_params(mc, 0, 1, 0);
 }
 
 static int check_memory(const run_timing *t, const hat_config *c, char *err, size_t errlen) {
@@ -50,8 +50,7 @@ static int check_memory(const run_timing *t, const hat_config *c, char *err, siz
 }
 
 void run_timing_real_shape(model_shape *s, const gguf_file *gf, const model_config *mc) {
-    cost_shape_of_model(s, "the model file", mc, !gguf_find_tensor(gf, "output.weight"), 1);
-    s->bytes_per_weight = real_bytes_per_weight(gf, s);
+    cost_shape_of_model(s, "the model file", mc, !gguf_find_tensor(gf, "output.weight"), real_bytes_per_weight(gf, mc));
 }
 
 int run_timing_init(run_timing *t, const hat_config *c, const gguf_file *gf, const model_config *mc, char *err,

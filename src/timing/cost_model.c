@@ -29,19 +29,26 @@ void cost_work_add_seq(cost_work *w, int pos0, int n) {
     w->kv_sum += pos0;
 }
 
+void cost_totals(const model_shape *s, const cost_work *w, cost_parts *p) {
+    memset(p, 0, sizeof *p);
+    if (w->n_tok <= 0) return;
+    const int nl = w->l1 > w->l0 ? w->l1 - w->l0 : 0;
+    const double h = s->hidden, pl = cost_layer_params(s), emb = cost_embed_params(s);
+    p->weight_bytes = nl * pl * s->bytes_per_weight + w->extra_bytes;
+    if (w->embed) p->weight_bytes += (double)w->n_tok * h * s->bytes_per_weight;   /* rows looked up */
+    if (w->n_head > 0) p->weight_bytes += emb * s->bytes_per_weight;
+    p->kv_bytes = nl * 2.0 * kv_dim(s) * s->kv_bytes * (w->kv_sum + w->n_tok);
+    p->attn_flops = nl * 4.0 * h * w->ctx_sum;
+    p->flops = nl * 2.0 * pl * w->n_tok + p->attn_flops + w->extra_flops;
+    if (w->n_head > 0) p->flops += 2.0 * emb * w->n_head;
+}
+
 double cost_predict(const hw_profile *hw, const model_shape *s, const cost_work *w, cost_parts *parts) {
-    cost_parts p = {0};
-    if (hw_enabled(hw) && s && w->n_tok > 0) {
+    cost_parts p;
+    cost_totals(s, w, &p);
+    if (hw_enabled(hw) && w->n_tok > 0) {
         const int nl = w->l1 > w->l0 ? w->l1 - w->l0 : 0;
         const double h = s->hidden, k = hw->gpus > 1 ? hw->gpus : 1;
-        const double pl = cost_layer_params(s), emb = cost_embed_params(s);
-        p.weight_bytes = nl * pl * s->bytes_per_weight + w->extra_bytes;
-        if (w->embed) p.weight_bytes += (double)w->n_tok * h * s->bytes_per_weight;   /* rows looked up */
-        if (w->n_head > 0) p.weight_bytes += emb * s->bytes_per_weight;
-        p.kv_bytes = nl * 2.0 * kv_dim(s) * s->kv_bytes * (w->kv_sum + w->n_tok);
-        p.attn_flops = nl * 4.0 * h * w->ctx_sum;
-        p.flops = nl * 2.0 * pl * w->n_tok + p.attn_flops + w->extra_flops;
-        if (w->n_head > 0) p.flops += 2.0 * emb * w->n_head;
         p.mem_s = (p.weight_bytes + p.kv_bytes) / k / (hw->mem_bw_gbs * 1e9 * hw->efficiency);
         const double mm = hw->attn_tflops > 0 ? p.flops - p.attn_flops : p.flops;
         p.flop_s = hw->tflops > 0 ? mm / k / (hw->tflops * 1e12 * hw->flops_efficiency) : 0;

@@ -90,7 +90,10 @@ double cost_embed_params(const model_shape *s);
 cost_work cost_work_seq(int l0, int l1, int pos0, int n);
 /* adds one more sequence of n tokens at pos0 to a batch's work (same layers) */
 void cost_work_add_seq(cost_work *w, int pos0, int n);
-/* predicted seconds (0 when the profile is disabled); parts may be NULL */
+/* the pass's bytes and FLOPs (no profile needed) */
+void cost_totals(const model_shape *s, const cost_work *w, cost_parts *parts);
+/* predicted seconds (0 when the profile is disabled); parts may be NULL (its totals are filled
+ * whatever the profile) */
 double cost_predict(const hw_profile *hw, const model_shape *s, const cost_work *w, cost_parts *parts);
 
 /* the real model's shape: counts from the config, bytes per weight = weight bytes / parameters of
