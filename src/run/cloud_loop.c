@@ -58,6 +58,8 @@ typedef struct {
     int max_msg;          /* the largest request of a served device: a pass it begins may hold it alone */
     int group;            /* this rank leads a tensor-parallel group */
     int active, rr;       /* sessions not yet ended; the session first in line */
+    int prefill_order;    /* [cloud] prefill_order */
+    int *order;           /* (2n) batch_order's order, then its scratch */
     uint32_t batch_no;
     backend_seq *seqs;    /* (n) the pass's sequences */
     cloud_item *items;    /* (n) and its requests */
@@ -98,6 +100,7 @@ static void sessions_poll(loop_state *L, double *next) {
         while (s->qn < cl->depth && transport_poll(&s->ep, &m, next)) {
             s->q[(s->qh + s->qn) % cl->depth] = m;
             s->qn++;
+            if ((m.h.flags & WIRE_F_PREFILL) && !(s->prefill_t > 0)) s->prefill_t = m.t_seen > 0 ? m.t_seen : 1e-9;
             if (s->awaiting && (m.h.flags & WIRE_F_ROUND_END)) {   /* the device's next round is complete */
                 const double turn = m.t_seen - s->t_reply;
                 s->turn = s->turn > 0 ? 0.5 * turn + 0.5 * s->turn : turn;
@@ -135,19 +138,63 @@ static int stall_hold(const loop_state *L, double now, double *until) {
     return 1;
 }
 
-/* one request of every session that has one ready, round-robin from L->rr, up to max_batch
- * tokens (a request larger than that — a whole prompt with chunking off — only as the first of a
+/* whether session s's next message is a prompt chunk, and then its tokens (0: not one) */
+static int prefill_head(const cloud_loop *cl, const cloud_session *s) {
+    if (s->done || !s->qn) return 0;
+    const transport_msg *m = cloud_queued(cl, s, 0);
+    return (m->h.flags & WIRE_F_PREFILL) ? (int)m->h.n_tok : 0;
+}
+
+/* the order sessions offer their requests this pass, into ord: round-robin from L->rr (fair); in
+ * fcfs order every session without a prompt chunk first (decode rounds, in round-robin order),
+ * then the prefilling ones by when their prompt's first chunk arrived (ties round-robin), of
+ * which batch_form takes one — except that a chunk larger than max_batch_tokens (chunking off)
+ * that is first in line leads the pass, alone */
+static void batch_order(const loop_state *L, int *ord) {
+    const cloud_loop *cl = &L->cl;
+    const int n = cl->n;
+    for (int k = 0; k < n; k++) ord[k] = (L->rr + k) % n;
+    if (L->prefill_order != PREFILL_FCFS) return;
+    int w = 0, np = 0;
+    int *pre = ord + n;   /* scratch: the prefilling sessions */
+    for (int k = 0; k < n; k++) {
+        const int i = (L->rr + k) % n;
+        if (prefill_head(cl, &cl->S[i])) pre[np++] = i;
+        else ord[w++] = i;
+    }
+    for (int x = 1; x < np; x++) {   /* stable insertion sort by first-chunk arrival */
+        const int v = pre[x];
+        int y = x;
+        for (; y > 0 && cl->S[pre[y - 1]].prefill_t > cl->S[v].prefill_t; y--) pre[y] = pre[y - 1];
+        pre[y] = v;
+    }
+    if (np && prefill_head(cl, &cl->S[pre[0]]) > L->max_batch) {   /* it goes alone, first */
+        memmove(ord + 1, ord, sizeof *ord * (size_t)w);
+        ord[0] = pre[0];
+        memmove(ord + w + 1, pre + 1, sizeof *ord * (size_t)(np - 1));
+        return;
+    }
+    memmove(ord + w, pre, sizeof *ord * (size_t)np);
+}
+
+/* one request of every session that has one ready, in batch_order's order (fcfs: one prompt
+ * chunk at most, beside the decode rounds), up to max_batch tokens (a request larger than that — a whole prompt with chunking off — only as the first of a
  * pass, which then takes nothing else): returns the requests, *tok their tokens */
 static int batch_form(loop_state *L, int *tok) {
     cloud_loop *cl = &L->cl;
     int ns = 0;
     *tok = 0;
+    int prefills = 0;
+    batch_order(L, L->order);
     for (int k = 0; k < cl->n; k++) {
-        const int i = (L->rr + k) % cl->n;
+        const int i = L->order[k];
         int n_msg = 0;
         const int room = *tok == 0 && L->max_msg > L->max_batch ? L->max_msg : L->max_batch - *tok;
         if (room <= 0) break;
+        const int pre = prefill_head(cl, &cl->S[i]) > 0;
+        if (pre && prefills && L->prefill_order == PREFILL_FCFS) continue;   /* one prompt's chunk a pass */
         if (cl->S[i].done || !L->mode->take(cl, i, *tok, room, &L->seqs[ns], &n_msg)) continue;
+        prefills += pre;
         L->items[ns++] = (cloud_item){.session = i, .n_msg = n_msg, .row = *tok};
         *tok += L->seqs[ns - 1].n_tok;
     }
@@ -187,7 +234,11 @@ static void batch_run(loop_state *L, int ns, int tok) {
         const cloud_item *it = &L->items[k];
         cloud_session *se = &cl->S[it->session];
         L->mode->reply(cl, k, it, &L->seqs[k], &p);
-        for (int j = 0; j < it->n_msg; j++) session_pop(cl, se);
+        for (int j = 0; j < it->n_msg; j++) {
+            if (cloud_queued(cl, se, 0)->h.flags & WIRE_F_LAST_CHUNK) se->prefill_t = 0;   /* its prompt is in */
+            session_pop(cl, se);
+        }
+        if (!(se->prefill_t > 0) && prefill_head(cl, se)) se->prefill_t = cloud_queued(cl, se, 0)->t_seen;
         se->t_reply = comm_now();
         se->decoding = se->awaiting = L->seqs[k].decode;
     }
@@ -198,7 +249,8 @@ void cloud_loop_run(run_ctx *r, const cloud_mode *mode) {
     const int cidx = partition_group_of_rank(&r->part, r->rank);
     loop_state L = {.cl = {.r = r, .be = r->be, .ctx = mode->ctx, .n = partition_n_served(&r->part, cidx),
                            .depth = run_msg_depth(cfg)},
-                    .mode = mode, .group = tp_active(&r->tp), .max_batch = cfg->max_batch_tokens};
+                    .mode = mode, .group = tp_active(&r->tp), .max_batch = cfg->max_batch_tokens,
+                    .prefill_order = cfg->prefill_order};
     for (int i = 0; i < L.cl.n; i++) {   /* a pass holds at least any one message of its devices */
         const int m = run_msg_max_tok(r, partition_device_served(&r->part, cidx, i));
         if (m > L.max_msg) L.max_msg = m;
@@ -210,6 +262,7 @@ void cloud_loop_run(run_ctx *r, const cloud_mode *mode) {
     L.cl.S = xcalloc((size_t)L.cl.n, sizeof *L.cl.S);
     L.seqs = xcalloc((size_t)L.cl.n, sizeof *L.seqs);
     L.items = xcalloc((size_t)L.cl.n, sizeof *L.items);
+    L.order = xcalloc(2 * (size_t)L.cl.n, sizeof *L.order);
     sessions_open(&L, cidx);
     L.active = L.cl.n;
     while (L.active > 0) {
@@ -238,5 +291,5 @@ void cloud_loop_run(run_ctx *r, const cloud_mode *mode) {
         transport_free(&L.cl.S[i].ep);
         free(L.cl.S[i].q);
     }
-    free(L.cl.S); free(L.seqs); free(L.items);
+    free(L.cl.S); free(L.seqs); free(L.items); free(L.order);
 }

@@ -38,6 +38,7 @@ typedef struct {
      * decode round, and the device's turnaround (reply sent -> its next round complete, averaged) */
     double t_reply, turn;
     int decoding, awaiting;
+    double prefill_t;   /* when its prompt's first chunk arrived (0: no prompt in progress) */
 } cloud_session;
 
 /* one request of a pass: its session (= backend slot), the queued messages it answers (released

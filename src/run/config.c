@@ -34,7 +34,7 @@
 static const char *const K_RUN[] = {"mode", "seed", "trace", "timing_shape", "max_distorted", "time_scale", NULL};
 static const char *const K_MODEL[] = {"path", "ctx", "device_threads", "cloud_threads", NULL};
 static const char *const K_SPLIT[] = {"a", "b", NULL};
-static const char *const K_CLOUD[] = {"ranks", "scheme", "tp", "tp_mode", "max_batch_tokens", "backend", "gpu_dtype", "gpu", "gpu_graphs", "gpu_gemv", "compute", NULL};
+static const char *const K_CLOUD[] = {"ranks", "scheme", "tp", "tp_mode", "max_batch_tokens", "prefill_order", "backend", "gpu_dtype", "gpu", "gpu_graphs", "gpu_gemv", "compute", NULL};
 static const char *const K_TRANSPORT[] = {"wire_dtype", "chunking", "chunk_tokens", "max_stall_ms", "inflight",
                                           "emulate_links", NULL};
 static const char *const K_PROFILES[] = {"links", "devices", "servers", "shapes", NULL};
@@ -53,6 +53,7 @@ static const char *const BACKENDS[] = {"cpu", "cuda", "auto", NULL};   /* = back
 static const char *const GPU_DTYPES[] = {"fp16", "bf16", NULL};         /* = backend_dtype */
 static const char *const GPU_GEMV[] = {"auto", "off", "on", NULL};     /* = BACKEND_GEMV_* */
 const char *const chunk_policy_names[] = {"off", "fixed", "dynamic", NULL}; /* = chunk_policy */
+const char *const prefill_order_names[] = {"fcfs", "fair", NULL};       /* = prefill_order */
 
 /* [device.N] with N written canonically ("device.01" would dodge the lookup of device 1) */
 static int device_section(const char *sec, int *n) {
@@ -161,6 +162,7 @@ static int load_cloud_transport(hat_config *c, const ini_doc *d, int *scheme, in
         (rc = ini_int(d, AT("transport", "inflight"), 4, 1, &c->inflight)) ||
         (rc = ini_bool(d, AT("transport", "emulate_links"), 1, &c->emulate_links)) ||
         (rc = ini_int(d, AT("cloud", "max_batch_tokens"), 256, 1, &c->max_batch_tokens)) ||
+        (rc = ini_enum(d, AT("cloud", "prefill_order"), prefill_order_names, PREFILL_FCFS, &c->prefill_order)) ||
         (rc = ini_enum(d, AT("cloud", "backend"), BACKENDS, 0, backend)) ||
         (rc = ini_enum(d, AT("cloud", "gpu_dtype"), GPU_DTYPES, 0, gpu_dtype)) ||
         (rc = ini_int(d, AT("cloud", "gpu"), -1, -1, &c->gpu)) ||
@@ -416,8 +418,8 @@ static char *dump_resolved(const hat_config *c, const aux_t *a) {
     sb_kv(&b, "path", c->model_path, 0);
     sb_printf(&b, "ctx = %d\ndevice_threads = %d\ncloud_threads = %d\n", c->ctx, c->device_threads, c->cloud_threads);
     sb_printf(&b, "\n[split]\na = %d\nb = %d\n", c->a, c->b);
-    sb_printf(&b, "\n[cloud]\nranks = %d\nscheme = %s\ntp = %d\ntp_mode = %s\nmax_batch_tokens = %d\nbackend = %s\ngpu_dtype = %s\ngpu = %d\ngpu_graphs = %s\ngpu_gemv = %s\ncompute = %s\n",
-              c->n_cloud, c->scheme, c->tp, TP_MODES[c->tp_mode], c->max_batch_tokens, BACKENDS[c->backend], GPU_DTYPES[c->gpu_dtype], c->gpu,
+    sb_printf(&b, "\n[cloud]\nranks = %d\nscheme = %s\ntp = %d\ntp_mode = %s\nmax_batch_tokens = %d\nprefill_order = %s\nbackend = %s\ngpu_dtype = %s\ngpu = %d\ngpu_graphs = %s\ngpu_gemv = %s\ncompute = %s\n",
+              c->n_cloud, c->scheme, c->tp, TP_MODES[c->tp_mode], c->max_batch_tokens, prefill_order_names[c->prefill_order], BACKENDS[c->backend], GPU_DTYPES[c->gpu_dtype], c->gpu,
               c->gpu_graphs ? "on" : "off", GPU_GEMV[c->gpu_gemv], c->cloud_compute.name);
     sb_printf(&b, "\n[transport]\nwire_dtype = %s\nchunking = %s\nchunk_tokens = %d\n", wire_dtype_name(c->wire),
               chunk_policy_names[c->chunking], c->chunk_tokens);

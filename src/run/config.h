@@ -33,6 +33,10 @@
  *               model; allreduce: Megatron-LM's two all-reduces per layer, less traffic, equal to
  *               rounding only; see src/engine/tp.h)
  *               max_batch_tokens = <int> [256]
+ *               prefill_order = fcfs|fair [fcfs]  (which prompt chunks a pass takes after every
+ *               ready decode round: fcfs, the prompts in the order their first chunks arrived, so
+ *               prompts that arrive together finish one after the other as without chunking;
+ *               fair, one chunk of each device in turn, all finishing near the end)
  *               compute = <server profile name in servers.ini>|none [none]  (pad every pass's
  *               measured time up to the profile's prediction, as devices do)
  *               backend = cpu|cuda|auto [cpu]  (cuda without a GPU, or in a build without CUDA, falls
@@ -92,6 +96,10 @@
 #define CFG_NAME EMUL_NAME
 #define CFG_SOURCE EMUL_SOURCE
 
+/* [cloud] prefill_order; prefill_order_names is NULL-terminated, in enum order */
+typedef enum { PREFILL_FCFS = 0, PREFILL_FAIR = 1 } prefill_order;
+extern const char *const prefill_order_names[];
+
 /* [transport] chunking; chunk_policy_names is NULL-terminated, in enum order */
 typedef enum { CHUNK_OFF = 0, CHUNK_FIXED = 1, CHUNK_DYNAMIC = 2 } chunk_policy;
 extern const char *const chunk_policy_names[];
@@ -128,6 +136,7 @@ typedef struct {
     int tp;                        /* tensor-parallel group size (1: none) */
     int tp_mode;                   /* tp_mode (tp.h): 0 exact, 1 allreduce */
     int max_batch_tokens;
+    int prefill_order;             /* prefill_order */
     int backend;                   /* backend_kind (backend.h): 0 cpu, 1 cuda, 2 auto */
     int gpu_dtype;                 /* backend_dtype: 0 fp16, 1 bf16 */
     int gpu;                       /* CUDA device ordinal, -1 auto */

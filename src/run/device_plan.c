@@ -18,9 +18,10 @@ static double jitter_mean(const link_params *l) {
 
 void device_plan_init(device_plan *p, double dev_c1, double mem_floor, int a, int b, int L, const link_params *up, const link_params *down, int emulate, int dim,
                       int wire_bytes, int n_prompt, int max_chunk, double max_stall_s, const double cost0[4],
-                      double share0) {
+                      double share0, double ahead0) {
     memset(p, 0, sizeof *p);
     p->share0 = share0 > 0 ? share0 : 1;
+    p->ahead0 = ahead0 > 0 ? ahead0 : 0;
     p->cap = n_prompt > 0 ? n_prompt : 1;
     p->len = xmalloc(sizeof *p->len * (size_t)p->cap);
     p->done = xmalloc(sizeof *p->done * (size_t)p->cap);
@@ -50,6 +51,15 @@ void device_plan_free(device_plan *p) {
     p->done = NULL;
 }
 
+double device_plan_prompt_cost(const double c[4], int n, int pass) {
+    double t = 0;
+    for (int p = 0; p < n; p += pass) {
+        const double l = n - p < pass ? n - p : pass;
+        t += c[0] + c[1] * l + c[2] * (l * p + l * (l + 1) / 2) + c[3] * l * l;
+    }
+    return t;
+}
+
 /* seconds per token of the device's two submodels, from the best source it has */
 static double dev_per_token(const device_plan *p) {
     if (p->n_obs) return p->dev_tok;
@@ -72,6 +82,7 @@ plan_step device_plan_next(device_plan *p, const link_state *ls, double now, int
     c.cl_other = p->other_s;
     c.link_free = p->emulate && ls->busy_until > now ? ls->busy_until - now : 0;
     c.cloud_free = p->outstanding_done > now ? p->outstanding_done - now : 0;
+    if (!p->n_plans++ && p->ahead0 > c.cloud_free) c.cloud_free = p->ahead0;   /* the prompts before it */
     const chunk_req rq = {.n = n, .pos0 = pos, .gran = 0, .min_chunk = p->min_chunk, .max_chunk = p->max_chunk,
                           .max_stall_s = p->max_stall_s};
     int *len = p->len;

@@ -18,10 +18,14 @@
  *            device's chunk alone, plus the time a chunk waited behind other devices' work (its
  *            queue time less the time it waited for this device's previous chunk), averaged; the
  *            cloud is busy for this device until the predicted finish of its outstanding chunks.
- *            Before the first reply the device knows nothing of the others but the configuration:
- *            the cloud's model is scaled by 1 + the other devices of the same cloud rank that start
- *            within a second of this one, each counted by its prompt's length relative to this
- *            one's (at most 1): devices prefilling at once share the cloud's passes.
+ *            Before the first reply the device knows nothing of the others but the configuration
+ *            (every device's start time and prompt length): of the other devices of the same cloud
+ *            rank that start within a second of this one, with [cloud] prefill_order = fair the
+ *            cloud's model is scaled by 1 + each one counted by its prompt's length relative to
+ *            this one's (at most 1): devices prefilling at once share the cloud's passes; with
+ *            fcfs the cloud is busy, before this prompt's first chunk, with the whole prompts of
+ *            those that start before it (at the same time: those of lower index), less the time
+ *            they started earlier: prompts that arrive together are served one after the other.
  */
 #ifndef HAT_DEVICE_PLAN_H
 #define HAT_DEVICE_PLAN_H
@@ -45,7 +49,8 @@ typedef struct {
     double dev_tok, out_tok;     /* measured seconds per token: both submodels; the output one */
     double lat_corr, other_s;    /* averaged corrections */
     double share0;               /* the first plan's scale of the cloud's model (see above) */
-    int n_obs;
+    double ahead0;               /* the first plan's cloud backlog: the prompts served before it */
+    int n_obs, n_plans;
     double prev_cloud_done;      /* when the cloud sent the previous chunk's reply */
     double outstanding_done;     /* predicted finish of the chunks in flight (run clock) */
     int stall_hits;              /* plans whose stall bound bound */
@@ -65,7 +70,9 @@ typedef struct {
  * per-pass floor (0: no profile); n_prompt: the prompt's tokens; cost0: the cloud's start-up model; share0: the first share */
 void device_plan_init(device_plan *p, double dev_c1, double mem_floor, int a, int b, int L, const link_params *up, const link_params *down, int emulate, int dim,
                       int wire_bytes, int n_prompt, int max_chunk, double max_stall_s, const double cost0[4],
-                      double share0);
+                      double share0, double ahead0);
+/* the cloud's model c (cost_fit.h) for a whole n-token prompt in passes of `pass` tokens */
+double device_plan_prompt_cost(const double c[4], int n, int pass);
 void device_plan_free(device_plan *p);
 /* the next chunk of the n tokens left from position pos, planned at `now` on link state `ls` */
 plan_step device_plan_next(device_plan *p, const link_state *ls, double now, int pos, int n);

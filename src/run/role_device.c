@@ -209,11 +209,14 @@ static void device_open(device_ctx *d, run_ctx *r) {
     d->td.prompt_tokens = (uint32_t)r->n_prompt;
     d->td.chunking = (uint32_t)d->dc->chunking;
     if (d->dc->chunking == CHUNK_DYNAMIC) {
-        double share0 = 1;   /* device_plan.h: the devices of this cloud rank that prefill at the same time */
-        for (int j = 0; j < cfg->n_devices; j++)
-            if (j != r->device && partition_cloud_of_device(&r->part, j) == cloud &&
-                fabs(cfg->dev[j].start_s - d->dc->start_s) <= 1.0)
-                share0 += fmin(1.0, (double)r->prompt_len[j] / r->n_prompt);
+        double share0 = 1, ahead0 = 0;   /* device_plan.h: the devices of this cloud rank that prefill at the same time */
+        for (int j = 0; j < cfg->n_devices; j++) {
+            const double early = d->dc->start_s - cfg->dev[j].start_s;   /* how much earlier j starts */
+            if (j == r->device || partition_cloud_of_device(&r->part, j) != cloud || fabs(early) > 1.0) continue;
+            if (cfg->prefill_order == PREFILL_FAIR) share0 += fmin(1.0, (double)r->prompt_len[j] / r->n_prompt);
+            else if (early > 0 || (early == 0 && j < r->device))
+                ahead0 += fmax(0, device_plan_prompt_cost(r->cost0, r->prompt_len[j], cfg->max_batch_tokens) - early);
+        }
         link_params down;
         emul_link_params(&down, &d->dc->link, 1);
         const run_timing *tm = &r->tm;   /* the profile's per-token cost (a long chunk) and per-pass floor */
@@ -223,7 +226,7 @@ static void device_open(device_ctx *d, run_ctx *r) {
                              run_timing_device(tm, d->hw, PIECE_OUTPUT, 0, 1, 0, 0);
         device_plan_init(&d->plan, c1, floor, d->a, d->b, d->L, &up, &down,
                          cfg->emulate_links, r->mc.dim, (int)wire_dtype_size(cfg->wire), r->n_prompt, run_prefill_max_tok(r, r->device),
-                         cfg->max_stall_ms * 1e-3, r->cost0, share0);
+                         cfg->max_stall_ms * 1e-3, r->cost0, share0, ahead0);
     }
 }
 

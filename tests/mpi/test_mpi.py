@@ -20,7 +20,8 @@
    HAT, one and two groups); mode allreduce runs (its tokens are reported); bad group sizes refused.
 7. Chunking ([transport] chunking = off | fixed | dynamic, max_stall_ms): every policy gives the
    monolithic engine's tokens, U-shape and HAT, short prompts and a long multi-line one from a
-   JSON-lines prompts file, links emulated; the trace records the chunks (check_trace.py); bad
+   JSON-lines prompts file, links emulated, prompts served first come first served ([cloud]
+   prefill_order fcfs) and in turn (fair); the trace records the chunks (check_trace.py); bad
    values are refused.
 8. Timing at the modelled scale: 4 devices with the Jetson Orin Nano profile, [cloud] compute =
    a6000-8x, the run clock dilated ([run] time_scale): tokens equal the monolithic engine's with
@@ -426,10 +427,11 @@ with open(chunk_file, "w") as f:
         f.write(json.dumps({"prompt": pr}) + "\n")
 
 
-def check_chunking(name, policy, mode, n_dev=3, hat=None, emulate="on", stall=0):
+def check_chunking(name, policy, mode, n_dev=3, hat=None, emulate="on", stall=0, order=None):
     tx = f"chunking = {policy}\n" + (f"max_stall_ms = {stall}\n" if stall else "")
     cfg = write_cfg(name, n_dev, 1, 2, 2, chunk=8, emulate=emulate, links=["4g", "wifi", "5g"], mode=mode, hat=hat,
-                    transport_extra=tx, prompts_file=chunk_file)
+                    transport_extra=tx, prompts_file=chunk_file,
+                    cloud_extra=f"prefill_order = {order}\n" if order else "")
     n_fail = len(failures)
     t = run_checked(name, cfg, n_dev + 1, n_dev)
     if t is None:
@@ -450,7 +452,8 @@ def check_chunking(name, policy, mode, n_dev=3, hat=None, emulate="on", stall=0)
         pre = st[(st["device"] == d) & (st["kind"] == 0)]
         sizes.append("+".join(str(int(x)) for x in pre["n_tok"][np.argsort(pre["seq"])]))
     if len(failures) == n_fail:
-        print(f"ok   {name}: {mode}, chunking {policy}{f', max_stall_ms {stall}' if stall else ''}: tokens equal the "
+        print(f"ok   {name}: {mode}, chunking {policy}{f', max_stall_ms {stall}' if stall else ''}"
+              f"{f', prefill_order {order}' if order else ''}: tokens equal the "
               f"monolithic engine; chunks {' | '.join(sizes)}")
 
 
@@ -458,9 +461,12 @@ for mode, hat in [("ushape", None), ("hat", {"gamma": 3, "adapter": "identity"})
     for policy in ("off", "fixed", "dynamic"):
         check_chunking(f"chunk_{mode}_{policy}", policy, mode, hat=hat)
 check_chunking("chunk_dynamic_stall", "dynamic", "ushape", n_dev=3, stall=60)   # the stall-bounded schedule
+check_chunking("chunk_fixed_fair", "fixed", "ushape", n_dev=3, order="fair")   # chunks of every prompt in a pass
 for name, tx, needle in [("chunking sometimes", "chunking = sometimes\n", "chunking = 'sometimes'"),
-                         ("negative max_stall_ms", "max_stall_ms = -5\n", "max_stall_ms = '-5'")]:
-    cfg = write_cfg("bad_" + name.replace(" ", "_"), 2, 1, 2, 2, transport_extra=tx)
+                         ("negative max_stall_ms", "max_stall_ms = -5\n", "max_stall_ms = '-5'"),
+                         ("prefill_order lifo", "", "prefill_order = 'lifo'")]:
+    cfg = write_cfg("bad_" + name.replace(" ", "_"), 2, 1, 2, 2, transport_extra=tx,
+                    cloud_extra="prefill_order = lifo\n" if "lifo" in name else "")
     expect_error(name, 3, ["--config", cfg], needle)
 
 # ---- 8: timing at the modelled scale (src/timing/cost_model.h, src/run/timing_run.h) ---------------
