@@ -119,7 +119,9 @@ def one(args, tmp, n_dev, link, length, policy, chunk, rep, prompt_file):
     pre = t["steps"][t["steps"]["kind"] == 0]
     return {"ttft_s": float(np.mean(ttft)), "ttft_pred_s": float(np.mean(dv["ttft_pred_s"])),
             "chunks": float(np.mean(dv["chunks"])), "mean_chunk": float(np.mean(pre["n_tok"])),
-            "wall_s": time.time() - t0, "profile_exceeded": int(dv["profile_exceeded"].sum())}
+            "wall_s": time.time() - t0, "profile_exceeded": int(dv["profile_exceeded"].sum()),
+            "cloud_distorted": int(t["batches"]["distorted"].sum()) if "distorted" in t["batches"].dtype.names else 0,
+            "cloud_passes": int(len(t["batches"]))}
 
 
 def part_grid(args, tmp, prompts):
@@ -148,7 +150,9 @@ def part_grid(args, tmp, prompts):
                       f"fixed{args.fixed} {med[f'fixed{args.fixed}']['ttft_s']:.3f} s, best {best} "
                       f"{med[best]['ttft_s']:.3f} s, dynamic {dyn['ttft_s']:.3f} s (mean chunk {dyn['mean_chunk']:.0f}, "
                       f"{dyn['chunks']:.0f} chunks); dyn/best {row['dyn_over_best']:.3f}, dyn/off "
-                      f"{row['dyn_over_off']:.3f}; predicted {dyn['ttft_pred_s']:.3f} s ({100 * row['pred_err']:+.1f} %)",
+                      f"{row['dyn_over_off']:.3f}; predicted {dyn['ttft_pred_s']:.3f} s ({100 * row['pred_err']:+.1f} %); "
+                      f"cloud passes over their profile: {sum(r['cloud_distorted'] for v in runs.values() for r in v)} of "
+                      f"{sum(r['cloud_passes'] for v in runs.values() for r in v)}",
                       flush=True)
     return rows
 

@@ -267,7 +267,29 @@ static int parse_tensor_info(gguf_file *f, reader *r, uint64_t i) {
     return HAT_OK;
 }
 
-/* every tensor's data lies inside the file, after the aligned end of the header */
+static int by_offset(const void *a, const void *b) {
+    const gguf_tensor *x = *(const gguf_tensor *const *)a, *y = *(const gguf_tensor *const *)b;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* no two tensors' data overlap (a moved offset would make one tensor read another's bytes) */
+static int check_overlap(const gguf_file *f, char *err, size_t errlen) {
+    if (f->n_tensors < 2) return HAT_OK;
+    const gguf_tensor **o = xmalloc(sizeof *o * (size_t)f->n_tensors);
+    for (uint64_t i = 0; i < f->n_tensors; i++) o[i] = &f->tensors[i];
+    qsort(o, (size_t)f->n_tensors, sizeof *o, by_offset);
+    int rc = HAT_OK;
+    for (uint64_t i = 1; i < f->n_tensors && !rc; i++)
+        if (o[i]->offset < o[i - 1]->offset + o[i - 1]->nbytes)
+            rc = hat_err(err, errlen, HAT_ERR_FORMAT,
+                         "%s: tensors %s (%zu bytes at data offset %llu) and %s (at %llu) overlap", f->path,
+                         o[i - 1]->name, o[i - 1]->nbytes, (unsigned long long)o[i - 1]->offset, o[i]->name,
+                         (unsigned long long)o[i]->offset);
+    free(o);
+    return rc;
+}
+
+/* every tensor's data lies inside the file, after the aligned end of the header, none overlapping */
 static int parse_data(gguf_file *f, const reader *r) {
     char *err = r->err;
     size_t errlen = r->errlen;
@@ -285,7 +307,7 @@ static int parse_data(gguf_file *f, const reader *r) {
                            f->path, t->name, t->nbytes, (unsigned long long)t->offset);
         t->data = f->map + data + t->offset;
     }
-    return HAT_OK;
+    return check_overlap(f, err, errlen);
 }
 
 static int parse(gguf_file *f, char *err, size_t errlen) {

@@ -85,11 +85,20 @@ void *model_own(model *m, size_t bytes) {
     return p;
 }
 
+/* every scale (block types) or value (float types) of t finite: a corrupt tensor is refused at load */
+static int check_finite(const model *m, const gguf_tensor *t, char *err, size_t errlen) {
+    const int64_t bad = quant_first_nonfinite(t->type, t->data, t->nbytes);
+    if (bad < 0) return HAT_OK;
+    const int blocks = t->type == GGML_TYPE_Q4_0 || t->type == GGML_TYPE_Q4_1 || t->type == GGML_TYPE_Q8_0;
+    return hat_err(err, errlen, HAT_ERR_FORMAT, "%s: tensor %s: %s %lld is %s (corrupt weights)", m->file->path,
+                   t->name, blocks ? "block" : "element", (long long)bad, blocks ? "scaled by Inf or NaN" : "Inf or NaN");
+}
+
 static int load_mat(model *m, qmat *q, const char *name, int64_t cols, int64_t rows, char *err, size_t errlen) {
     const gguf_tensor *t;
     int64_t ne[2] = {cols, rows};
     int rc = gguf_get_tensor(m->file, name, MATMUL_TYPES, 2, ne, &t, err, errlen);
-    if (rc) return rc;
+    if (rc || (rc = check_finite(m, t, err, errlen))) return rc;
     m->bytes_weights += t->nbytes;
     q->rows = rows;
     q->cols = cols;
@@ -112,7 +121,7 @@ static int load_norm(model *m, const float **out, const char *name, int64_t n, c
     const gguf_tensor *t;
     int64_t ne[1] = {n};
     int rc = gguf_get_tensor(m->file, name, 1u << GGML_TYPE_F32, 1, ne, &t, err, errlen);
-    if (rc) return rc;
+    if (rc || (rc = check_finite(m, t, err, errlen))) return rc;
     if ((uintptr_t)t->data % 4)
         return hat_err(err, errlen, HAT_ERR_FORMAT, "%s: tensor %s is not 4-byte aligned", m->file->path, name);
     m->bytes_weights += t->nbytes;

@@ -139,7 +139,7 @@ static void quantize_row_q8(const float *x, void *vy, int64_t n, int with_sum) {
         else qs = ((block_q8_0 *)vy)[b].qs;
         int sum = 0;
         for (int j = 0; j < QK; j++) {
-            int q = (int)nearbyintf(xb[j] * id);
+            int q = (int)nearbyintf(fminf(127.0f, fmaxf(-127.0f, xb[j] * id)));   /* NaN -> -127: no UB */
             qs[j] = (int8_t)q;
             sum += q;
         }
@@ -150,6 +150,47 @@ static void quantize_row_q8(const float *x, void *vy, int64_t n, int with_sum) {
             ((block_q8_0 *)vy)[b].d = fp32_to_fp16(d);
         }
     }
+}
+
+/* the exponent bits all set: Inf or NaN */
+static int f16_bad(uint16_t h) { return (h & 0x7c00u) == 0x7c00u; }
+static int bf16_bad(uint16_t h) { return (h & 0x7f80u) == 0x7f80u; }
+
+int64_t quant_first_nonfinite(ggml_type t, const void *data, size_t nbytes) {
+    const uint8_t *p = data;
+    size_t stride = 0, n;
+    int two = 0;   /* Q4_1: the minimum too */
+    switch (t) {
+    case GGML_TYPE_Q4_0: stride = sizeof(block_q4_0); break;
+    case GGML_TYPE_Q4_1: stride = sizeof(block_q4_1); two = 1; break;
+    case GGML_TYPE_Q8_0: stride = sizeof(block_q8_0); break;
+    case GGML_TYPE_F16: case GGML_TYPE_BF16: {
+        const int bf = t == GGML_TYPE_BF16;
+        n = nbytes / 2;
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            if (bf ? bf16_bad(h) : f16_bad(h)) return (int64_t)i;
+        }
+        return -1;
+    }
+    case GGML_TYPE_F32:
+        n = nbytes / 4;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t u;
+            memcpy(&u, p + 4 * i, 4);
+            if ((u & 0x7f800000u) == 0x7f800000u) return (int64_t)i;
+        }
+        return -1;
+    default: return -1;
+    }
+    n = nbytes / stride;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t d[2];
+        memcpy(d, p + i * stride, 4);
+        if (f16_bad(d[0]) || (two && f16_bad(d[1]))) return (int64_t)i;
+    }
+    return -1;
 }
 
 ggml_type quant_vec_dot_type(ggml_type wt) {

@@ -38,6 +38,11 @@ void dequantize_row(ggml_type t, const void *x, float *y, int64_t n);
 /* Activation format used against weights of type wt (Q8_1 for Q4_1, Q8_0 for Q4_0/Q8_0,
  * F32 for F32/F16/BF16 weights), and its row size in bytes. */
 ggml_type quant_vec_dot_type(ggml_type wt);
+/* The first non-finite number of a tensor's data (type t, nbytes of it): for a block-quantised
+ * type the index of the first block whose scale (or Q4_1 minimum) is Inf or NaN, else the index
+ * of the first Inf/NaN element; -1 when every one is finite. A load-time integrity check: one
+ * bad scale otherwise gives plausible but wrong tokens. */
+int64_t quant_first_nonfinite(ggml_type t, const void *data, size_t nbytes);
 size_t quant_act_row_size(ggml_type wt, int64_t n);
 /* y = quantise x (n) into the activation format for weight type wt. */
 void quantize_act_row(ggml_type wt, const float *x, void *y, int64_t n);

@@ -8,10 +8,16 @@
  * ranks sent, and then forms one batch: starting one session further each pass (round-robin),
  * every session offers its next request (the mode decides what one is and writes its inputs into
  * the backend's buffer) until max_batch_tokens; a session whose request is not complete or does
- * not fit waits for a later pass. One backend step runs the batch, it is traced (/batches), and
- * the mode replies to each request; the loop then releases the messages the request used. Every
- * session with a ready request is first in line at least once every n sessions passes, so none
- * starves. The loop ends when every session has said bye.
+ * not fit waits for a later pass. With [cloud] prefill_order = fcfs (the default) the sessions
+ * without a prompt chunk at their head (decode rounds) offer first, and of the prefilling ones
+ * only the one whose prompt's first chunk arrived first (ties: round-robin): prompts that arrive
+ * together are served in turn, not all at once (processor sharing, under which every one of them
+ * finishes near the end); with fair every session offers in the round-robin order, one chunk
+ * each. One backend step runs the batch, it is traced (/batches), and the mode replies to each
+ * request; the loop then releases the messages the request used. Every session with a ready
+ * decode round is first in line at least once every n sessions passes, and a prompt's chunks wait
+ * only for the prompts that arrived before it, so none starves. The loop ends when every session
+ * has said bye.
  *
  * With [transport] max_stall_ms > 0 (stall-bounded prefill) a pass that would run a prefill chunk
  * first waits, at most 3 turnarounds after the reply, for any decoding session whose next round is

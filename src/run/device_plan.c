@@ -81,6 +81,9 @@ plan_step device_plan_next(device_plan *p, const link_state *ls, double now, int
     c.cl_c3 = f * p->c[3];
     c.cl_other = p->other_s;
     c.link_free = p->emulate && ls->busy_until > now ? ls->busy_until - now : 0;
+    const double out = p->n_obs ? p->out_tok : c.dev_c1 * 0.5;   /* the output submodel's share */
+    c.tail_c0 = p->down_lat + p->down_c0;
+    c.tail_c1 = p->down_c1 + out;
     c.cloud_free = p->outstanding_done > now ? p->outstanding_done - now : 0;
     if (!p->n_plans++ && p->ahead0 > c.cloud_free) c.cloud_free = p->ahead0;   /* the prompts before it */
     const chunk_req rq = {.n = n, .pos0 = pos, .gran = 0, .min_chunk = p->min_chunk, .max_chunk = p->max_chunk,
@@ -95,8 +98,7 @@ plan_step device_plan_next(device_plan *p, const link_state *ls, double now, int
     chunk_plan_eval(&c, pos, len, k, done);
     if (pl.stall_bound) p->stall_hits++;
     plan_step s = {.n = len[0], .done_t = now + done[0], .k = k};
-    const double out = p->n_obs ? p->out_tok : c.dev_c1 * 0.5;
-    s.ttft_t = now + done[k - 1] + p->down_lat + p->down_c0 + p->down_c1 * len[k - 1] + out * len[k - 1];
+    s.ttft_t = now + pl.done;
     p->outstanding_done = s.done_t;
     return s;
 }

@@ -36,7 +36,7 @@ double chunk_plan_eval(const chunk_cost *c, int pos0, const int *len, int k, dou
         p += len[i];
         if (done) done[i] = s.c;
     }
-    return k > 0 ? s.c : 0.0;
+    return k > 0 ? s.c + c->tail_c0 + c->tail_c1 * len[k - 1] : 0.0;
 }
 
 /* --------------------------------------------------------------------------- the chooser */
@@ -104,6 +104,7 @@ static int dp_run(dp_t *dp, const chunk_cost *c, const chunk_req *r, int mode) {
             for (int q = 0; q < dp->cnt[i]; q++) {
                 st_t o;
                 step(c, &set[q], r->pos0 + a, l, &o);
+                if (j == dp->npt - 1) o.c += c->tail_c0 + c->tail_c1 * l;   /* a plan ends: T */
                 o.prev_pt = i;
                 o.prev_st = q;
                 insert(dp, j, &o);
@@ -177,6 +178,7 @@ int chunk_plan_solve(const chunk_cost *c, const chunk_req *r, int *len, int cap,
     q = dp_run(&dp, c, r, 0);
     if (q < 0 && r->max_stall_s > 0) { /* nothing meets the bound: the smallest chunks where not */
         q = dp_run(&dp, c, r, 1);
+        if (q < 0) q = dp_run(&dp, c, r, 2);   /* not even that (grid, size limits): the bound ignored */
         pl.stall_bound = 2;
     }
     if (q >= 0) {

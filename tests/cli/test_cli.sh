@@ -79,6 +79,31 @@ expect_fail "missing model"     "cannot open"      generate --model "$tmp/none.g
 expect_fail "truncated model"   "truncated"        generate --model "$tmp/trunc.gguf" --prompt hi
 expect_fail "not a gguf"        "bad magic"        generate --model "$tmp/text.gguf" --prompt hi
 expect_fail "directory"         "not a regular file" generate --model "$tmp" --prompt hi
+# corrupt weights: one Q4_1 block scale of blk.0.attn_q.weight set to NaN; that tensor's offset
+# moved 64 KiB into its neighbour's data (both refused at load, naming the tensor)
+python3 - "$model" "$tmp" "$(dirname "$0")/../../experiments" <<'PYEOF'
+import struct, sys
+sys.path.insert(0, sys.argv[3])
+import gguf_prune
+src, tmp = sys.argv[1], sys.argv[2]
+buf = bytearray(open(src, "rb").read())
+meta = gguf_prune.read_meta(src, memoryview(buf))
+infos, data0 = meta[7], meta[8]
+name = b"blk.0.attn_q.weight"
+off = next(o for n, _, _, o in infos if n == name)
+nan = bytearray(buf)
+nan[data0 + off + 5 * 20: data0 + off + 5 * 20 + 2] = struct.pack("<H", 0x7E00)   # block 5's d (Q4_1: 20-byte blocks)
+open(tmp + "/nan.gguf", "wb").write(nan)
+at = bytes(buf[:data0]).index(struct.pack("<Q", len(name)) + name) + 8 + len(name)
+nd = struct.unpack_from("<I", buf, at)[0]
+field = at + 4 + 8 * nd + 4   # n_dims, dims, type, then the offset
+struct.pack_into("<Q", buf, field, off + 65536)
+open(tmp + "/moved.gguf", "wb").write(buf)
+PYEOF
+expect_fail "NaN block scale"   "blk.0.attn_q.weight: block 5 is scaled by Inf or NaN" generate --model "$tmp/nan.gguf" --prompt hi
+expect_fail "NaN scale, f32"    "blk.0.attn_q.weight: block 5" generate --model "$tmp/nan.gguf" --prompt hi --weights f32
+expect_fail "moved offset"      "overlap"          generate --model "$tmp/moved.gguf" --prompt hi
+rm -f "$tmp/nan.gguf" "$tmp/moved.gguf"
 expect_usage "unknown option"   "unknown or incomplete option" generate --model "$model" --prompt hi --bogus 1
 expect_usage "no prompt"        "exactly one of"   generate --model "$model"
 expect_usage "bad number"       "--max-tokens must be" generate --model "$model" --prompt hi --max-tokens ten

@@ -18,7 +18,7 @@ static void str(buf *w, const char *s) { u64(w, strlen(s)); put(w, s, strlen(s))
 typedef struct {
     uint32_t magic, version, kv_type_arch, bool_val, n_dims_a, type_b;
     uint64_t n_tensors, key_len_override, arr_n_override, ne0_a, off_b_delta;
-    int dup_key, truncate_data, misalign;
+    int dup_key, truncate_data, misalign, overlap;
     int64_t ne0_b;
 } knobs;
 
@@ -48,7 +48,7 @@ static void build(buf *w, knobs k) {
     for (uint32_t d = 1; d < k.n_dims_a && d < 8; d++) u64(w, 2);
     u32(w, GGML_TYPE_F32); u64(w, 0);
     str(w, "b"); u32(w, 1); u64(w, (uint64_t)k.ne0_b); u32(w, k.type_b);
-    u64(w, 256 + k.off_b_delta + (k.misalign ? 4 : 0));
+    u64(w, (k.overlap ? 224 : 256) + k.off_b_delta + (k.misalign ? 4 : 0));
     while (w->n % 32) { uint8_t z = 0; put(w, &z, 1); }
     size_t data = w->n;
     for (int i = 0; i < 64; i++) { float f = (float)i; put(w, &f, 4); }   /* a: 256 bytes */
@@ -122,6 +122,7 @@ int main(int argc, char **argv) {
     k = good(); k.misalign = 1;                   expect_error("misaligned offset", k, "not aligned");
     k = good(); k.off_b_delta = 1u << 20;         expect_error("offset past the end", k, "runs past the end");
     k = good(); k.truncate_data = 1;              expect_error("truncated data", k, "runs past the end");
+    k = good(); k.overlap = 1;                    expect_error("overlapping tensors", k, "overlap");
 
     /* every proper prefix is an error (a truncated file), never a crash */
     build(&w, good());

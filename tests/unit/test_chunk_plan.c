@@ -1,8 +1,8 @@
 /* test_chunk_plan.c — the dynamic chunking chooser (src/timing/chunk_plan.h) and the cloud's
  * pass-time fit (src/timing/cost_fit.h).
- *   eval    the pipeline recurrence on hand-worked plans
+ *   eval    the pipeline recurrence on hand-worked plans (and the last chunk's tail)
  *   brute   the chooser's plan against enumerating every composition of n (n <= 14, random
- *           costs, with and without size limits and the stall bound, grid 1 and coarser grids)
+ *           costs with and without a tail, size limits and the stall bound, grid 1 and coarser grids)
  *   closed  three identical linear stages: the optimum is min_k (k a + b n + 2 (a + b ceil(n/k))),
  *           reached by (near-)equal chunks
  *   stall   max_stall_s: every chunk within it; binds / cannot be met are reported
@@ -42,6 +42,10 @@ static chunk_cost random_cost(void) {
     c.dev_free = t_uniform() < 0.3 ? t_uniform() * 0.05 : 0;
     c.link_free = t_uniform() < 0.3 ? t_uniform() * 0.05 : 0;
     c.cloud_free = t_uniform() < 0.3 ? t_uniform() * 0.2 : 0;
+    if (t_uniform() < 0.5) {   /* the reply of the last chunk and the output submodel on it */
+        c.tail_c0 = t_uniform() * 0.05;
+        c.tail_c1 = t_uniform() * 0.01;
+    }
     return c;
 }
 
@@ -63,6 +67,10 @@ static void test_eval(void) {
     c.cloud_free = 0; c.dev_floor = 4; /* device: max(l, 4): D = 4, 8; U = 6, 11; C = 8.8, 15.7 */
     t = chunk_plan_eval(&c, 0, len, 2, done);
     EXPECT(fabs(done[0] - 8.8) < 1e-12 && fabs(t - 15.7) < 1e-12, "eval floor: %g %g", done[0], t);
+    c.tail_c0 = 0.25; c.tail_c1 = 0.5; /* T = C_k + 0.25 + 0.5 * 3 */
+    t = chunk_plan_eval(&c, 0, len, 2, done);
+    EXPECT(fabs(done[0] - 8.8) < 1e-12 && fabs(t - 17.45) < 1e-12, "eval tail: %g %g", done[0], t);
+    c.tail_c0 = c.tail_c1 = 0;
     EXPECT(fabs(chunk_plan_cloud(&c, 10, 4) - (4 + 0.1 * (40 + 10))) < 1e-12, "cloud cost");
     c.cl_c3 = 0.01;
     EXPECT(fabs(chunk_plan_cloud(&c, 10, 4) - (4 + 0.1 * (40 + 10) + 0.16)) < 1e-12, "cloud cost, n^2 term");

@@ -194,7 +194,40 @@ static void test_vecmath(void) {
     EXPECT(bad == 0, "vm_swiglu differs from silu(g)*u in %d elements", bad);
 }
 
+/* the load-time integrity scan: the first block with a non-finite scale, the first bad element */
+static void test_nonfinite(void) {
+    block_q4_1 q41[4];
+    block_q8_0 q80[3];
+    memset(q41, 0, sizeof q41);
+    memset(q80, 0, sizeof q80);
+    for (int i = 0; i < 4; i++) q41[i].d = q41[i].m = fp32_to_fp16(0.25f);
+    EXPECT(quant_first_nonfinite(GGML_TYPE_Q4_1, q41, sizeof q41) == -1, "Q4_1: finite blocks flagged");
+    q41[2].m = 0x7e00;   /* NaN minimum */
+    EXPECT(quant_first_nonfinite(GGML_TYPE_Q4_1, q41, sizeof q41) == 2, "Q4_1: NaN minimum of block 2 missed");
+    q41[1].d = 0x7c00;   /* +Inf scale */
+    EXPECT(quant_first_nonfinite(GGML_TYPE_Q4_1, q41, sizeof q41) == 1, "Q4_1: Inf scale of block 1 missed");
+    q41[0].qs[0] = 0xff; /* quants are never non-finite */
+    q80[2].d = 0xfc00;   /* -Inf */
+    EXPECT(quant_first_nonfinite(GGML_TYPE_Q8_0, q80, sizeof q80) == 2, "Q8_0: -Inf scale missed");
+    EXPECT(quant_first_nonfinite(GGML_TYPE_Q4_0, q80, 2 * sizeof(block_q4_0)) == -1, "Q4_0: zero blocks flagged");
+    uint16_t h[5] = {0x3c00, 0x7bff, 0x0001, 0x7c01, 0};   /* 1, max finite, subnormal, NaN */
+    EXPECT(quant_first_nonfinite(GGML_TYPE_F16, h, sizeof h) == 3, "F16: NaN element 3 missed");
+    uint16_t bf[3] = {0x3f80, 0x7f7f, 0xff80};             /* 1, max finite, -Inf */
+    EXPECT(quant_first_nonfinite(GGML_TYPE_BF16, bf, sizeof bf) == 2, "BF16: -Inf element 2 missed");
+    float f[4] = {1.0f, -3.0e38f, 0.0f, NAN};
+    EXPECT(quant_first_nonfinite(GGML_TYPE_F32, f, sizeof f) == 3, "F32: NaN element 3 missed");
+    f[3] = 2.0f;
+    EXPECT(quant_first_nonfinite(GGML_TYPE_F32, f, sizeof f) == -1, "F32: finite values flagged");
+    /* a NaN activation quantises without undefined behaviour (the scan keeps it from happening) */
+    float x[32];
+    uint8_t q[64];
+    for (int j = 0; j < 32; j++) x[j] = (float)j;
+    x[7] = NAN;
+    quantize_act_row(GGML_TYPE_Q8_0, x, q, 32);
+}
+
 int main(void) {
+    test_nonfinite();
     test_vecmath();
     test_fp16();
     test_dots();
