@@ -404,6 +404,13 @@ static void sb_timing(sbuf *b, const hat_config *c) {
         sb_printf(b, "\n");
     }
 }
+/* whether name is one of list[0..n) */
+static int name_in(const char *const *list, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(list[i], name)) return 1;
+    return 0;
+}
+
 static char *dump_resolved(const hat_config *c, const aux_t *a) {
     sbuf b = {0};
     char t[32];
@@ -461,15 +468,22 @@ static char *dump_resolved(const hat_config *c, const aux_t *a) {
     sb_printf(&b, "\n[fault]\nkind = %s\ndevice = %d\nat_seq = %d\n", fault_kind_name(c->fault), c->fault_device,
               c->fault_seq);
     sb_printf(&b, "\n# [resolved_profiles] the numbers behind the profile names used above, as loaded\n");
-    for (int i = 0; i < c->n_devices; i++) {   /* each profile once, at its first use */
-        int seen_l = 0, seen_c = 0;
-        for (int j = 0; j < i; j++) {
-            seen_l |= !strcmp(c->dev[j].link.name, c->dev[i].link.name);
-            seen_c |= !strcmp(c->dev[j].compute.name, c->dev[i].compute.name);
+    /* each profile once, at its first use: the names printed so far (few distinct ones, so this is
+     * linear in the device count) */
+    const char **seen = xcalloc(2 * (size_t)c->n_devices + 2, sizeof *seen);
+    int n_l = 0, n_c = 0;
+    const char **seen_c = seen + c->n_devices + 1;
+    for (int i = 0; i < c->n_devices; i++) {
+        if (!name_in(seen, n_l, c->dev[i].link.name)) {
+            seen[n_l++] = c->dev[i].link.name;
+            sb_link(&b, &c->dev[i].link, c->links_path, 1);
         }
-        if (!seen_l) sb_link(&b, &c->dev[i].link, c->links_path, 1);
-        if (!seen_c) sb_comp(&b, &c->dev[i].compute, c->devices_path, 1);
+        if (!name_in(seen_c, n_c, c->dev[i].compute.name)) {
+            seen_c[n_c++] = c->dev[i].compute.name;
+            sb_comp(&b, &c->dev[i].compute, c->devices_path, 1);
+        }
     }
+    free(seen);
     sb_timing(&b, c);
     return b.s;
 }
@@ -488,6 +502,7 @@ int config_load(hat_config *c, const char *path, char *err, size_t errlen) {
         !(rc = load_scalars(c, &d, &a)) && !(rc = load_profiles(&a, c->links_path, 1, err, errlen)) &&
         !(rc = load_profiles(&a, c->devices_path, 0, err, errlen)) &&
         !(rc = a.prompts_path[0] ? load_prompts(&a, a.prompts_path, err, errlen) : HAT_OK)) {
+        snprintf(c->prompts_path, sizeof c->prompts_path, "%s", a.prompts_path);
         c->dev = xcalloc((size_t)c->n_devices, sizeof *c->dev);
         for (int i = 0; i < c->n_devices && !rc; i++) rc = resolve_device(c, &d, &a, i);
         if (!rc) c->resolved = dump_resolved(c, &a);

@@ -149,6 +149,7 @@ typedef struct {
     double max_stall_ms;
     /* [profiles] */
     char links_path[CFG_PATH], devices_path[CFG_PATH], servers_path[CFG_PATH], shapes_path[CFG_PATH];
+    char prompts_path[CFG_PATH];   /* [devices] prompts ("" : none) */
     /* timing (timing/cost_model.h): [cloud] compute, [run] timing_shape and max_distorted */
     hw_profile cloud_compute;      /* name "none": the cloud's measured time stands */
     char shape_name[CFG_NAME];     /* "none": every step is charged as the real model's own shape */

@@ -288,13 +288,38 @@ static int start_args(const run_opts *o) {
     return 2;
 }
 
+/* whether paths a and b name one existing file (the same inode: hard links and ./x vs x too) */
+static int same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* the trace is none of the run's input files (with --overwrite it would replace one) */
+static int trace_not_input(const hat_config *c, char *err, size_t errlen) {
+    const struct { const char *what, *path; } in[] = {
+        {"config file", c->path}, {"model", c->model_path}, {"adapter", c->adapter_path},
+        {"[profiles] links", c->links_path}, {"[profiles] devices", c->devices_path},
+        {"[profiles] servers", c->servers_path}, {"[profiles] shapes", c->shapes_path},
+        {"[devices] prompts", c->prompts_path}};
+    for (size_t i = 0; i < sizeof in / sizeof in[0]; i++)
+        if (in[i].path[0] && same_file(c->trace, in[i].path))
+            return hat_err(err, errlen, HAT_ERR_ARG, "the trace path %s is the run's %s (%s): refused, a trace would replace it",
+                           c->trace, in[i].what, in[i].path);
+    return HAT_OK;
+}
+
 /* the config, the model's header, the config checked against both and the rank count; then the
  * role of this rank */
 static int start_config(run_ctx *r, const run_opts *o) {
     char err[HAT_ERRLEN] = "";
     int rc = config_load(&r->cfg, o->config_path, err, sizeof err);
     if (stage(rc, err, "config")) return 1;
-    if (o->trace_path) snprintf(r->cfg.trace, sizeof r->cfg.trace, "%s", o->trace_path);
+    if (o->trace_path && strlen(o->trace_path) >= sizeof r->cfg.trace)
+        rc = hat_err(err, sizeof err, HAT_ERR_ARG, "--trace: a path of %zu characters (at most %zu)", strlen(o->trace_path),
+                     sizeof r->cfg.trace - 1);
+    else if (o->trace_path) snprintf(r->cfg.trace, sizeof r->cfg.trace, "%s", o->trace_path);
+    if (!rc) rc = trace_not_input(&r->cfg, err, sizeof err);
+    if (stage(rc, err, "config")) return 1;
 
     rc = gguf_open(&r->gf, r->cfg.model_path, err, sizeof err);
     if (!rc) rc = model_read_config(r->gf, &r->mc, err, sizeof err);

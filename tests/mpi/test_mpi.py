@@ -15,7 +15,8 @@
 4. Bad input: a refused command line (exit status 2 on every rank, one message), wrong rank
    count, split out of range, missing model, unknown key, a broken .jsonl prompts file, an existing trace, and protocol faults (truncated message, wrong header version, token ids from a
    device, corrupted payload): each a non-zero exit with a clear message, within a timeout
-   (no hang); an aborted run still leaves a readable trace; an existing trace is untouched.
+   (no hang); an aborted run still leaves a readable trace; an existing trace is untouched; a
+   trace path that is an input (the config, a hard link of the prompts file) or too long is refused.
 5. Tensor parallelism ([cloud] tp): mode exact gives the monolithic engine's tokens (U-shape and
    HAT, one and two groups); mode allreduce runs (its tokens are reported); bad group sizes refused.
 7. Chunking ([transport] chunking = off | fixed | dynamic, max_stall_ms): every policy gives the
@@ -590,6 +591,24 @@ if os.path.exists(existing):
     expect_error("existing trace", 2, ["--config", os.path.join(tmp, "np2_fp32.ini")], "exists")
     if hashlib.sha256(open(existing, "rb").read()).hexdigest() != h:
         fail("existing trace: the file was modified")
+
+# a trace path that is one of the run's inputs (the config itself; a hard link of the prompts file)
+# is refused even with --overwrite, and the input is left as it was; an over-long --trace refused
+inp_cfg = write_cfg("trace_is_input", 1, 1, 2, 2)
+cfg_hash = hashlib.sha256(open(inp_cfg, "rb").read()).hexdigest()
+expect_error("trace = the config", 2, ["--config", inp_cfg, "--trace", inp_cfg, "--overwrite"], "is the run's config file")
+if hashlib.sha256(open(inp_cfg, "rb").read()).hexdigest() != cfg_hash:
+    fail("trace = the config: the config was modified")
+link = os.path.join(tmp, "prompts_link.txt")
+os.link(chunk_file, link)
+pr_cfg = write_cfg("trace_is_prompts", 1, 1, 2, 2, prompts_file=chunk_file)
+pr_hash = hashlib.sha256(open(chunk_file, "rb").read()).hexdigest()
+expect_error("trace = a hard link of the prompts", 2, ["--config", pr_cfg, "--trace", link, "--overwrite"],
+             "is the run's [devices] prompts")
+if hashlib.sha256(open(chunk_file, "rb").read()).hexdigest() != pr_hash:
+    fail("trace = the prompts: the prompts file was modified")
+expect_error("over-long --trace", 2, ["--config", inp_cfg, "--trace", os.path.join(tmp, "x" * 600 + ".h5")],
+             "a path of")
 
 # ---- 5: the cloud-only baseline ---------------------------------------------------------------
 # mode = cloud-only: the device sends its prompt's token ids, the cloud runs the whole model and

@@ -256,6 +256,23 @@ static void test_defaults(void) {
     config_free(&c);
 }
 
+/* the documented maximum device count loads, prefill_order is read, and loading stays linear in
+ * the device count (a quadratic step took minutes at 65,536 devices; ctest's timeout bounds it) */
+static void test_scale(void) {
+    hat_config c;
+    char err[HAT_ERRLEN] = "";
+    int rc = config_load(&c, tmp_file(cfg(MODEL_OK, "count = 65536\nlink = fast\nprompt = hi\n",
+                                          "[cloud]\nprefill_order = fair\n")), err, sizeof err);
+    EXPECT(rc == HAT_OK && c.n_devices == 65536 && c.prefill_order == PREFILL_FAIR, "65536 devices: %s", err);
+    if (!rc) {
+        EXPECT(strstr(c.resolved, "[device.65535]") && strstr(c.resolved, "prefill_order = fair"), "resolved text");
+        config_free(&c);
+    }
+    rc = config_load(&c, tmp_file(cfg(MODEL_OK, DEV_OK, "")), err, sizeof err);
+    EXPECT(rc == HAT_OK && c.prefill_order == PREFILL_FCFS, "prefill_order default fcfs: %s", err);
+    if (!rc) config_free(&c);
+}
+
 static int words(const char *s) {
     int n = 0;
     for (int in = 0; *s; s++) {
@@ -502,6 +519,7 @@ int main(int argc, char **argv) {
     memset(&z, 0, sizeof z);
     config_free(&z);   /* safe on a zeroed struct */
     test_defaults();
+    test_scale();
     test_full();
     test_jsonl();
     test_bad();
