@@ -206,8 +206,27 @@ static int load_fault_hat(hat_config *c, const ini_doc *d, int *fault) {
     return HAT_OK;
 }
 
+/* the upper ends of the numeric keys' documented ranges (config.h): what the buffers they size
+ * can sensibly hold, refused before anything is allocated rather than by a failed allocation */
+static int check_ranges(const hat_config *c, const ini_doc *d) {
+    const struct { const char *sec, *key; long long v, hi; } r[] = {
+        {"model", "ctx", c->ctx, 1 << 20},
+        {"model", "device_threads", c->device_threads, 1024},
+        {"model", "cloud_threads", c->cloud_threads, 1024},
+        {"cloud", "ranks", c->n_cloud, 65536},
+        {"cloud", "max_batch_tokens", c->max_batch_tokens, 65536},
+        {"transport", "chunk_tokens", c->chunk_tokens, 65536},
+        {"transport", "inflight", c->inflight, 256},
+    };
+    for (size_t i = 0; i < sizeof r / sizeof r[0]; i++)
+        if (r[i].v > r[i].hi) return ini_fail_value(d, AT(r[i].sec, r[i].key), "at most %lld", r[i].hi);
+    return HAT_OK;
+}
+
 /* checks across keys, once every value is read */
 static int check_scalars(const hat_config *c, const ini_doc *d) {
+    int rc = check_ranges(c, d);
+    if (rc) return rc;
     if (c->n_cloud % c->tp)
         return ini_fail_value(d, AT("cloud", "tp"), "[cloud] ranks = %d is not a multiple of the tensor-parallel group size %d",
                     c->n_cloud, c->tp);

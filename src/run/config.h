@@ -22,17 +22,17 @@
  *               max_distorted = <fraction> [0.01]  (a step is distorted when its real compute took
  *               longer than its profile's prediction: above this fraction of a rank's steps the run
  *               warns at its end)
- *   [model]     path = <gguf> (required)     ctx = <int> [1024]
- *               device_threads = <int> [1]   cloud_threads = <int> [1]
+ *   [model]     path = <gguf> (required)     ctx = <int 16..1048576> [1024]
+ *               device_threads = <int 1..1024> [1]   cloud_threads = <int 1..1024> [1]
  *   [split]     a = <int> [2]  b = <int> [2]          (device: [0,a) + [L-b,L); cloud: [a,L-b))
- *   [cloud]     ranks = <int> [1]            scheme = replica [replica]
+ *   [cloud]     ranks = <int 1..65536> [1]            scheme = replica [replica]
  *               tp = <int> [1]  (tensor parallelism: the cloud ranks form groups of tp ranks, each
  *               rank of a group holding 1/tp of the heads and FFN columns of [a, L-b); groups are
  *               replicas serving devices round-robin; ranks must be a multiple of tp)
  *               tp_mode = exact|allreduce [exact]  (exact: all-gathers, bit-identical to the unsplit
  *               model; allreduce: Megatron-LM's two all-reduces per layer, less traffic, equal to
  *               rounding only; see src/engine/tp.h)
- *               max_batch_tokens = <int> [256]
+ *               max_batch_tokens = <int 1..65536> [256]
  *               prefill_order = fcfs|fair [fcfs]  (which prompt chunks a pass takes after every
  *               ready decode round: fcfs, the prompts in the order their first chunks arrived, so
  *               prompts that arrive together finish one after the other as without chunking;
@@ -50,16 +50,16 @@
  *               chunking = off|fixed|dynamic [fixed]  (how a prompt goes up: off, one message and
  *               one cloud pass; fixed, chunks of chunk_tokens; dynamic, every chunk's size chosen
  *               before it is sent from the fitted cost model, src/timing/chunk_plan.h)
- *               chunk_tokens = <int> [32]  (fixed chunks)
+ *               chunk_tokens = <int 2..65536> [32]  (fixed chunks)
  *               max_stall_ms = <float> [0]  (dynamic: no chunk's predicted cloud pass over it, so
  *               that a long prompt does not stall the other devices' decode rounds; 0: no bound)
- *               inflight = <int> [4]  (messages a device may have outstanding)
+ *               inflight = <int 1..256> [4]  (messages a device may have outstanding)
  *               emulate_links = on|off [on]
  *   [profiles]  links = <ini path> [configs/links.ini]
  *               devices = <ini path> [configs/devices.ini]
  *               servers = <ini path> [configs/servers.ini]   shapes = <ini path> [configs/shapes.ini]
  *               (read only when [cloud] compute / [run] timing_shape name one of theirs)
- *   [devices]   count = <int> (required)     link = <profile name> [ethernet]
+ *   [devices]   count = <int 1..65536> (required)     link = <profile name> [ethernet]
  *               compute = <profile name>|none [none]
  *               prompts = <prompts file: text, one prompt per line, or *.jsonl, one JSON object
  *                          {"prompt": ...} per line (engine/prompt.h); device i takes prompt i mod n>

@@ -343,6 +343,14 @@ static void test_bad(void) {
     expect_bad("unknown section", cfg(MODEL_OK, DEV_OK, "[runn]\nmode = ushape\n"), ":10:", "unknown section [runn]");
     expect_bad("bad int", cfg(MODEL_OK, DEV_OK, "[transport]\nchunk_tokens = abc\n"), ":11:", "chunk_tokens = 'abc'");
     expect_bad("trailing junk", cfg(MODEL_OK, DEV_OK, "[transport]\nchunk_tokens = 16x\n"), ":11:", "'16x'");
+    /* values past a buffer-sizing key's range: refused naming the key, before anything is allocated */
+    expect_bad("huge inflight", cfg(MODEL_OK, DEV_OK, "[transport]\ninflight = 100000000\n"), ":11:",
+               "inflight = '100000000': at most 256");
+    expect_bad("huge max_batch_tokens", cfg(MODEL_OK, DEV_OK, "[cloud]\nmax_batch_tokens = 2000000000\n"), ":11:",
+               "max_batch_tokens = '2000000000': at most 65536");
+    expect_bad("huge ctx", cfg(MODEL_OK "ctx = 2000000\n", DEV_OK, ""), ":3:", "ctx = '2000000': at most 1048576");
+    expect_bad("prefill_order", cfg(MODEL_OK, DEV_OK, "[cloud]\nprefill_order = lifo\n"), ":11:",
+               "prefill_order = 'lifo': expected one of fcfs|fair");
     expect_bad("bad enum", cfg(MODEL_OK, DEV_OK, "[transport]\nwire_dtype = fp8\n"), "wire_dtype = 'fp8'", "fp32|fp16|bf16");
     expect_bad("duplicate key", cfg(MODEL_OK, DEV_OK, "[split]\na = 1\na = 2\n"), ":12:", "duplicate key 'a'");
     expect_bad("duplicate section", cfg(MODEL_OK, DEV_OK, "[run]\nseed = 2\n[run]\n"), ":12:", "duplicate section [run]");
