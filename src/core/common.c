@@ -2,6 +2,7 @@
 #include "core/common.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,4 +140,27 @@ int hat_write_file(const char *path, const void *buf, size_t size, char *err, si
         return hat_err(err, errlen, HAT_ERR_IO, "cannot write %s: %s", path, strerror(e));
     }
     return HAT_OK;
+}
+
+/* ---- interrupts ------------------------------------------------------------------------------ */
+
+static volatile sig_atomic_t g_signal;
+
+static void on_signal(int sig) { g_signal = sig; }
+
+void hat_catch_interrupts(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND;   /* no SA_RESTART: a sleep returns early; the second signal kills */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int hat_interrupted(void) { return g_signal; }
+
+void hat_check_interrupt(void) {
+    const int s = g_signal;
+    if (s) fatal("interrupted by %s", s == SIGINT ? "SIGINT" : s == SIGTERM ? "SIGTERM" : "a signal");
 }

@@ -35,6 +35,13 @@ void hat_set_identity(int rank, const char *role);
  * gets the fatal message (for e.g. marking the trace as failed before aborting). */
 void hat_set_abort_hook(void (*hook)(int code, const char *msg));
 
+/* SIGINT and SIGTERM only set a flag (a second one of either ends the process at once):
+ * hat_check_interrupt, called where the program waits or loops, turns it into fatal("interrupted
+ * by SIGINT"), so the abort path runs (the trace is closed, marked failed: interrupted). */
+void hat_catch_interrupts(void);
+int hat_interrupted(void);          /* the signal caught, or 0 */
+void hat_check_interrupt(void);
+
 _Noreturn void hat_fatal_at(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 #define fatal(...) hat_fatal_at(__FILE__, __LINE__, __VA_ARGS__)

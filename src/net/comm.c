@@ -138,6 +138,12 @@ void comm_meas_wait(comm_meas_req *r) {
     CHECK(rc == MPI_SUCCESS, "measurement plane: MPI_Wait failed (%d)", rc);
 }
 
+int comm_meas_sent(comm_meas_req *r) {
+    if (!r->req) return 1;
+    int flag = 0;
+    return MPI_Test(r->req, &flag, MPI_STATUS_IGNORE) == MPI_SUCCESS && flag;
+}
+
 int comm_meas_poll(void **buf, size_t *cap, size_t *n, int *tag, int *source) {
     int flag = 0;
     MPI_Status st;

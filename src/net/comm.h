@@ -49,6 +49,7 @@ void comm_barrier(void);
 typedef struct { void *req; } comm_meas_req;
 void comm_meas_isend(comm_meas_req *r, const void *buf, size_t n, int tag);
 void comm_meas_wait(comm_meas_req *r);
+int comm_meas_sent(comm_meas_req *r);   /* 1 once an isend completed (never blocks) */
 /* Rank 0: if a measurement message is waiting, receive it into *buf (grown with realloc) and
  * return 1 with its size, tag and source; else 0. */
 int comm_meas_poll(void **buf, size_t *cap, size_t *n, int *tag, int *source);

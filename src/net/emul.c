@@ -120,7 +120,10 @@ void emul_sleep_until(double t, double (*now_fn)(void)) {
         req.tv_sec = (time_t)coarse;
         req.tv_nsec = (long)((coarse - (double)req.tv_sec) * 1e9);
         if (req.tv_nsec > 999999999L) req.tv_nsec = 999999999L;
-        while (nanosleep(&req, &req) != 0 && errno == EINTR) {}
+        while (nanosleep(&req, &req) != 0 && errno == EINTR) hat_check_interrupt();
     }
-    while (now_fn() < t) sched_yield();
+    while (now_fn() < t) {
+        hat_check_interrupt();
+        sched_yield();
+    }
 }

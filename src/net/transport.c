@@ -112,6 +112,7 @@ void transport_release(endpoint *e) {
 }
 
 void transport_idle(double until) {
+    hat_check_interrupt();
     double now = comm_now();
     double d = until - now;
     if (d > POLL_SLEEP_S || d <= 0) d = POLL_SLEEP_S;

@@ -266,6 +266,7 @@ void cloud_loop_run(run_ctx *r, const cloud_mode *mode) {
     sessions_open(&L, cidx);
     L.active = L.cl.n;
     while (L.active > 0) {
+        hat_check_interrupt();
         double next = 1e300;
         sessions_poll(&L, &next);
         if (r->rank == 0) collector_poll(&r->col);

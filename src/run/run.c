@@ -26,6 +26,10 @@
 static trace_file *g_trace;        /* rank 0: for the abort path */
 static collector *g_col;
 static void on_abort(const char *why) {
+    if (g_col && !g_col->is_root) {   /* tell rank 0, which fails the run with this reason */
+        collector_notify_abort(g_col, why);
+        return;
+    }
     if (!g_trace) return;
     if (g_col) collector_salvage(g_col);
     char buf[600];
@@ -472,10 +476,10 @@ static int start_trace(run_ctx *r, const run_opts *o, trace_file **tf) {
     }
     if (stage(rc, err, "trace")) return 1;
     collector_init(&r->col, r->rank == 0, *tf, 256);
+    g_col = &r->col;
+    comm_on_abort(on_abort);
     if (r->rank == 0) {
         g_trace = *tf;
-        g_col = &r->col;
-        comm_on_abort(on_abort);
         print_plan(r);
     }
     return 0;
@@ -523,6 +527,7 @@ static void run_free(run_ctx *r) {
 
 int run_main(const run_opts *o) {
     comm_init(NULL, NULL);
+    hat_catch_interrupts();   /* SIGINT/SIGTERM: an orderly failure, the trace closed (common.h) */
     run_ctx *r = xcalloc(1, sizeof *r);
     r->rank = comm_get()->rank;
     r->size = comm_get()->size;

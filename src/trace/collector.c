@@ -18,13 +18,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-enum { TAG_DONE = 100 };
+enum { TAG_DONE = 100, TAG_ABORT = 101 };
 enum {
     RING_SLOTS = 16,   /* chunks of rank 0's own records (one per `cap` passes) or received messages */
     N_RX = 4,          /* pre-posted receives of the writer thread */
 };
 static const double WRITER_IDLE_S = 1e-3;   /* the writer's sleep when nothing came: ~1 kHz polling */
+const double COLLECTOR_FLUSH_S = 1.0;       /* a record waits at most this long (wall clock) to be shipped */
+
+static double wall_now(void) {   /* not hat_now: the flush bound is real time under [run] time_scale too */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 struct collector_writer {
     pthread_t thread;
@@ -69,6 +77,10 @@ static void keep(collector *c, int t, const void *recs, size_t n) {
  * to `to` (kept at once by the writer thread, or into the ring by the serving thread). */
 static void take_message(collector *c, const void *msg, size_t n, int tag, int src, int to_ring) {
     if (tag == TAG_DONE) { c->ranks_done++; return; }
+    if (tag == TAG_ABORT) {   /* another rank is failing (collector_notify_abort): the run ends here */
+        const int len = n < HAT_ERRLEN ? (int)n : HAT_ERRLEN - 1;
+        fatal("rank %d failed: %.*s", src, len, (const char *)msg);
+    }
     CHECK(tag >= 0 && tag < TRACE_N_TABLES, "measurement message with unknown tag %d from rank %d", tag, src);
     const size_t rs = trace_record_size((trace_table)tag);
     CHECK(n % rs == 0, "measurement message of %zu bytes from rank %d is not a whole number of %s records", n, src,
@@ -99,6 +111,7 @@ static void *writer_main(void *arg) {
     if (w->rx_thread)
         for (int k = 0; k < N_RX; k++) comm_meas_irecv(&w->rx[k], w->rxbuf[k], w->msg_cap);
     while (!atomic_load(&w->stop)) {
+        hat_check_interrupt();   /* SIGINT/SIGTERM: the abort path closes the trace, from this thread */
         const int fin = atomic_load(&w->finishing);   /* before the drain: see the top of the file */
         int did = w->rx_thread ? writer_receive(c) : 0;
         ring_slot *s;
@@ -177,8 +190,10 @@ static void ship(collector *c, int t) {
 void collector_add(collector *c, trace_table t, const void *rec) {
     const double t0 = c->is_root ? hat_now() : 0;
     const size_t rs = trace_record_size(t);
+    const double now = wall_now();
+    if (c->n[t] == 0) c->first_t[t] = now;   /* the oldest record not yet shipped */
     memcpy(c->buf[t][c->cur[t]] + c->n[t] * rs, rec, rs);
-    if (++c->n[t] == c->cap) ship(c, t);
+    if (++c->n[t] == c->cap || now - c->first_t[t] >= COLLECTOR_FLUSH_S) ship(c, t);
     if (!c->is_root) return;
     collector_cost *k = &c->cost;
     k->pass_s += hat_now() - t0;
@@ -200,6 +215,31 @@ void collector_finish(collector *c) {
     comm_meas_isend(&r, &done, 1, TAG_DONE);
     comm_meas_wait(&r);
     free(r.req);
+}
+
+static void sleep_s(double s) {
+    struct timespec ts = {.tv_sec = (time_t)s, .tv_nsec = (long)((s - (double)(time_t)s) * 1e9)};
+    nanosleep(&ts, NULL);
+}
+
+void collector_notify_abort(collector *c, const char *why) {
+    if (!c || c->is_root || !c->buf[0][0]) return;
+    for (int t = 0; t < TRACE_N_TABLES; t++) {   /* what is buffered, then the notice (MPI keeps the order) */
+        const int k = c->cur[t];
+        if (c->n[t] && !c->busy[t][k]) {
+            comm_meas_isend(&c->req[t][k], c->buf[t][k], c->n[t] * trace_record_size((trace_table)t), t);
+            c->busy[t][k] = 1;
+            c->n[t] = 0;
+        }
+    }
+    static char msg[HAT_ERRLEN];
+    snprintf(msg, sizeof msg, "%s", why ? why : "aborted");
+    comm_meas_req r = {0};
+    comm_meas_isend(&r, msg, strlen(msg) + 1, TAG_ABORT);
+    /* bounded: a dead or stalled rank 0 must not hold this rank up (no blocking wait here) */
+    const double t0 = wall_now();
+    while (!comm_meas_sent(&r) && wall_now() - t0 < 1.0) sleep_s(1e-3);
+    while (wall_now() - t0 < 3.0) sleep_s(10e-3);   /* rank 0 closes the trace and ends the run */
 }
 
 /* serving thread, no MPI_THREAD_MULTIPLE: the waiting messages into the ring */

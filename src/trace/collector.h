@@ -1,8 +1,10 @@
 /* collector.h — the measurement plane: trace records from every rank to rank 0's trace file.
  *
  * Each rank appends records to preallocated per-table buffers (no allocation, no MPI and no
- * HDF5 per record); a full buffer is shipped to rank 0 with a non-blocking send (two buffers
- * per table, so the rank goes on filling one while the other travels).
+ * HDF5 per record); a full buffer, or one whose oldest record has waited COLLECTOR_FLUSH_S (1 s
+ * of wall clock: an interrupted or killed run loses at most that), is shipped to rank 0 with a
+ * non-blocking send (two buffers per table, so the rank goes on filling one while the other
+ * travels).
  *
  * Rank 0 is also a cloud rank, so its serving loop must not pay for the trace: a writer thread,
  * started by collector_init, owns the trace file from then until collector_wait_all (or the
@@ -41,6 +43,7 @@ typedef struct {
     size_t cap;                                  /* records per buffer (the same on every rank) */
     unsigned char *buf[TRACE_N_TABLES][2];
     size_t n[TRACE_N_TABLES];
+    double first_t[TRACE_N_TABLES];              /* when the oldest unshipped record was added */
     int cur[TRACE_N_TABLES];
     comm_meas_req req[TRACE_N_TABLES][2];
     int busy[TRACE_N_TABLES][2];
@@ -55,6 +58,7 @@ typedef struct {
 } collector;
 
 /* Root: records the writer mode in the trace (attribute trace_writer) and starts the thread. */
+extern const double COLLECTOR_FLUSH_S;
 void collector_init(collector *c, int is_root, trace_file *tf, size_t cap);
 void collector_add(collector *c, trace_table t, const void *rec);
 /* Non-root: ship what is buffered and tell rank 0 this rank is done. Root: hand its buffers to
@@ -70,6 +74,10 @@ void collector_wait_all(collector *c, int n_ranks);
  * ring and rank 0's buffers (best effort). Called on the writer thread itself (its own failure),
  * it leaves rank 0's buffers alone: the serving thread may be filling them. */
 void collector_salvage(collector *c);
+/* Non-root, abort path: ship what is buffered and tell rank 0 why this rank fails (rank 0 then
+ * fails the run with that reason, closing the trace); waits at most 3 s, never blocking on MPI,
+ * for rank 0 to end the run first. */
+void collector_notify_abort(collector *c, const char *why);
 void collector_free(collector *c);
 /* Root: one line for logs and the trace attribute trace_overhead, e.g. "passes 812 mean_us 0.31
  * max_us 12.0 total_ms 0.25 ring_waits 0" (per serving pass, on the serving thread). */

@@ -6,6 +6,12 @@
  * report) ends with H5Fflush(H5F_SCOPE_GLOBAL), so after SIGKILL between calls the file on disk
  * is complete and consistent up to the last call.
  *
+ * Durability: the trace is written beside its path, as <path>.partial-<pid>, and moved into place
+ * when the run ends (rename over an old trace it replaces; a hard link, so never over a file that
+ * appeared meanwhile, where there was none). A run that aborts publishes its failed trace at the
+ * path only where it replaces nothing: an interrupted --overwrite keeps the previous trace and
+ * leaves the partial one beside it, named on stderr.
+ *
  * String attributes are variable-length UTF-8 (h5py reads them as str); integers are int64.
  * Datasets hold packed compound types (no padding holes in the file); the memory types keep
  * the C layout (H5Tinsert at offsetof), so callers write their struct arrays directly.
@@ -24,6 +30,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/common.h"
 
@@ -134,7 +141,9 @@ struct trace_file {
     hid_t dset[N_DSETS];
     hid_t mtype[N_DSETS]; /* memory (C layout) compound types */
     hsize_t rows[N_DSETS];
-    char *path;
+    char *path;           /* the file being written: <final>.partial-<pid> */
+    char *final;          /* where it goes when the run ends */
+    int replaces;         /* final existed at creation (--overwrite): only a whole run replaces it */
     char err[HAT_ERRLEN];
 };
 
@@ -343,8 +352,11 @@ int trace_create(trace_file **out, const char *path, int overwrite, char *err, s
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* failures become messages, not stack dumps */
     trace_file *tf = xcalloc(1, sizeof *tf);
     size_t n = strlen(path);
-    tf->path = xmalloc(n + 1);
-    memcpy(tf->path, path, n + 1);
+    tf->final = xmalloc(n + 1);
+    memcpy(tf->final, path, n + 1);
+    tf->path = xmalloc(n + 32);
+    snprintf(tf->path, n + 32, "%s.partial-%ld", path, (long)getpid());
+    tf->replaces = stat(path, &st) == 0;
     tf->file = H5I_INVALID_HID;
     for (int d = 0; d < N_DSETS; d++) tf->dset[d] = tf->mtype[d] = H5I_INVALID_HID;
 
@@ -352,8 +364,7 @@ int trace_create(trace_file **out, const char *path, int overwrite, char *err, s
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (fapl >= 0) H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
     /* EXCL when not overwriting: a file that appeared since the stat() check is not clobbered */
-    tf->file = H5Fcreate(path, overwrite ? H5F_ACC_TRUNC : H5F_ACC_EXCL, H5P_DEFAULT,
-                         fapl >= 0 ? fapl : H5P_DEFAULT);
+    tf->file = H5Fcreate(tf->path, H5F_ACC_EXCL, H5P_DEFAULT, fapl >= 0 ? fapl : H5P_DEFAULT);
     if (tf->file < 0) rc = tf_fail(tf, "create file", NULL);
     if (fapl >= 0) H5Pclose(fapl);
     for (int d = 0; d < N_DSETS && rc == HAT_OK; d++) rc = create_dataset(tf, d);
@@ -367,8 +378,9 @@ int trace_create(trace_file **out, const char *path, int overwrite, char *err, s
         hat_err(err, errlen, rc, "%s", tf->err);
         int created = tf->file >= 0;
         close_handles(tf);
-        if (created) remove(path); /* a half-made file is of no use to anyone */
+        if (created) remove(tf->path); /* a half-made file is of no use to anyone */
         free(tf->path);
+        free(tf->final);
         free(tf);
         return rc;
     }
@@ -406,6 +418,21 @@ int trace_write_summary(trace_file *tf, const trace_summary *rows, int n_rows, c
     return tf_report(tf, rc);
 }
 
+/* the closed file to its final path (see the top of the file); 0 or -1 with a message on stderr */
+static int publish(trace_file *tf) {
+    if (tf->replaces) {
+        if (rename(tf->path, tf->final) == 0) return 0;
+    } else if (link(tf->path, tf->final) == 0) {
+        unlink(tf->path);
+        return 0;
+    } else if (errno != EEXIST && access(tf->final, F_OK) != 0 && rename(tf->path, tf->final) == 0) {
+        return 0;   /* a file system without hard links */
+    }
+    fprintf(stderr, "trace: cannot move %s to %s (%s): the trace stays at %s\n", tf->path, tf->final,
+            errno == EEXIST ? "a file of that name appeared during the run" : strerror(errno), tf->path);
+    return -1;
+}
+
 int trace_close(trace_file *tf, const char *status) {
     if (!tf) return HAT_OK;
     int rc = HAT_OK;
@@ -413,8 +440,10 @@ int trace_close(trace_file *tf, const char *status) {
         if (status) rc = tf_report(tf, attr_str(tf, "status", status));
         int rc2 = tf_report(tf, close_handles(tf));
         if (rc == HAT_OK) rc = rc2;
+        if (publish(tf) && rc == HAT_OK) rc = HAT_ERR_IO;
     }
     free(tf->path);
+    free(tf->final);
     free(tf);
     return rc;
 }
@@ -428,4 +457,7 @@ void trace_close_on_abort(trace_file *tf, const char *why) {
     else snprintf(status, sizeof status, "failed: %s", why && why[0] ? why : "aborted");
     tf_report(tf, attr_str(tf, "status", status));
     tf_report(tf, close_handles(tf));
+    if (!tf->replaces) publish(tf);
+    else fprintf(stderr, "trace: the run did not finish: the previous %s is kept; this run's trace (%s) is %s\n",
+                 tf->final, status, tf->path);
 }

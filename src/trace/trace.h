@@ -115,7 +115,8 @@ const char *trace_table_name(trace_table t);
 
 typedef struct trace_file trace_file;
 
-/* Creates the file. An existing file is an error unless overwrite. Status attr = "running". */
+/* Creates the file (written as <path>.partial-<pid>, moved to path when closed; trace.c). An
+ * existing file is an error unless overwrite. Status attr = "running". */
 int trace_create(trace_file **out, const char *path, int overwrite, char *err, size_t errlen);
 int trace_set_attr_str(trace_file *tf, const char *name, const char *value);
 int trace_set_attr_int(trace_file *tf, const char *name, int64_t value);
@@ -144,7 +145,8 @@ typedef struct {
 int trace_write_summary(trace_file *tf, const trace_summary *rows, int n_rows, const trace_hist *hist, int n_hist);
 /* Sets status (e.g. "complete", "failed: ...") and closes. tf may be NULL. */
 int trace_close(trace_file *tf, const char *status);
-/* Best-effort from an abort path: set status and flush+close; never blocks on MPI. */
+/* Best-effort from an abort path: set status and flush+close, then move it to its path unless it
+ * would replace an older trace (that one is kept); never blocks on MPI. */
 void trace_close_on_abort(trace_file *tf, const char *why);
 
 #endif

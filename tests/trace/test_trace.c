@@ -355,8 +355,14 @@ static void test_overwrite_and_abort(const char *dir) {
     EXPECT(trace_close(tf, "complete") == HAT_OK, "trace_close after abort");
     EXPECT(trace_close(NULL, "complete") == HAT_OK, "trace_close(NULL)");
 
+    /* the aborted overwrite kept the previous trace; its own is beside it, as <path>.partial-<pid> */
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    EXPECT(f >= 0, "reopen aborted file");
+    EXPECT(f >= 0 && attr_str_is(f, "status", "complete"), "an aborted overwrite must keep the previous trace");
+    if (f >= 0) H5Fclose(f);
+    char part[1200];
+    snprintf(part, sizeof part, "%s.partial-%ld", path, (long)getpid());
+    f = H5Fopen(part, H5F_ACC_RDONLY, H5P_DEFAULT);
+    EXPECT(f >= 0, "reopen the aborted run's partial trace %s", part);
     if (f >= 0) {
         EXPECT(attr_str_is(f, "status", "failed: device 2 lost"), "abort status");
         check_table(f, "/tokens", token_f, NF(token_f), tok, sizeof(trace_token), 3);
@@ -364,6 +370,16 @@ static void test_overwrite_and_abort(const char *dir) {
         check_table(f, "/summary", row_f, NF(row_f), NULL, sizeof(trace_summary), 0);
         H5Fclose(f);
     }
+    remove(part);
+    /* an aborted run where no trace was: its failed trace is published at the path */
+    remove(path);
+    EXPECT(trace_create(&tf, path, 0, err, sizeof err) == HAT_OK, "create fresh: %s", err);
+    trace_close_on_abort(tf, "interrupted");
+    EXPECT(trace_close(tf, NULL) == HAT_OK, "close after abort");
+    f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    EXPECT(f >= 0 && attr_str_is(f, "status", "failed: interrupted"), "an aborted fresh run's trace at its path");
+    if (f >= 0) H5Fclose(f);
+    EXPECT(access(part, F_OK) != 0, "no partial file left behind once published");
 
     /* a path under a regular file cannot be created: an I/O error naming the path */
     snprintf(bad, sizeof bad, "%s/x.h5", path);
@@ -404,6 +420,11 @@ static void test_killed(const char *path, int k) {
     EXPECT(pid > 0 && waitpid(pid, &status, 0) == pid, "fork/wait");
     EXPECT(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child (k=%d) ended with status %d", k, status);
 
+    /* the killed writer's file is where it was written; nothing was published at the path */
+    char part[1200];
+    snprintf(part, sizeof part, "%s.partial-%ld", path, (long)pid);
+    EXPECT(access(path, F_OK) != 0, "a killed run published a trace at %s", path);
+    rename(part, path);   /* where trace_py.sh reads it (--keep) */
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     EXPECT(f >= 0, "killed file (k=%d) does not open", k);
     if (f < 0) return;
