@@ -34,6 +34,7 @@ static void on_abort(const char *why) {
     if (g_col) collector_salvage(g_col);
     char buf[600];
     snprintf(buf, sizeof buf, "failed: %s", why ? why : "");
+    trace_set_attr_double(g_trace, "failed_at_s", comm_now());
     trace_close_on_abort(g_trace, buf);
     g_trace = NULL;
 }

@@ -393,6 +393,11 @@ int trace_set_attr_str(trace_file *tf, const char *name, const char *value) {
     return tf_report(tf, attr_str(tf, name, value));
 }
 
+int trace_set_attr_double(trace_file *tf, const char *name, double value) {
+    if (!tf || tf->file < 0 || !name) return HAT_ERR_ARG;
+    return tf_report(tf, set_attr(tf, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value));
+}
+
 int trace_set_attr_int(trace_file *tf, const char *name, int64_t value) {
     if (!tf || tf->file < 0 || !name) return HAT_ERR_ARG;
     return tf_report(tf, set_attr(tf, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &value));

@@ -15,7 +15,10 @@
  *      mode (ushape | hat | cloud-only), privacy ("private: ..." or, for cloud-only, "NOT private:
  *      ..."), adapter (the draft adapter's description, or "none"), trace_writer (collector.h: the
       writer thread and who receives), trace_overhead (complete runs: the serving loop's trace cost);
- *      integer attributes n_ranks, n_devices, n_cloud, split_a, split_b, n_layer.
+ *      integer attributes n_ranks, n_devices, n_cloud, split_a, split_b, n_layer; a run that
+ *      failed after start-up also failed_at_s (double: the run clock when rank 0 began to fail it;
+ *      every record older than about 1 s before it is in the file, collector.h). The file is
+ *      written beside its path and moved into place at the end (trace.c).
  *   /tokens   compound trace_token   — one row per emitted token of every device
  *   /steps    compound trace_step    — one row per device round trip (a prefill chunk or a
  *                                      decode step), with every phase's timing
@@ -120,6 +123,7 @@ typedef struct trace_file trace_file;
 int trace_create(trace_file **out, const char *path, int overwrite, char *err, size_t errlen);
 int trace_set_attr_str(trace_file *tf, const char *name, const char *value);
 int trace_set_attr_int(trace_file *tf, const char *name, int64_t value);
+int trace_set_attr_double(trace_file *tf, const char *name, double value);
 /* Appends n records of table t and flushes the file. */
 int trace_append(trace_file *tf, trace_table t, const void *recs, size_t n);
 /* the end-of-run tables: /summary rows (per device, then overall with device = -1) and /batch_hist

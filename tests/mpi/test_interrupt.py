@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""Interrupted runs keep what they measured: SIGINT to mpiexec at a random moment of a `hat run`
+(U-shape, 2 devices, the real model, ~20 s of decoding), --repeats times (default 3; the issue's
+check is --repeats 20), alternating a fresh trace path and --overwrite of an existing trace.
+
+Each time: mpiexec exits non-zero within 15 s of the signal (no hang); the trace opens and says
+`failed: interrupted ...` with failed_at_s set (or `complete`, if the run had ended); every
+device's tokens are contiguous from index 0 (records are shipped in order) and reach within the
+flush bound (1 s) plus one token interval of failed_at_s; with --overwrite the previous trace is
+byte-for-byte intact and this run's partial trace lies beside it (<path>.partial-<pid>), named on
+stderr. Then one device rank alone gets SIGTERM: the run fails naming that rank, the trace is
+closed the same way.
+
+usage: test_interrupt.py HAT MODEL SRC_DIR [--repeats 3] [--seed 1]
+"""
+import argparse
+import glob
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+SRC = sys.argv[3] if len(sys.argv) > 3 else os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(SRC, "analysis"))
+import check_trace  # noqa: E402
+
+ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_pml="ob1",
+           OMPI_MCA_btl="self,vader", OMPI_MCA_mpi_yield_when_idle="1", OMPI_MCA_rmaps_base_oversubscribe="1",
+           OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+FLUSH_S = 1.0   # collector.h: COLLECTOR_FLUSH_S
+failures = []
+
+
+def fail(msg):
+    failures.append(msg)
+    print("FAIL " + msg, flush=True)
+
+
+def write_cfg(path, model, trace):
+    with open(path, "w") as f:
+        f.write(f"""[run]
+mode = ushape
+trace = {trace}
+[model]
+path = {model}
+ctx = 1024
+[split]
+a = 2
+b = 2
+[transport]
+wire_dtype = fp16
+emulate_links = on
+[profiles]
+links = {os.path.join(SRC, 'configs', 'links.ini')}
+devices = {os.path.join(SRC, 'configs', 'devices.ini')}
+[devices]
+count = 2
+link = wifi
+prompt = "Write a long story about a lighthouse keeper and the sea."
+max_tokens = 400
+""")
+
+
+def sha(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def check_interrupted(name, trace, out, overwrite_hash=None):
+    """the trace's state after an interrupt; overwrite_hash: the previous trace's hash (kept)"""
+    path = trace
+    if overwrite_hash is not None:
+        if sha(trace) != overwrite_hash:
+            fail(f"{name}: the previous trace was modified by the interrupted --overwrite")
+            return
+        parts = glob.glob(trace + ".partial-*")
+        if len(parts) != 1:
+            if "complete" not in out:
+                fail(f"{name}: expected one partial trace beside {trace}, found {parts}")
+            return
+        if parts[0] not in out:
+            fail(f"{name}: the partial trace {parts[0]} is not named on stderr")
+        path = parts[0]
+    try:
+        t = check_trace.load_trace(path)
+    except Exception as e:   # noqa: BLE001
+        fail(f"{name}: {path} does not open: {e}")
+        return
+    st = t["attrs"]["status"]
+    if st == "complete":
+        print(f"ok   {name}: the run ended before the signal (complete)")
+        return
+    if not st.startswith("failed: interrupted") and "interrupted" not in st:
+        fail(f"{name}: status {st!r}, expected 'failed: interrupted ...'")
+        return
+    fa = t["attrs"].get("failed_at_s")
+    tok = t["tokens"]
+    if fa is None:
+        fail(f"{name}: no failed_at_s attribute")
+        return
+    worst = None
+    for d in (0, 1):
+        idx = np.sort(tok["index"][tok["device"] == d])
+        if len(idx) and not np.array_equal(idx, np.arange(len(idx))):
+            fail(f"{name}: device {d}'s tokens are not contiguous from 0: {idx[:10]}...")
+        if len(idx) >= 2:
+            te = np.sort(tok["t_emit"][tok["device"] == d])
+            gap = float(np.max(np.diff(te)))
+            lag = float(fa) - float(te[-1])
+            if lag > FLUSH_S + gap + 0.25:
+                fail(f"{name}: device {d}'s last recorded token is {lag:.2f} s before failed_at_s "
+                     f"(bound {FLUSH_S} s + one token interval {gap:.2f} s)")
+            worst = lag if worst is None else max(worst, lag)
+    if not failures or not failures[-1].startswith(name):
+        print(f"ok   {name}: status {st!r}, {len(tok)} tokens, last token {worst if worst is not None else float('nan'):.2f} s "
+              f"before failed_at_s {float(fa):.2f}" + (" (the previous trace intact)" if overwrite_hash else ""),
+              flush=True)
+
+
+def run_and_signal(hat, cfg, extra, delay, sig_target="mpiexec"):
+    p = subprocess.Popen(["mpiexec", "-n", "3", hat, "run", "--config", cfg] + extra, env=ENV,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    time.sleep(delay)
+    if sig_target == "mpiexec":
+        p.send_signal(signal.SIGINT)
+    else:   # one device rank (the last rank's process)
+        pids = subprocess.run(["pgrep", "-f", f"^{hat} run --config {cfg}"], capture_output=True, text=True).stdout.split()
+        if pids:
+            os.kill(int(pids[-1]), signal.SIGTERM)
+    t0 = time.time()
+    try:
+        out, _ = p.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, _ = p.communicate()
+        return "hang", out, time.time() - t0
+    return p.returncode, out, time.time() - t0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("hat")
+    ap.add_argument("model")
+    ap.add_argument("src")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    tmp = tempfile.mkdtemp(prefix="hat_interrupt_")
+    for i in range(args.repeats):
+        trace = os.path.join(tmp, f"int_{i}.h5")
+        cfg = os.path.join(tmp, f"int_{i}.ini")
+        write_cfg(cfg, args.model, trace)
+        old = None
+        if i % 2 == 1:   # --overwrite of an existing trace: the previous run's
+            prev = os.path.join(tmp, f"int_{i - 1}.h5")
+            if os.path.exists(prev):
+                with open(prev, "rb") as a, open(trace, "wb") as b:
+                    b.write(a.read())
+                old = sha(trace)
+        delay = rng.uniform(3.0, 20.0)   # start-up is ~2 s here; decoding ends after ~20 s
+        rc, out, took = run_and_signal(args.hat, cfg, ["--overwrite"] if old else [], delay)
+        name = f"interrupt {i} at {delay:.1f} s{' (--overwrite)' if old else ''}"
+        if rc == "hang":
+            fail(f"{name}: no exit within 15 s of SIGINT")
+            continue
+        if rc == 0:
+            print(f"ok   {name}: exit 0 (the run had finished)")
+        check_interrupted(name, trace, out, old)
+        if rc != 0:
+            print(f"     exit {rc} {took:.1f} s after the signal")
+    # one device rank alone: SIGTERM
+    trace = os.path.join(tmp, "int_dev.h5")
+    cfg = os.path.join(tmp, "int_dev.ini")
+    write_cfg(cfg, args.model, trace)
+    rc, out, took = run_and_signal(args.hat, cfg, [], 6.0, sig_target="device")
+    if rc == "hang" or rc == 0:
+        fail(f"device SIGTERM: exit {rc}")
+    else:
+        t = check_trace.load_trace(trace)
+        st = t["attrs"]["status"]
+        if not (st.startswith("failed: rank ") and "interrupted by SIGTERM" in st) or len(t["tokens"]) == 0:
+            fail(f"device SIGTERM: status {st!r}, {len(t['tokens'])} tokens")
+        else:
+            print(f"ok   device SIGTERM: exit {rc} after {took:.1f} s; status {st!r}, {len(t['tokens'])} tokens kept")
+    print(f"{'all passed' if not failures else f'{len(failures)} FAILURE(S)'}; files in {tmp}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
