@@ -83,6 +83,12 @@ double hat_now(void) {
     return ((double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec) / g_time_scale;
 }
 
+double hat_wall(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 size_t hat_peak_rss_bytes(void) {
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;

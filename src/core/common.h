@@ -64,6 +64,7 @@ int hat_read_text(const char *path, const char *what, char **out, size_t *size, 
  * failed write leaves an existing file as it was. */
 int hat_write_file(const char *path, const void *buf, size_t size, char *err, size_t errlen);
 
+double hat_wall(void);          /* monotonic seconds of real time (not dilated): timeouts */
 double hat_now(void);           /* monotonic seconds of the run clock's rate (hat_set_time_scale) */
 /* Time dilation ([run] time_scale): hat_now() and the run clock advance 1/scale seconds per real
  * second, so every modelled duration (compute profiles, links) takes scale times as long in real

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static comm_info info;
@@ -124,7 +125,19 @@ void comm_sync_clock(void) {
 }
 
 double comm_now(void) { return (MPI_Wtime() + info.clock_offset - info.t0) / hat_time_scale(); }
-void comm_barrier(void) { MPI_Barrier(MPI_COMM_WORLD); }
+void comm_barrier(void) {
+    /* a sleeping wait (MPI's blocking barrier busy-polls: a rank done early would burn a core
+     * until the last one arrives), interruptible by SIGINT/SIGTERM */
+    MPI_Request q;
+    MPI_Ibarrier(MPI_COMM_WORLD, &q);
+    for (int done = 0;;) {
+        MPI_Test(&q, &done, MPI_STATUS_IGNORE);
+        if (done) return;
+        hat_check_interrupt();
+        const struct timespec ts = {0, 1000000};   /* 1 ms */
+        nanosleep(&ts, NULL);
+    }
+}
 
 void comm_meas_isend(comm_meas_req *r, const void *buf, size_t n, int tag) {
     MPI_Request *q = r->req ? r->req : (r->req = xmalloc(sizeof(MPI_Request)));

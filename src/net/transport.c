@@ -111,6 +111,17 @@ void transport_release(endpoint *e) {
     e->rtail = (s + 1) % e->depth;
 }
 
+static double g_peer_timeout = 600;   /* [run] peer_timeout_s */
+
+void transport_set_peer_timeout(double s) { g_peer_timeout = s > 0 ? s : 600; }
+double transport_peer_timeout(void) { return g_peer_timeout; }
+
+static const char *peer_name(const endpoint *e, char *buf, size_t n) {
+    if (e->peer_is_device) snprintf(buf, n, "rank %d (device %d)", e->peer, e->device);
+    else snprintf(buf, n, "rank %d (cloud)", e->peer);
+    return buf;
+}
+
 void transport_idle(double until) {
     hat_check_interrupt();
     double now = comm_now();
@@ -122,10 +133,15 @@ void transport_idle(double until) {
 void transport_wait(endpoint *e, transport_msg *m) {
     /* spin briefly first (a reply often follows within microseconds on a fast link), then
      * sleep-poll so an idle rank leaves the cores to the ranks that compute */
-    const double spin_end = comm_now() + SPIN_S;
+    const double spin_end = comm_now() + SPIN_S, w0 = hat_wall();
     for (;;) {
         double next = 1e300;
         if (transport_poll(e, m, &next)) return;
+        if (hat_wall() - w0 > g_peer_timeout) {
+            char who[64];
+            fatal("%s sent nothing for %.0f s while this rank waited for it ([run] peer_timeout_s): it stalled or is gone",
+                  peer_name(e, who, sizeof who), g_peer_timeout);
+        }
         const double now = comm_now();
         if (now < spin_end && next > spin_end) continue;
         if (next <= now + SPIN_S && next < 1e300) continue;   /* due within the spin window */
@@ -133,11 +149,27 @@ void transport_wait(endpoint *e, transport_msg *m) {
     }
 }
 
+/* send slot s's send to completion: a sleeping wait, bounded by peer_timeout_s (a stopped peer
+ * must neither hold this rank nor make it spin) */
+static void send_wait(endpoint *e, int s) {
+    const double w0 = hat_wall();
+    for (int done = 0;;) {
+        int rc = MPI_Test(&rq(e->sreq)[s], &done, MPI_STATUS_IGNORE);
+        CHECK(rc == MPI_SUCCESS, "send to rank %d failed (%d)", e->peer, rc);
+        if (done) return;
+        if (hat_wall() - w0 > g_peer_timeout) {
+            char who[64];
+            fatal("a message to %s was not taken for %.0f s ([run] peer_timeout_s): it stalled or is gone",
+                  peer_name(e, who, sizeof who), g_peer_timeout);
+        }
+        transport_idle(comm_now() + POLL_SLEEP_S);
+    }
+}
+
 static uint8_t *next_send_slot(endpoint *e) {
     const int s = e->shead;
     if (rq(e->sreq)[s] != MPI_REQUEST_NULL) {   /* the slot's previous send must be done */
-        int rc = MPI_Wait(&rq(e->sreq)[s], MPI_STATUS_IGNORE);
-        CHECK(rc == MPI_SUCCESS, "send to rank %d failed (%d)", e->peer, rc);
+        send_wait(e, s);
     }
     return e->sbuf + (size_t)s * e->slot_bytes;
 }
@@ -236,7 +268,7 @@ void transport_send_raw(endpoint *e, const void *msg, size_t n) {
 
 void transport_flush(endpoint *e) {
     for (int i = 0; i < e->depth; i++)
-        if (rq(e->sreq)[i] != MPI_REQUEST_NULL) MPI_Wait(&rq(e->sreq)[i], MPI_STATUS_IGNORE);
+        if (rq(e->sreq)[i] != MPI_REQUEST_NULL) send_wait(e, i);
 }
 
 /* Raw MPI ping-pong of `bytes` (the benchmark's baseline): rank `me` is the initiator when

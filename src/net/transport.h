@@ -114,6 +114,10 @@ void transport_flush(endpoint *e);
 /* Sleep a little (the poll interval of idle ranks, so oversubscribed ranks leave the cores to
  * the ones computing). */
 void transport_idle(double until);
+/* [run] peer_timeout_s (wall seconds, default 600): transport_wait, and a send slot's wait for its
+ * previous send, end the run with a message naming the peer when it gives no sign for that long */
+void transport_set_peer_timeout(double s);
+double transport_peer_timeout(void);
 
 /* Benchmark baseline: blocking MPI_Send/MPI_Recv ping-pong of `bytes` with `peer`, `iters`
  * round trips; returns seconds per round trip. */

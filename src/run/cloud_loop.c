@@ -100,6 +100,7 @@ static void sessions_poll(loop_state *L, double *next) {
         while (s->qn < cl->depth && transport_poll(&s->ep, &m, next)) {
             s->q[(s->qh + s->qn) % cl->depth] = m;
             s->qn++;
+            s->heard_w = hat_wall();
             if ((m.h.flags & WIRE_F_PREFILL) && !(s->prefill_t > 0)) s->prefill_t = m.t_seen > 0 ? m.t_seen : 1e-9;
             if (s->awaiting && (m.h.flags & WIRE_F_ROUND_END)) {   /* the device's next round is complete */
                 const double turn = m.t_seen - s->t_reply;
@@ -113,6 +114,38 @@ static void sessions_poll(loop_state *L, double *next) {
             L->active--;
         }
     }
+}
+
+/* liveness: a session that owes the cloud its next message (it has spoken, nothing of it is
+ * queued) and has been silent for [run] peer_timeout_s is closed; returns how many were */
+static int sessions_reap(loop_state *L) {
+    cloud_loop *cl = &L->cl;
+    const double now = hat_wall(), limit = cl->r->cfg.peer_timeout_s;
+    int n = 0;
+    for (int i = 0; i < cl->n; i++) {
+        cloud_session *s = &cl->S[i];
+        if (s->done || s->qn || !(s->heard_w > 0) || now - s->heard_w <= limit) continue;
+        fprintf(stderr, "[rank %d cloud] device %d (rank %d) sent nothing for %.0f s ([run] peer_timeout_s): its session "
+                "is closed, the other devices go on\n", cl->r->rank, s->device, partition_rank_of_device(&cl->r->part, s->device),
+                now - s->heard_w);
+        s->done = s->lost = 1;
+        L->active--;
+        n++;
+    }
+    return n;
+}
+
+/* the other devices are done: the run fails naming the silent ones (rank 0 first lets the others'
+ * last records arrive, at most 5 s; MPI_Abort then also ends the silent ranks) */
+static _Noreturn void lost_fail(loop_state *L, int n_lost) {
+    cloud_loop *cl = &L->cl;
+    char list[256] = "";
+    size_t o = 0;
+    for (int i = 0; i < cl->n && o < sizeof list - 16; i++)
+        if (cl->S[i].lost) o += (size_t)snprintf(list + o, sizeof list - o, "%s%d", o ? ", " : "", cl->S[i].device);
+    if (cl->r->rank == 0) collector_wait_ranks(&cl->r->col, cl->r->size - 1 - n_lost, 5.0);
+    fatal("device%s %s lost: no message for %.0f s ([run] peer_timeout_s); the other devices of this cloud rank finished",
+          n_lost > 1 ? "s" : "", list, cl->r->cfg.peer_timeout_s);
 }
 
 /* the stall-bounded schedule (cloud_loop.h): 1 when a prefill chunk is ready but a decoding
@@ -240,6 +273,7 @@ static void batch_run(loop_state *L, int ns, int tok) {
         }
         if (!(se->prefill_t > 0) && prefill_head(cl, se)) se->prefill_t = cloud_queued(cl, se, 0)->t_seen;
         se->t_reply = comm_now();
+        se->heard_w = hat_wall();
         se->decoding = se->awaiting = L->seqs[k].decode;
     }
 }
@@ -265,10 +299,12 @@ void cloud_loop_run(run_ctx *r, const cloud_mode *mode) {
     L.order = xcalloc(2 * (size_t)L.cl.n, sizeof *L.order);
     sessions_open(&L, cidx);
     L.active = L.cl.n;
+    int n_lost = 0;
     while (L.active > 0) {
         hat_check_interrupt();
         double next = 1e300;
         sessions_poll(&L, &next);
+        n_lost += sessions_reap(&L);
         if (r->rank == 0) collector_poll(&r->col);
         double hold;
         if (stall_hold(&L, comm_now(), &hold)) {
@@ -284,6 +320,7 @@ void cloud_loop_run(run_ctx *r, const cloud_mode *mode) {
         L.rr = (L.rr + 1) % L.cl.n;
         batch_run(&L, ns, tok);
     }
+    if (n_lost) lost_fail(&L, n_lost);
     if (L.group) {
         step_head end = {-1, 0};
         group_bcast(r, &end, sizeof end, "the end");

@@ -31,7 +31,8 @@
 
 /* ---------------------------------------------------------------- schema of the run file */
 
-static const char *const K_RUN[] = {"mode", "seed", "trace", "timing_shape", "max_distorted", "time_scale", NULL};
+static const char *const K_RUN[] = {"mode", "seed", "trace", "timing_shape", "max_distorted", "time_scale",
+                                    "peer_timeout_s", NULL};
 static const char *const K_MODEL[] = {"path", "ctx", "device_threads", "cloud_threads", NULL};
 static const char *const K_SPLIT[] = {"a", "b", NULL};
 static const char *const K_CLOUD[] = {"ranks", "scheme", "tp", "tp_mode", "max_batch_tokens", "prefill_order", "backend", "gpu_dtype", "gpu", "gpu_graphs", "gpu_gemv", "compute", NULL};
@@ -138,6 +139,7 @@ static int load_run_model(hat_config *c, const ini_doc *d, int *mode) {
     int rc;
     if ((rc = ini_enum(d, AT("run", "mode"), MODES, 0, mode)) ||
         (rc = ini_str(d, AT("run", "trace"), "results/trace.h5", c->trace, sizeof c->trace)) ||
+        (rc = ini_double(d, AT("run", "peer_timeout_s"), 600, 0, 1, 1e7, &c->peer_timeout_s)) ||
         (rc = ini_str(d, AT("model", "path"), "", c->model_path, sizeof c->model_path)) ||
         (rc = ini_int(d, AT("model", "ctx"), 1024, 16, &c->ctx)) ||
         (rc = ini_int(d, AT("model", "device_threads"), 1, 1, &c->device_threads)) ||
@@ -440,6 +442,7 @@ static char *dump_resolved(const hat_config *c, const aux_t *a) {
     sb_kv(&b, "trace", c->trace, 0);
     sb_printf(&b, "timing_shape = %s\nmax_distorted = %s\n", c->shape_name, num(t, sizeof t, c->max_distorted, 0));
     sb_printf(&b, "time_scale = %s\n", num(t, sizeof t, c->time_scale, 0));
+    sb_printf(&b, "peer_timeout_s = %s\n", num(t, sizeof t, c->peer_timeout_s, 0));
     sb_printf(&b, "\n[model]\n");
     sb_kv(&b, "path", c->model_path, 0);
     sb_printf(&b, "ctx = %d\ndevice_threads = %d\ncloud_threads = %d\n", c->ctx, c->device_threads, c->cloud_threads);

@@ -19,6 +19,10 @@
  *               than real time, so every modelled duration, compute profiles and links, takes
  *               time_scale times as long and real compute counts 1/time_scale: a slow host emulates
  *               fast hardware without distorted steps; every time recorded is run-clock time)
+ *               peer_timeout_s = <float > 0> [600]  (liveness, in wall seconds: a rank that waits
+ *               this long for a peer that owes it a message (a cloud's reply, a device's next
+ *               round, a send taken) ends the run naming the peer; a cloud rank closes the session
+ *               of a device silent that long, serves the others to their end, then fails the run)
  *               max_distorted = <fraction> [0.01]  (a step is distorted when its real compute took
  *               longer than its profile's prediction: above this fraction of a rank's steps the run
  *               warns at its end)
@@ -125,6 +129,7 @@ typedef struct {
     run_mode run_mode;
     uint64_t seed;
     char trace[CFG_PATH];
+    double peer_timeout_s;         /* a peer silent this long (wall seconds) where one was awaited ends the run */
     /* [model] */
     char model_path[CFG_PATH];
     int ctx, device_threads, cloud_threads;

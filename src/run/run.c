@@ -14,6 +14,7 @@
 
 #include "core/build_info.h"
 #include "net/comm.h"
+#include "net/transport.h"
 #include "core/common.h"
 #include "trace/report.h"
 
@@ -334,6 +335,7 @@ static int start_config(run_ctx *r, const run_opts *o) {
     if (!rc) rc = run_timing_init(&r->tm, &r->cfg, r->gf, &r->mc, err, sizeof err);
     if (stage(rc, err, "config")) return 1;
     hat_set_time_scale(r->cfg.time_scale);   /* before anything is timed: the cost probe, the roles */
+    transport_set_peer_timeout(r->cfg.peer_timeout_s);
     r->part = (partition){r->mc.n_layer, r->cfg.a, r->cfg.b, r->cfg.n_cloud, r->cfg.n_devices, r->cfg.tp};
     r->role = partition_role(&r->part, r->rank);
     char role[32];   /* the process role in messages (comm_set_role keeps a copy) */

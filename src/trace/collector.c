@@ -28,11 +28,7 @@ enum {
 static const double WRITER_IDLE_S = 1e-3;   /* the writer's sleep when nothing came: ~1 kHz polling */
 const double COLLECTOR_FLUSH_S = 1.0;       /* a record waits at most this long (wall clock) to be shipped */
 
-static double wall_now(void) {   /* not hat_now: the flush bound is real time under [run] time_scale too */
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+static double wall_now(void) { return hat_wall(); }   /* not hat_now: real time under [run] time_scale too */
 
 struct collector_writer {
     pthread_t thread;
@@ -76,7 +72,7 @@ static void keep(collector *c, int t, const void *recs, size_t n) {
 /* A received measurement message: the done mark, or whole records of one table; the records go
  * to `to` (kept at once by the writer thread, or into the ring by the serving thread). */
 static void take_message(collector *c, const void *msg, size_t n, int tag, int src, int to_ring) {
-    if (tag == TAG_DONE) { c->ranks_done++; return; }
+    if (tag == TAG_DONE) { __atomic_add_fetch(&c->ranks_done, 1, __ATOMIC_RELEASE); return; }
     if (tag == TAG_ABORT) {   /* another rank is failing (collector_notify_abort): the run ends here */
         const int len = n < HAT_ERRLEN ? (int)n : HAT_ERRLEN - 1;
         fatal("rank %d failed: %.*s", src, len, (const char *)msg);
@@ -272,6 +268,18 @@ void collector_wait_all(collector *c, int n_ranks) {
     atomic_store(&w->finishing, 1);
     ring_wake(&w->q);
     writer_join(c);
+}
+
+int collector_wait_ranks(collector *c, int n_other, double timeout_s) {
+    struct collector_writer *w = c->w;
+    if (!c->is_root || !w) return 0;
+    const double t0 = wall_now();
+    for (;;) {
+        if (!w->rx_thread) poll_once(c);
+        if (__atomic_load_n(&c->ranks_done, __ATOMIC_ACQUIRE) >= n_other) return 1;
+        if (wall_now() - t0 > timeout_s) return 0;
+        sleep_s(1e-3);
+    }
 }
 
 void collector_salvage(collector *c) {

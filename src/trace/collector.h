@@ -74,6 +74,9 @@ void collector_wait_all(collector *c, int n_ranks);
  * ring and rank 0's buffers (best effort). Called on the writer thread itself (its own failure),
  * it leaves rank 0's buffers alone: the serving thread may be filling them. */
 void collector_salvage(collector *c);
+/* Root, before failing a run whose other ranks may still be finishing: until n_other ranks have
+ * said done, at most timeout_s; 1 if they did (their records are then with the writer) */
+int collector_wait_ranks(collector *c, int n_other, double timeout_s);
 /* Non-root, abort path: ship what is buffered and tell rank 0 why this rank fails (rank 0 then
  * fails the run with that reason, closing the trace); waits at most 3 s, never blocking on MPI,
  * for rank 0 to end the run first. */

@@ -9,7 +9,9 @@ device's tokens are contiguous from index 0 (records are shipped in order) and r
 flush bound (1 s) plus one token interval of failed_at_s; with --overwrite the previous trace is
 byte-for-byte intact and this run's partial trace lies beside it (<path>.partial-<pid>), named on
 stderr. Then one device rank alone gets SIGTERM: the run fails naming that rank, the trace is
-closed the same way.
+closed the same way. Liveness ([run] peer_timeout_s = 5): SIGSTOP one device of three, and the
+run ends (exit 1, no hang) with the trace naming the lost device, the other two served to their
+end; SIGSTOP the cloud, and the devices report it and the run ends.
 
 usage: test_interrupt.py HAT MODEL SRC_DIR [--repeats 3] [--seed 1]
 """
@@ -42,11 +44,12 @@ def fail(msg):
     print("FAIL " + msg, flush=True)
 
 
-def write_cfg(path, model, trace):
+def write_cfg(path, model, trace, n_dev=2, extra_run=""):
     with open(path, "w") as f:
         f.write(f"""[run]
 mode = ushape
 trace = {trace}
+{extra_run}
 [model]
 path = {model}
 ctx = 1024
@@ -60,7 +63,7 @@ emulate_links = on
 links = {os.path.join(SRC, 'configs', 'links.ini')}
 devices = {os.path.join(SRC, 'configs', 'devices.ini')}
 [devices]
-count = 2
+count = {n_dev}
 link = wifi
 prompt = "Write a long story about a lighthouse keeper and the sea."
 max_tokens = 400
@@ -122,19 +125,19 @@ def check_interrupted(name, trace, out, overwrite_hash=None):
               flush=True)
 
 
-def run_and_signal(hat, cfg, extra, delay, sig_target="mpiexec"):
-    p = subprocess.Popen(["mpiexec", "-n", "3", hat, "run", "--config", cfg] + extra, env=ENV,
+def run_and_signal(hat, cfg, extra, delay, sig_target="mpiexec", n_ranks=3, sig=signal.SIGTERM, wait=15):
+    p = subprocess.Popen(["mpiexec", "-n", str(n_ranks), hat, "run", "--config", cfg] + extra, env=ENV,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     time.sleep(delay)
     if sig_target == "mpiexec":
         p.send_signal(signal.SIGINT)
-    else:   # one device rank (the last rank's process)
+    else:   # one rank's process: "device" the last rank, "cloud" rank 0 (pgrep lists them in rank order)
         pids = subprocess.run(["pgrep", "-f", f"^{hat} run --config {cfg}"], capture_output=True, text=True).stdout.split()
         if pids:
-            os.kill(int(pids[-1]), signal.SIGTERM)
+            os.kill(int(pids[-1] if sig_target == "device" else pids[0]), sig)
     t0 = time.time()
     try:
-        out, _ = p.communicate(timeout=15)
+        out, _ = p.communicate(timeout=wait)
     except subprocess.TimeoutExpired:
         os.killpg(p.pid, signal.SIGKILL)
         out, _ = p.communicate()
@@ -188,6 +191,23 @@ def main():
             fail(f"device SIGTERM: status {st!r}, {len(t['tokens'])} tokens")
         else:
             print(f"ok   device SIGTERM: exit {rc} after {took:.1f} s; status {st!r}, {len(t['tokens'])} tokens kept")
+    # liveness ([run] peer_timeout_s = 5): a stopped device is dropped, the others finish, the run
+    # fails naming it; a stopped cloud is reported by the devices; neither hangs
+    for who, needle in [("device", "lost: no message for 5 s"), ("cloud", "sent nothing for 5 s")]:
+        trace = os.path.join(tmp, f"stop_{who}.h5")
+        cfg = os.path.join(tmp, f"stop_{who}.ini")
+        write_cfg(cfg, args.model, trace, n_dev=3, extra_run="peer_timeout_s = 5")
+        rc, out, took = run_and_signal(args.hat, cfg, [], 6.0, sig_target=who, n_ranks=4, sig=signal.SIGSTOP, wait=45)
+        if rc == "hang" or rc == 0 or needle not in out:
+            fail(f"stopped {who}: exit {rc} after {took:.0f} s, output lacks {needle!r}:\n{out[-1500:]}")
+            continue
+        t = check_trace.load_trace(trace)
+        st = t["attrs"]["status"]
+        if needle not in st:
+            fail(f"stopped {who}: trace status {st!r} lacks {needle!r}")
+            continue
+        per = {d: int((t["tokens"]["device"] == d).sum()) for d in range(3)}
+        print(f"ok   stopped {who}: exit {rc} {took:.0f} s after SIGSTOP; status {st!r}; tokens per device {per}")
     print(f"{'all passed' if not failures else f'{len(failures)} FAILURE(S)'}; files in {tmp}")
     return 1 if failures else 0
 
