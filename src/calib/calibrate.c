@@ -38,6 +38,25 @@ int calib_opts_check(const calib_opts *o, char *err, size_t errlen) {
 #undef BAD
 }
 
+/* --out and --corpus-out: writable, and none of the inputs (nor each other) */
+static int outputs_check(const calib_opts *o, char *err, size_t errlen) {
+    const struct { const char *flag, *path; } out[] = {{"--out", o->out}, {"--corpus-out", o->corpus_out}},
+                                              in[] = {{"--model", o->model}, {"--prompts", o->prompts},
+                                                      {"--corpus", o->corpus_in}};
+    for (int i = 0; i < 2; i++) {
+        if (!out[i].path) continue;
+        int rc = hat_path_writable(out[i].path, err, errlen);
+        if (rc) return rc;
+        for (int j = 0; j < 3; j++)
+            if (in[j].path && (hat_same_file(out[i].path, in[j].path) || !strcmp(out[i].path, in[j].path)))
+                return hat_err(err, errlen, HAT_ERR_ARG, "%s %s is the %s file: refused, it would be overwritten",
+                               out[i].flag, out[i].path, in[j].flag);
+    }
+    if (o->out && o->corpus_out && (!strcmp(o->out, o->corpus_out) || hat_same_file(o->out, o->corpus_out)))
+        return hat_err(err, errlen, HAT_ERR_ARG, "--out and --corpus-out name the same file %s", o->out);
+    return HAT_OK;
+}
+
 /* everything one calibration holds, freed at the end */
 typedef struct {
     gguf_file *f;
@@ -249,6 +268,10 @@ int calib_run(const calib_opts *o) {
     if (calib_opts_check(o, s.err, sizeof s.err)) {
         fprintf(stderr, "hat calibrate: %s\n", s.err);
         return 2;
+    }
+    if (outputs_check(o, s.err, sizeof s.err)) {   /* before any work: it takes minutes */
+        fprintf(stderr, "hat calibrate: %s\n", s.err);
+        return 1;
     }
     int rc = 1;
     if (gguf_open(&s.f, o->model, s.err, sizeof s.err) ||

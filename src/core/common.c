@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static int g_rank = -1;
 static char g_role[32] = "main";   /* the process role (a copy: callers pass locals) */
@@ -81,6 +83,29 @@ double hat_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ((double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec) / g_time_scale;
+}
+
+int hat_same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    return a && b && stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+int hat_path_writable(const char *path, char *err, size_t errlen) {
+    struct stat st;
+    if (!path || !path[0]) return hat_err(err, errlen, HAT_ERR_IO, "empty output path");
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return hat_err(err, errlen, HAT_ERR_IO, "%s is a directory", path);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == dir) dir[1] = 0;
+    else *slash = 0;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return hat_err(err, errlen, HAT_ERR_IO, "%s: the directory %s does not exist", path, dir);
+    if (access(dir, W_OK) != 0) return hat_err(err, errlen, HAT_ERR_IO, "%s: the directory %s is not writable", path, dir);
+    if (stat(path, &st) == 0 && access(path, W_OK) != 0)
+        return hat_err(err, errlen, HAT_ERR_IO, "%s exists and is not writable", path);
+    return HAT_OK;
 }
 
 double hat_wall(void) {

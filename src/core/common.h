@@ -64,7 +64,12 @@ int hat_read_text(const char *path, const char *what, char **out, size_t *size, 
  * failed write leaves an existing file as it was. */
 int hat_write_file(const char *path, const void *buf, size_t size, char *err, size_t errlen);
 
-double hat_wall(void);          /* monotonic seconds of real time (not dilated): timeouts */
+double hat_wall(void);
+/* whether paths a and b name one existing file (same inode: hard links, ./x and x) */
+int hat_same_file(const char *a, const char *b);
+/* whether a file can be written at path: its directory exists and is writable, and path is not a
+ * directory; HAT_OK or HAT_ERR_IO with a message naming what is missing */
+int hat_path_writable(const char *path, char *err, size_t errlen);          /* monotonic seconds of real time (not dilated): timeouts */
 double hat_now(void);           /* monotonic seconds of the run clock's rate (hat_set_time_scale) */
 /* Time dilation ([run] time_scale): hat_now() and the run clock advance 1/scale seconds per real
  * second, so every modelled duration (compute profiles, links) takes scale times as long in real

@@ -294,12 +294,6 @@ static int start_args(const run_opts *o) {
     return 2;
 }
 
-/* whether paths a and b name one existing file (the same inode: hard links and ./x vs x too) */
-static int same_file(const char *a, const char *b) {
-    struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
 /* the trace is none of the run's input files (with --overwrite it would replace one) */
 static int trace_not_input(const hat_config *c, char *err, size_t errlen) {
     const struct { const char *what, *path; } in[] = {
@@ -308,7 +302,7 @@ static int trace_not_input(const hat_config *c, char *err, size_t errlen) {
         {"[profiles] servers", c->servers_path}, {"[profiles] shapes", c->shapes_path},
         {"[devices] prompts", c->prompts_path}};
     for (size_t i = 0; i < sizeof in / sizeof in[0]; i++)
-        if (in[i].path[0] && same_file(c->trace, in[i].path))
+        if (in[i].path[0] && hat_same_file(c->trace, in[i].path))
             return hat_err(err, errlen, HAT_ERR_ARG, "the trace path %s is the run's %s (%s): refused, a trace would replace it",
                            c->trace, in[i].what, in[i].path);
     return HAT_OK;

@@ -60,6 +60,12 @@ expect_usage "run: value on a flag" "option '--overwrite' takes no argument" run
 expect_usage "bench-transport: bad number" "--dim must be an integer" bench-transport --dim 12x
 expect_usage "bench-transport: rank count" "needs exactly 2 ranks" bench-transport
 expect_usage "calibrate: bad number" "--rank must be an integer" calibrate --model "$model" --rank x
+# calibrate's outputs are checked before its minutes of work: writable, and none of its inputs
+printf 'one prompt\n' >"$tmp/p.txt"; cp "$tmp/p.txt" "$tmp/p_keep.txt"
+expect_fail "calibrate: --out unwritable" "the directory $tmp/none does not exist" calibrate --model "$model" --prompts "$tmp/p.txt" --split 2,2 --out "$tmp/none/x.adapter"
+expect_fail "calibrate: --out = the model" "is the --model file" calibrate --model "$model" --prompts "$tmp/p.txt" --split 2,2 --out "$model"
+expect_fail "calibrate: --corpus-out = the prompts" "is the --prompts file" calibrate --model "$model" --prompts "$tmp/p.txt" --corpus-out "$tmp/p.txt"
+if cmp -s "$tmp/p.txt" "$tmp/p_keep.txt"; then ok; else bad "calibrate: the prompts file was changed"; fi
 expect_usage "no command" "no command given"
 
 timeout 120 "$hat" generate --model "$model" --prompt "The capital of France is" --max-tokens 8 --print-ids >"$tmp/out" 2>"$tmp/err"
