@@ -65,7 +65,8 @@ static void keep(collector *c, int t, const void *recs, size_t n) {
     c->n_all[t] += n;
     if (c->tf) {
         int rc = trace_append(c->tf, (trace_table)t, recs, n);
-        CHECK(rc == 0, "trace: appending %zu %s records failed", n, trace_table_name((trace_table)t));
+        CHECK(rc == 0, "trace: appending %zu %s records failed (disk full? the trace keeps what was written before)", n,
+              trace_table_name((trace_table)t));
     }
 }
 

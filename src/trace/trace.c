@@ -6,6 +6,10 @@
  * report) ends with H5Fflush(H5F_SCOPE_GLOBAL), so after SIGKILL between calls the file on disk
  * is complete and consistent up to the last call.
  *
+ * Disk full: a 1 MiB file is held beside the trace (<path>.partial-<pid>.reserve); the first
+ * failed write deletes it and flushes, so the file keeps a consistent state with the records
+ * written before, takes the failed status and closes readable; later appends are refused.
+ *
  * Durability: the trace is written beside its path, as <path>.partial-<pid>, and moved into place
  * when the run ends (rename over an old trace it replaces; a hard link, so never over a file that
  * appeared meanwhile, where there was none). A run that aborts publishes its failed trace at the
@@ -23,6 +27,7 @@
 #include "trace/trace.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,6 +149,8 @@ struct trace_file {
     char *path;           /* the file being written: <final>.partial-<pid> */
     char *final;          /* where it goes when the run ends */
     int replaces;         /* final existed at creation (--overwrite): only a whole run replaces it */
+    char *reserve;        /* <path>.reserve: RESERVE_BYTES held for the last flush (NULL: none) */
+    int full;             /* a write failed (disk full?): the reserve is released, appends refused */
     char err[HAT_ERRLEN];
 };
 
@@ -177,9 +184,13 @@ static int tf_fail(trace_file *tf, const char *op, const char *what) {
     return HAT_ERR_IO;
 }
 
-/* For the calls without an error buffer: the message goes to stderr. */
+static void out_of_space(trace_file *tf);
+
+/* For the calls without an error buffer: the message goes to stderr. A failed write (a full disk,
+ * most often) releases the reserve so that the file stays readable with what it holds. */
 static int tf_report(trace_file *tf, int rc) {
     if (rc != HAT_OK) fprintf(stderr, "%s\n", tf->err);
+    if (rc == HAT_ERR_IO) out_of_space(tf);
     return rc;
 }
 
@@ -225,6 +236,40 @@ static int make_parents(const char *path, char *err, size_t errlen) {
     }
     free(p);
     return rc;
+}
+
+/* Disk space held beside the trace so that, when the disk fills, the file written so far can
+ * still take its final metadata and close readable: the first failed write releases it. */
+enum { RESERVE_BYTES = 1 << 20 };
+
+static void reserve_make(trace_file *tf) {
+    size_t n = strlen(tf->path) + 16;
+    tf->reserve = xmalloc(n);
+    snprintf(tf->reserve, n, "%s.reserve", tf->path);
+    int fd = open(tf->reserve, O_WRONLY | O_CREAT | O_EXCL, 0644), ok = fd >= 0;
+    static const char zeros[65536];
+    for (size_t w = 0; ok && w < RESERVE_BYTES; w += sizeof zeros) ok = write(fd, zeros, sizeof zeros) == (ssize_t)sizeof zeros;
+    if (fd >= 0 && close(fd) != 0) ok = 0;
+    if (!ok) {   /* no room even for that: the run goes on without it */
+        if (fd >= 0) unlink(tf->reserve);
+        free(tf->reserve);
+        tf->reserve = NULL;
+    }
+}
+
+static void reserve_drop(trace_file *tf) {
+    if (!tf->reserve) return;
+    unlink(tf->reserve);
+    free(tf->reserve);
+    tf->reserve = NULL;
+}
+
+/* a write failed: free the reserve, flush what the file holds into a readable state, refuse more */
+static void out_of_space(trace_file *tf) {
+    if (tf->full) return;
+    tf->full = 1;
+    reserve_drop(tf);
+    if (tf->file >= 0) H5Fflush(tf->file, H5F_SCOPE_GLOBAL);
 }
 
 static int flush(trace_file *tf) {
@@ -366,6 +411,7 @@ int trace_create(trace_file **out, const char *path, int overwrite, char *err, s
     /* EXCL when not overwriting: a file that appeared since the stat() check is not clobbered */
     tf->file = H5Fcreate(tf->path, H5F_ACC_EXCL, H5P_DEFAULT, fapl >= 0 ? fapl : H5P_DEFAULT);
     if (tf->file < 0) rc = tf_fail(tf, "create file", NULL);
+    else reserve_make(tf);
     if (fapl >= 0) H5Pclose(fapl);
     for (int d = 0; d < N_DSETS && rc == HAT_OK; d++) rc = create_dataset(tf, d);
     if (rc == HAT_OK) rc = attr_str(tf, "status", "running");
@@ -379,6 +425,7 @@ int trace_create(trace_file **out, const char *path, int overwrite, char *err, s
         int created = tf->file >= 0;
         close_handles(tf);
         if (created) remove(tf->path); /* a half-made file is of no use to anyone */
+        reserve_drop(tf);
         free(tf->path);
         free(tf->final);
         free(tf);
@@ -409,6 +456,7 @@ int trace_append(trace_file *tf, trace_table t, const void *recs, size_t n) {
         return HAT_ERR_ARG;
     }
     if (n == 0) return HAT_OK;
+    if (tf->full) return HAT_ERR_IO;   /* said once, when the write failed */
     return tf_report(tf, write_rows(tf, (int)t, tf->rows[t], recs, n));
 }
 
@@ -445,6 +493,7 @@ int trace_close(trace_file *tf, const char *status) {
         if (status) rc = tf_report(tf, attr_str(tf, "status", status));
         int rc2 = tf_report(tf, close_handles(tf));
         if (rc == HAT_OK) rc = rc2;
+        reserve_drop(tf);
         if (publish(tf) && rc == HAT_OK) rc = HAT_ERR_IO;
     }
     free(tf->path);
@@ -462,6 +511,7 @@ void trace_close_on_abort(trace_file *tf, const char *why) {
     else snprintf(status, sizeof status, "failed: %s", why && why[0] ? why : "aborted");
     tf_report(tf, attr_str(tf, "status", status));
     tf_report(tf, close_handles(tf));
+    reserve_drop(tf);
     if (!tf->replaces) publish(tf);
     else fprintf(stderr, "trace: the run did not finish: the previous %s is kept; this run's trace (%s) is %s\n",
                  tf->final, status, tf->path);
