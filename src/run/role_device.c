@@ -188,9 +188,10 @@ static void device_open(device_ctx *d, run_ctx *r) {
     d->hat = cfg->run_mode == RUN_HAT;
     d->gamma_max = d->hat ? (cfg->gamma_adaptive ? cfg->gamma_max : cfg->gamma) : 0;
     char err[HAT_ERRLEN];
-    CHECK(model_load_file(&d->m_in, r->gf, &(model_part){.l0 = 0, .l1 = d->a, .embed = 1}, err, sizeof err) == HAT_OK, "%s", err);
-    CHECK(model_load_file(&d->m_out, r->gf, &(model_part){.l0 = d->L - d->b, .l1 = d->L, .head = 1}, err, sizeof err) == HAT_OK,
-          "%s", err);
+    CHECK(r->dev_in && r->dev_out, "device: its submodels were not loaded at start-up");
+    d->m_in = r->dev_in;   /* loaded and checked at start-up (run.c); this role frees them */
+    d->m_out = r->dev_out;
+    r->dev_in = r->dev_out = NULL;
     const int max_tok = run_msg_max_tok(r, r->device), depth = run_msg_depth(cfg);
     CHECK(kvcache_init(&d->kv_in, 0, d->a, cfg->ctx, r->mc.kv_dim, err, sizeof err) == HAT_OK, "%s", err);
     CHECK(kvcache_init(&d->kv_out, d->L - d->b, d->L, cfg->ctx, r->mc.kv_dim, err, sizeof err) == HAT_OK, "%s", err);

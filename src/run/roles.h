@@ -32,6 +32,7 @@ typedef struct {
     /* cloud ranks: their model (the middle submodel [a, L-b); in the cloud-only baseline the whole
      * model, embedding and head included) and its backend (cpu or cuda) from the backend table */
     model *cloud_model;
+    model *dev_in, *dev_out;   /* device: its two submodels, loaded (and checked) at start-up; the role takes them */
     backend *be;
     char backend_note[320];   /* why a requested CUDA backend fell back to the CPU ("" if it did not) */
     tp_comm tp;               /* cloud ranks: the tensor-parallel group (size 1: none; collective.h) */

@@ -424,6 +424,12 @@ static int start_backend(run_ctx *r) {
         collective_group_open(&r->tp, r->role == ROLE_CLOUD ? partition_group_of_rank(&r->part, r->rank) : -1, r->rank,
                               r->cfg.tp_mode);
     if (r->role == ROLE_CLOUD) rc = cloud_backend_open(r, err, sizeof err);
+    else if (r->cfg.run_mode != RUN_CLOUD_ONLY) {   /* a device's submodels: a corrupt tensor fails every rank here */
+        const int L = r->mc.n_layer;
+        rc = model_load_file(&r->dev_in, r->gf, &(model_part){.l0 = 0, .l1 = r->cfg.a, .embed = 1}, err, sizeof err);
+        if (!rc)
+            rc = model_load_file(&r->dev_out, r->gf, &(model_part){.l0 = L - r->cfg.b, .l1 = L, .head = 1}, err, sizeof err);
+    }
     if (stage(rc, err, "backend")) return 1;
     int dynamic = 0;   /* the cloud's start-up cost probe, when some device plans its chunks */
     for (int i = 0; i < r->cfg.n_devices; i++) dynamic |= r->cfg.dev[i].chunking == CHUNK_DYNAMIC;
@@ -508,6 +514,8 @@ static void run_roles(run_ctx *r, trace_file *tf) {
 }
 
 static void run_free(run_ctx *r) {
+    model_free(r->dev_in);   /* where the role did not take them (a start-up failure) */
+    model_free(r->dev_out);
     free(r->prompt);
     free(r->prompt_len);
     if (r->fit) cost_fit_free(r->fit);
