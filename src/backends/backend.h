@@ -95,6 +95,9 @@ typedef struct {
     int (*kv_len)(const backend *b, int slot);
     void (*truncate)(backend *b, int slot, int n);   /* keep positions [0, n), n <= kv_len */
     void (*free)(backend *b);
+    /* timing probes only: the slot holds n positions (n <= n_ctx) whatever their cache rows hold,
+     * so that a pass at a long context can be timed without computing the context first */
+    void (*pretend)(backend *b, int slot, int n);
 } backend_ops;
 
 struct backend {
@@ -135,6 +138,7 @@ static inline int backend_forward(backend *b, const backend_seq *s, int n, char 
 }
 static inline int backend_kv_len(const backend *b, int slot) { return b->ops->kv_len(b, slot); }
 static inline void backend_truncate(backend *b, int slot, int n) { b->ops->truncate(b, slot, n); }
+static inline void backend_pretend(backend *b, int slot, int n) { b->ops->pretend(b, slot, n); }
 
 /* implementations (backend_open.c dispatches) */
 int backend_cpu_open(backend **out, const backend_desc *d, char *err, size_t errlen);

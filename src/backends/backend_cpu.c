@@ -56,7 +56,14 @@ static void cpu_free(backend *b) {
     free(b);
 }
 
-static const backend_ops cpu_ops = {"cpu", cpu_forward, cpu_kv_len, cpu_truncate, cpu_free};
+static void cpu_pretend(backend *b, int slot, int n) {
+    cpu_impl *c = b->impl;
+    CHECK(n >= 0 && n <= c->kv[slot].n_ctx, "backend cpu: slot %d cannot hold %d positions (context %d)", slot, n,
+          c->kv[slot].n_ctx);
+    c->kv[slot].n = n;   /* the rows past what was computed hold zeros or earlier values: timing only */
+}
+
+static const backend_ops cpu_ops = {"cpu", cpu_forward, cpu_kv_len, cpu_truncate, cpu_free, cpu_pretend};
 
 /* the weights: the loaded part, or a synthetic model made here; they hold the plan's layers and ends */
 static int cpu_weights(backend *b, cpu_impl *c, const backend_desc *d, char *err, size_t errlen) {

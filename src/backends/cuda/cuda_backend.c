@@ -93,7 +93,13 @@ static void cuda_free(backend *b) {
     free(b);
 }
 
-static const backend_ops cuda_ops = {"cuda", cuda_forward, cuda_kv_len, cuda_truncate, cuda_free};
+static void cuda_pretend(backend *b, int slot, int n) {
+    cu_impl *c = b->impl;
+    CHECK(n >= 0 && n <= b->n_ctx, "backend cuda: slot %d cannot hold %d positions (context %d)", slot, n, b->n_ctx);
+    c->kv_n[slot] = n;   /* whatever the cache rows hold: timing probes only */
+}
+
+static const backend_ops cuda_ops = {"cuda", cuda_forward, cuda_kv_len, cuda_truncate, cuda_free, cuda_pretend};
 
 backend_cuda_stats backend_cuda_stats_of(const backend *b) {
     if (!b || b->kind != BACKEND_CUDA || !b->impl) return (backend_cuda_stats){0};
