@@ -22,7 +22,7 @@ done
 command -v clang >/dev/null || { echo "fuzz.sh: clang is needed (Debian: apt-get install clang)" >&2; exit 2; }
 model=models/SmolLM2-135M-Instruct.Q4_1.gguf
 [ -f "$model" ] || ./scripts/fetch_model.sh
-cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DHAT_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DHAT_CUDA=OFF -DHAT_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-fuzz -j"$(nproc)" --target "${targets[@]}" fuzz_seeds hat >/dev/null
 B=build-fuzz/tests/fuzz
 S=build-fuzz/fuzz-seeds
@@ -33,9 +33,9 @@ for w in hidden_up_f16 hidden_down_f32 tokens; do mv -f "$S/$w" "$S"/wire/; done
 head -c 65536 "$model" >"$S"/gguf/real_head.gguf
 cp configs/*.ini "$S"/ini/
 cp configs/prompts.txt configs/calibration_prompts.txt "$S"/tokenizer/ 2>/dev/null || true
-printf 'abcABC\nxyz123\n' >"$S"/prompts.txt
+printf 'abcd\nbadc\ncafe\nfade\nhead\n' >"$S"/prompts.txt   # the tiny model's 8 tokens: a..h
 if [ ! -f "$S"/adapter/tiny.adapter ]; then   # an adapter and a corpus fitted for the tiny model
-  build-fuzz/hat calibrate --model "$S"/gguf/tiny.gguf --prompts "$S"/prompts.txt --gen 8 --split 1,1 \
+  build-fuzz/hat calibrate --model "$S"/gguf/tiny.gguf --prompts "$S"/prompts.txt --gen 8 --chat off --split 1,1 \
     --out "$S"/adapter/tiny.adapter --corpus-out "$S"/corpus/tiny.tok >/dev/null 2>&1 || \
     echo "fuzz.sh: no adapter/corpus seed (calibrate on the tiny model failed); those targets start empty"
 fi
