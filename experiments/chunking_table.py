@@ -43,7 +43,7 @@ def main():
             print(r[3])
     if stall:
         print()
-        print("| policy | others' p99 TBT during the prefill | their TBT before it | longest pass | decode pass "
+        print("| policy | others' p99 TBT during the prefill | one decode round (no long prompt) | longest pass | decode pass "
               "| plans the bound cut | long prompt's TTFT |")
         print("|---|---|---|---|---|---|---|")
         for s in stall:

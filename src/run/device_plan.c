@@ -92,13 +92,32 @@ plan_step device_plan_next(device_plan *p, const link_state *ls, double now, int
     double *done = p->done;
     chunk_plan pl;
     CHECK(n <= p->cap, "device: planning %d tokens, room for %d", n, p->cap);
-    const int k = chunk_plan_solve(&c, &rq, len, n, &pl);
+    int k = chunk_plan_solve(&c, &rq, len, n, &pl);
     CHECK(k > 0, "device: no chunk plan for %d tokens from position %d (chunks %d..%d)", n, pos, p->min_chunk,
           p->max_chunk);
-    chunk_plan_eval(&c, pos, len, k, done);
+    /* the plan's grid may be coarser than the bound needs (16 tokens for a 2,000-token rest): the
+     * chunk sent now is cut, token by token, to the largest that meets it (the rest is re-planned
+     * before the next chunk), unless none of at least min_chunk tokens does */
+    int first = len[0];
+    if (p->max_stall_s > 0)
+        while (first > p->min_chunk && chunk_plan_cloud(&c, pos, first) > p->max_stall_s) first--;
+    if (k == 1 && first < n && n - first < p->min_chunk) first = n - p->min_chunk;   /* no 1-token rest */
+    if (first < len[0] && first >= p->min_chunk) {
+        const int cut = len[0] - first;
+        if (k == 1) {
+            CHECK(p->cap >= 2, "device: planning %d tokens, room for %d", n, p->cap);
+            len[1] = cut;
+            k = 2;
+        } else {
+            len[1] += cut;   /* the plan stays a plan of n tokens, for its prediction */
+        }
+        len[0] = first;
+        if (!pl.stall_bound) pl.stall_bound = 1;
+    }
+    const double T = chunk_plan_eval(&c, pos, len, k, done);
     if (pl.stall_bound) p->stall_hits++;
     plan_step s = {.n = len[0], .done_t = now + done[0], .k = k};
-    s.ttft_t = now + pl.done;
+    s.ttft_t = now + T;
     p->outstanding_done = s.done_t;
     return s;
 }
