@@ -166,14 +166,19 @@ def main():
                 with open(prev, "rb") as a, open(trace, "wb") as b:
                     b.write(a.read())
                 old = sha(trace)
-        delay = rng.uniform(3.0, 20.0)   # start-up is ~2 s here; decoding ends after ~20 s
+        delay = rng.uniform(3.0, 12.0)   # start-up is ~2 s here; decoding ends after 15-20 s
         rc, out, took = run_and_signal(args.hat, cfg, ["--overwrite"] if old else [], delay)
         name = f"interrupt {i} at {delay:.1f} s{' (--overwrite)' if old else ''}"
         if rc == "hang":
             fail(f"{name}: no exit within 15 s of SIGINT")
             continue
-        if rc == 0:
-            print(f"ok   {name}: exit 0 (the run had finished)")
+        if rc == 0:   # the run ended before the signal: a complete trace, which --overwrite may replace
+            st = check_trace.load_trace(trace)["attrs"]["status"]
+            if st != "complete":
+                fail(f"{name}: exit 0 but the trace says {st!r}")
+            else:
+                print(f"ok   {name}: the run had finished (exit 0, trace complete)")
+            continue
         check_interrupted(name, trace, out, old)
         if rc != 0:
             print(f"     exit {rc} {took:.1f} s after the signal")
