@@ -3,7 +3,7 @@
 # Idempotent and quiet when everything is present. Runs apt-get as root (or via sudo).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config git unzip ca-certificates python3 python3-pip
-      openmpi-bin libopenmpi-dev libhdf5-dev hdf5-tools libgsl-dev libopenblas-dev libcjson-dev)
+      openmpi-bin libopenmpi-dev libhdf5-dev hdf5-tools libgsl-dev libopenblas-dev libcjson-dev procps)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
