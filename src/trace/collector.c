@@ -27,9 +27,9 @@ enum {
     N_RX = 4,          /* pre-posted receives of the writer thread */
 };
 static const double WRITER_IDLE_S = 1e-3;   /* the writer's sleep when nothing came: ~1 kHz polling */
-const double COLLECTOR_FLUSH_S = 1.0;       /* a record waits at most this long (wall clock) to be shipped */
+const double COLLECTOR_FLUSH_S = 1.0;       /* a record waits at most this long to be shipped (hat_wall:
+                                             * real time, under [run] time_scale too) */
 
-static double wall_now(void) { return hat_wall(); }   /* not hat_now: real time under [run] time_scale too */
 
 struct collector_writer {
     pthread_t thread;
@@ -188,7 +188,7 @@ static void ship(collector *c, int t) {
 void collector_add(collector *c, trace_table t, const void *rec) {
     const double t0 = c->is_root ? hat_now() : 0;
     const size_t rs = trace_record_size(t);
-    const double now = wall_now();
+    const double now = hat_wall();
     if (c->n[t] == 0) c->first_t[t] = now;   /* the oldest record not yet shipped */
     memcpy(c->buf[t][c->cur[t]] + c->n[t] * rs, rec, rs);
     if (++c->n[t] == c->cap || now - c->first_t[t] >= COLLECTOR_FLUSH_S) ship(c, t);
@@ -235,9 +235,9 @@ void collector_notify_abort(collector *c, const char *why) {
     comm_meas_req r = {0};
     comm_meas_isend(&r, msg, strlen(msg) + 1, TAG_ABORT);
     /* bounded: a dead or stalled rank 0 must not hold this rank up (no blocking wait here) */
-    const double t0 = wall_now();
-    while (!comm_meas_sent(&r) && wall_now() - t0 < 1.0) sleep_s(1e-3);
-    while (wall_now() - t0 < 3.0) sleep_s(10e-3);   /* rank 0 closes the trace and ends the run */
+    const double t0 = hat_wall();
+    while (!comm_meas_sent(&r) && hat_wall() - t0 < 1.0) sleep_s(1e-3);
+    while (hat_wall() - t0 < 3.0) sleep_s(10e-3);   /* rank 0 closes the trace and ends the run */
 }
 
 /* serving thread, no MPI_THREAD_MULTIPLE: the waiting messages into the ring */
@@ -275,11 +275,11 @@ void collector_wait_all(collector *c, int n_ranks) {
 int collector_wait_ranks(collector *c, int n_other, double timeout_s) {
     struct collector_writer *w = c->w;
     if (!c->is_root || !w) return 0;
-    const double t0 = wall_now();
+    const double t0 = hat_wall();
     for (;;) {
         if (!w->rx_thread) poll_once(c);
         if (__atomic_load_n(&c->ranks_done, __ATOMIC_ACQUIRE) >= n_other) return 1;
-        if (wall_now() - t0 > timeout_s) return 0;
+        if (hat_wall() - t0 > timeout_s) return 0;
         sleep_s(1e-3);
     }
 }
