@@ -131,11 +131,11 @@ int hat_read_file(const char *path, const char *what, uint8_t **out, size_t *siz
         buf = realloc(buf, cap *= 2);
         CHECK(buf, "out of memory reading %s", path);
     }
-    const int bad = ferror(f);
+    const int bad = ferror(f), e = errno;   /* e.g. EISDIR: fopen takes a directory, fread fails */
     fclose(f);
     if (bad) {
         free(buf);
-        return hat_err(err, errlen, HAT_ERR_IO, "cannot read %s %s", what, path);
+        return hat_err(err, errlen, HAT_ERR_IO, "cannot read %s %s: %s", what, path, strerror(e));
     }
     buf[n] = 0;
     *out = buf;

@@ -26,6 +26,10 @@
 #include <strings.h>
 
 #define MAX_DEVICES 65536   /* sanity bound: device_cfg is ~1.3 KB each */
+/* the sampler takes them as floats: a larger temp would become Inf, a smaller top_p 0 (the ranges
+ * of hat generate --temp and --top-p) */
+#define MAX_TEMP 100.0
+#define MIN_TOP_P 1e-6
 
 #define AT(sec, key) ini_find(d, sec, key), sec, key
 
@@ -186,9 +190,9 @@ static int load_devices(hat_config *c, const ini_doc *d, aux_t *a) {
         (rc = ini_bool(d, AT("devices", "chat"), 1, &a->chat)) ||
         (rc = ini_int(d, AT("devices", "max_tokens"), 32, 1, &a->max_tokens)) ||
         (rc = ini_double(d, AT("devices", "start_interval_s"), 0, 0, 0, INFINITY, &a->interval)) ||
-        (rc = ini_double(d, AT("devices", "temp"), 0, 0, 0, INFINITY, &a->temp)) ||
+        (rc = ini_double(d, AT("devices", "temp"), 0, 0, 0, MAX_TEMP, &a->temp)) ||
         (rc = ini_int(d, AT("devices", "top_k"), 0, 0, &a->top_k)) ||
-        (rc = ini_double(d, AT("devices", "top_p"), 1, 0, 1, 1, &a->top_p)))
+        (rc = ini_double(d, AT("devices", "top_p"), 1, MIN_TOP_P, 0, 1, &a->top_p)))
         return rc;
     return HAT_OK;
 }
@@ -335,9 +339,9 @@ static int resolve_device(hat_config *c, const ini_doc *d, const aux_t *a, int i
         return ini_fail_value(d, AT(at, "chunking"), "dynamic chunking plans hidden-state chunks through the "
                               "device-uplink-cloud pipeline; the cloud-only baseline sends token ids: use off or fixed");
     }
-    if ((rc = ini_double(d, AT(sec, "temp"), a->temp, 0, 0, INFINITY, &t))) return rc;
+    if ((rc = ini_double(d, AT(sec, "temp"), a->temp, 0, 0, MAX_TEMP, &t))) return rc;
     v->temp = (float)t;
-    if ((rc = ini_double(d, AT(sec, "top_p"), a->top_p, 0, 1, 1, &t))) return rc;
+    if ((rc = ini_double(d, AT(sec, "top_p"), a->top_p, MIN_TOP_P, 0, 1, &t))) return rc;
     v->top_p = (float)t;
     return HAT_OK;
 }

@@ -70,7 +70,7 @@
  *               prompt = <text> (used when no prompts file)
  *               chat = on|off [on]           max_tokens = <int> [32]
  *               start_interval_s = <float> [0]   (device i starts at i * interval)
- *               temp = <float> [0]  top_k = <int> [0]  top_p = <float> [1]
+ *               temp = <float 0..100> [0]  top_k = <int> [0]  top_p = <float 1e-6..1> [1]
  *   [device.N]  per-device override of: link, compute, prompt, chat, max_tokens, start_s,
  *               temp, top_k, top_p, chunking   (N in [0, count))
  *   [hat]       adapter = <adapter file from hat calibrate>|identity [identity]

@@ -45,7 +45,7 @@ static int build_prompt(run_ctx *r, const device_cfg *dc, char *err, size_t errl
     int rc = prompt_tokenize(r->tok, NULL, dc->prompt, dc->chat, &r->prompt, &r->n_prompt, err, errlen);
     if (rc) return rc;
     if (r->n_prompt == 0) return hat_err(err, errlen, HAT_ERR_ARG, "device %d: the prompt is empty", r->device);
-    if (r->n_prompt + dc->max_tokens > r->cfg.ctx)
+    if (dc->max_tokens > r->cfg.ctx - r->n_prompt)   /* n_prompt + max_tokens could overflow */
         return hat_err(err, errlen, HAT_ERR_ARG, "device %d: prompt (%d tokens) + max_tokens %d exceed [model] ctx %d",
                        r->device, r->n_prompt, dc->max_tokens, r->cfg.ctx);
     return HAT_OK;

@@ -227,9 +227,14 @@ static int make_parents(const char *path, char *err, size_t errlen) {
     for (char *s = p + 1; *s; s++) {
         if (*s != '/') continue;
         *s = '\0';
+        struct stat st;
         if (mkdir(p, 0777) != 0 && errno != EEXIST) {
             rc = hat_err(err, errlen, HAT_ERR_IO, "trace %s: cannot create directory %s: %s", path, p,
                          strerror(errno));
+            break;
+        }
+        if (stat(p, &st) == 0 && !S_ISDIR(st.st_mode)) {   /* a file where a directory must be */
+            rc = hat_err(err, errlen, HAT_ERR_IO, "trace %s: %s is not a directory", path, p);
             break;
         }
         *s = '/';

@@ -392,7 +392,7 @@ static void test_bad(void) {
     expect_bad("max_batch default < chunk", cfg(MODEL_OK, DEV_OK, "[transport]\nchunk_tokens = 300\n"),
                "max_batch_tokens (default)", "300");
     expect_bad("top_p 0", cfg(MODEL_OK, DEV_OK, "[device.1]\ntop_p = 0\n"), ":11:", "top_p = '0'");
-    expect_bad("top_p 1.5", cfg(MODEL_OK, DEV_OK "top_p = 1.5\n", ""), "top_p = '1.5'", "(0, 1]");
+    expect_bad("top_p 1.5", cfg(MODEL_OK, DEV_OK "top_p = 1.5\n", ""), "top_p = '1.5'", "[1e-06, 1]");
     expect_bad("temp < 0", cfg(MODEL_OK, DEV_OK, "[device.0]\ntemp = -0.1\n"), "temp = '-0.1'", NULL);
     expect_bad("max_tokens 0", cfg(MODEL_OK, DEV_OK, "[device.1]\nmax_tokens = 0\n"), "[device.1] max_tokens = '0'", NULL);
     expect_bad("start_s < 0", cfg(MODEL_OK, DEV_OK, "[device.0]\nstart_s = -1\n"), "start_s = '-1'", NULL);
