@@ -57,8 +57,10 @@ int model_read_config(const gguf_file *f, model_config *c, char *err, size_t err
         c->ffn_dim > 1 << 20 || c->n_vocab <= 0 || c->n_ctx_train <= 0 || !(c->rope_base > 0) ||
         !(c->norm_eps > 0))
         return hat_err(err, errlen, HAT_ERR_FORMAT,
-                       "%s: inconsistent hyper-parameters (layers %d, dim %d, heads %d/%d, ffn %d, vocab %d)",
-                       f->path, c->n_layer, c->dim, c->n_head, c->n_head_kv, c->ffn_dim, c->n_vocab);
+                       "%s: inconsistent hyper-parameters (layers %d, dim %d, heads %d/%d, ffn %d, vocab %d, context %d, "
+                       "rope base %g, norm eps %g): each must be > 0, dim a multiple of heads, heads of kv heads",
+                       f->path, c->n_layer, c->dim, c->n_head, c->n_head_kv, c->ffn_dim, c->n_vocab, c->n_ctx_train,
+                       c->rope_base, c->norm_eps);
     c->head_dim = c->dim / c->n_head;
     c->kv_dim = c->head_dim * c->n_head_kv;
     c->rope_dim = c->head_dim;

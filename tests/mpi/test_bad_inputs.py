@@ -82,40 +82,59 @@ def derive(tmp, src, base, name, pattern, repl):
 
 def make_models(tmp, model, src):
     buf = bytearray(open(model, "rb").read())
-    write(os.path.join(tmp, "trunc.gguf"), buf[:100000])
-    write(os.path.join(tmp, "trunc10.gguf"), buf[:10])
-    write(os.path.join(tmp, "empty.gguf"), b"")
-    write(os.path.join(tmp, "magic.gguf"), b"GGUX" + buf[4:200000])
-    write(os.path.join(tmp, "version.gguf"), buf[:4] + struct.pack("<I", 99) + buf[8:200000])
     sys.path.insert(0, os.path.join(src, "experiments"))
     import gguf_prune  # noqa: E402
     meta = gguf_prune.read_meta(model, memoryview(buf))
     infos, data0 = meta[7], meta[8]
-    write(os.path.join(tmp, "trunc_infos.gguf"), buf[:data0 - 5000])   # inside the tensor infos
-    write(os.path.join(tmp, "trunc_data.gguf"), buf[:len(buf) - 4096])   # the last tensor's data cut
     offset = {n: o for n, _, _, o in infos}
-    name = b"blk.0.attn_q.weight"
-    off = offset[name]
+
+    def put(name, data):
+        write(os.path.join(tmp, name), data)
+
+    def header(name, fmt, at, value, size=len(buf)):
+        """the model's header with one field packed at `at`, the tensor data left as a hole (a sparse
+        file of `size` bytes: the header's checks come first, and nothing reads the data)"""
+        head = bytearray(buf[:data0])
+        struct.pack_into("<" + fmt, head, at, value)
+        put(name, head)
+        os.truncate(os.path.join(tmp, name), size)
+
+    def key(k):   # the offset of a metadata key's value (after its name and type)
+        return bytes(buf[:data0]).index(gguf_prune.gguf_str(k.encode())) + 8 + len(k) + 4
+
+    def tensor(n):   # the offsets of a tensor info's n_dims, type and data offset
+        at = bytes(buf[:data0]).index(gguf_prune.gguf_str(n)) + 8 + len(n)
+        nd = struct.unpack_from("<I", buf, at)[0]
+        return at, at + 4 + 8 * nd, at + 4 + 8 * nd + 4
+
+    put("trunc.gguf", buf[:100000])
+    put("trunc10.gguf", buf[:10])
+    put("empty.gguf", b"")
+    put("magic.gguf", b"GGUX" + buf[4:200000])
+    put("version.gguf", buf[:4] + struct.pack("<I", 99) + buf[8:200000])
+    put("trunc_infos.gguf", buf[:data0 - 5000])   # inside the tensor infos
+    q = b"blk.0.attn_q.weight"
+    _, q_type, q_off = tensor(q)
+    header("trunc_data.gguf", "I", 0, struct.unpack_from("<I", buf)[0], len(buf) - 4096)   # the last 4 kB cut
+    header("moved.gguf", "Q", q_off, offset[q] + 65536)            # into its neighbour
+    header("past_end.gguf", "Q", q_off, len(buf) - data0 - 4096)   # past the file's end
+    header("type99.gguf", "I", q_type, 99)
+    header("missing.gguf", "B", tensor(q)[0] - 1, ord("u"))       # its name ends in 'weighu'
+    header("count.gguf", "Q", 8, 1 << 60)                          # the tensor count
+    header("ctx0.gguf", "I", key("llama.context_length"), 0)
+    header("layers31.gguf", "I", key("llama.block_count"), 31)
+    header("arch.gguf", "5s", key("general.architecture") + 8, b"qwen2")
     nan = bytearray(buf)
-    nan[data0 + off + 5 * 20:data0 + off + 5 * 20 + 2] = struct.pack("<H", 0x7E00)   # Q4_1 block 5's scale
-    write(os.path.join(tmp, "nan.gguf"), nan)
+    at = data0 + offset[q] + 5 * 20
+    nan[at:at + 2] = struct.pack("<H", 0x7E00)   # Q4_1 block 5's scale
+    put("nan.gguf", nan)
     inf = bytearray(buf)   # an F32 weight: output_norm.weight[7] = +Inf (the device's output submodel)
     at = data0 + offset[b"output_norm.weight"] + 28
     inf[at:at + 4] = struct.pack("<f", float("inf"))
-    write(os.path.join(tmp, "inf_norm.gguf"), inf)
+    put("inf_norm.gguf", inf)
     other = bytearray(buf)   # another model file: one byte of general.name changed, loads fine
-    at = bytes(buf[:data0]).index(b"general.name") + len(b"general.name") + 4 + 8
-    other[at] ^= 0x20
-    write(os.path.join(tmp, "other.gguf"), other)
-
-    def moved(to):   # that tensor's offset changed: n_dims, dims, type, then the offset
-        at = bytes(buf[:data0]).index(struct.pack("<Q", len(name)) + name) + 8 + len(name)
-        nd = struct.unpack_from("<I", buf, at)[0]
-        out = bytearray(buf)
-        struct.pack_into("<Q", out, at + 4 + 8 * nd + 4, to)
-        return out
-    write(os.path.join(tmp, "moved.gguf"), moved(off + 65536))            # into its neighbour
-    write(os.path.join(tmp, "past_end.gguf"), moved(len(buf) - data0 - 4096))   # past the file's end
+    other[key("general.name") + 8] ^= 0x20
+    put("other.gguf", other)
 
 
 def make_adapters(tmp, hat, model):
