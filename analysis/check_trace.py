@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
 """check_trace.py — validate a HAT run trace (HDF5, schema in src/trace/trace.h).
 
-usage: check_trace.py TRACE [--schema-only] [--expect-devices N] [--summary-tol 1e-9]
+usage: check_trace.py TRACE [--schema-only] [--expect-devices N] [--summary-tol 1e-9] [--allow-failed]
 
 Checks the root attributes and the datasets' fields (always), then, unless --schema-only,
 the run's invariants: status, token indices and latencies, step sequence numbers, phase
 timestamps and durations, positions, byte totals, batches, and /summary and /batch_hist
-recomputed from the records exactly as src/trace/report.c defines them. Prints every problem
+recomputed from the records exactly as src/trace/report.c defines them. --allow-failed accepts a
+trace whose status is "failed: ..." when it names when (failed_at_s) and holds nothing later; its
+/summary and /batch_hist are then checked where present (a run that failed with every device
+finished or lost writes them), and lost devices (lost = 1 in /devices, only in a failed run) are
+checked as such. Prints every problem
 (at most MAX_SHOWN lines per kind, with a count) and exits 1, or prints "trace OK".
 
 From other scripts: `from check_trace import load_trace; t = load_trace(path)` gives a dict of
@@ -15,6 +19,7 @@ Needs only h5py and numpy.
 """
 import argparse
 import math
+import re
 import sys
 
 import h5py
@@ -32,10 +37,11 @@ OPTIONAL_INT_ATTRS = ["cloud_tp",   # absent from traces written before tensor p
 COST_FIELDS = ["ctx", "pred_s", "cost_c0", "cost_c1", "cost_c2", "cost_c3", "fit_rms_rel", "fit_samples",
                "fit_clamped"]
 CHUNK_FIELDS = ["chunking", "chunks", "stall_bound", "ttft_pred_s"]
+LOST_FIELDS = ["lost"]   # absent before lost devices were marked (/devices and /summary)
 # absent before [cloud] compute (server profiles): the pass's real compute, its profile's prediction
 PROFILE_FIELDS = ["real_s", "profile_s", "distorted"]
 OPTIONAL_FIELDS = {"batches": ["group_s"] + COST_FIELDS + PROFILE_FIELDS, "steps": ["plan_done_t"],
-                   "devices": CHUNK_FIELDS}
+                   "devices": CHUNK_FIELDS + LOST_FIELDS, "summary": LOST_FIELDS}
 FIELDS = {
     "tokens": ["device", "index", "step", "token", "t_emit", "latency_s"],
     "steps": ["device", "seq", "kind", "pos0", "n_tok", "cloud_rank", "batch_tokens", "batch_devices",
@@ -46,11 +52,11 @@ FIELDS = {
     "batches": ["cloud_rank", "batch", "n_tok", "n_dev", "t_start", "t_end", "group_s"] + COST_FIELDS
                + PROFILE_FIELDS,
     "devices": ["device", "rank", "cloud_rank", "prompt_tokens", "gen_tokens", "n_steps", "profile_exceeded",
-                "rounds", "drafted", "accepted", "t_request", "t_first", "t_done", "up_bytes", "down_bytes"]
-               + CHUNK_FIELDS,
+                "rounds", "drafted", "accepted", "t_request", "t_first", "t_done", "up_bytes", "down_bytes",
+                "chunking", "chunks", "stall_bound", "lost", "ttft_pred_s"],
     "summary": ["device", "n_tokens", "n_tbt", "ttft_mean", "ttft_p50", "ttft_p90", "ttft_p99", "tbt_mean",
                 "tbt_p50", "tbt_p90", "tbt_p99", "tok_s", "up_bytes_per_tok", "down_bytes_per_tok", "rounds",
-                "accept_rate", "tokens_per_round"],
+                "lost", "accept_rate", "tokens_per_round"],
     "batch_hist": ["batch_tokens", "count"],
 }
 STEP_PREFILL, STEP_DECODE, STEP_ROUND = 0, 1, 2
@@ -117,6 +123,10 @@ def ratio(num, den):
     return num / den if den > 0 else math.nan
 
 
+def is_lost(dv):
+    return "lost" in (dv.dtype.names or []) and int(dv["lost"]) != 0
+
+
 def compute_summary(tokens, devices, n_devices):
     """Rows as report_build makes them: devices 0..n_devices-1, then overall (device -1)."""
     rows = []
@@ -124,6 +134,7 @@ def compute_summary(tokens, devices, n_devices):
     gen_sum = up_sum = down_sum = 0.0
     rounds_sum = drafted_sum = accepted_sum = round_tok_sum = 0.0
     t_req_min, t_done_max = math.inf, -math.inf
+    n_live = n_lost = 0
     for d in range(n_devices):
         t = tokens[tokens["device"] == d]
         ttft = t["latency_s"][t["index"] == 0]
@@ -133,12 +144,16 @@ def compute_summary(tokens, devices, n_devices):
         tv = float(ttft[0]) if len(ttft) else math.nan
         row = {"device": d, "n_tokens": len(t), "n_tbt": len(tbt), "ttft_mean": tv, "ttft_p50": tv,
                "ttft_p90": tv, "ttft_p99": tv, "tok_s": math.nan, "up_bytes_per_tok": math.nan,
-               "down_bytes_per_tok": math.nan, "rounds": 0, "accept_rate": math.nan,
+               "down_bytes_per_tok": math.nan, "rounds": 0, "lost": 0, "accept_rate": math.nan,
                "tokens_per_round": math.nan}
         row.update(zip(["tbt_mean", "tbt_p50", "tbt_p90", "tbt_p99"], stats(tbt)))
         dv = devices[devices["device"] == d]
-        if len(dv):
+        if len(dv) and is_lost(dv[0]):   # its tokens are samples, its row holds no figures
+            row["lost"] = 1
+            n_lost += 1
+        elif len(dv):
             dv = dv[0]
+            n_live += 1
             gen = float(dv["gen_tokens"])
             row["tok_s"] = ratio(gen, float(dv["t_done"]) - float(dv["t_request"]))
             row["up_bytes_per_tok"] = ratio(float(dv["up_bytes"]), gen)
@@ -159,8 +174,8 @@ def compute_summary(tokens, devices, n_devices):
     overall = {"device": -1, "n_tokens": len(tokens), "n_tbt": len(tbt_all)}
     overall.update(zip(["ttft_mean", "ttft_p50", "ttft_p90", "ttft_p99"], stats(ttft_all)))
     overall.update(zip(["tbt_mean", "tbt_p50", "tbt_p90", "tbt_p99"], stats(tbt_all)))
-    has_rows = np.isin(devices["device"], np.arange(n_devices)).any() if len(devices) else False
-    overall["tok_s"] = ratio(gen_sum, t_done_max - t_req_min) if has_rows else math.nan
+    overall["tok_s"] = ratio(gen_sum, t_done_max - t_req_min) if n_live else math.nan
+    overall["lost"] = n_lost
     overall["up_bytes_per_tok"] = ratio(up_sum, gen_sum)
     overall["down_bytes_per_tok"] = ratio(down_sum, gen_sum)
     overall["rounds"] = int(rounds_sum)
@@ -178,7 +193,7 @@ def close(a, b, tol):
 
 # ---- checks ----------------------------------------------------------------------------------
 
-def check_schema(t, p):
+def check_schema(t, p, failed_ok=False):
     attrs = t["attrs"]
     for a in STR_ATTRS:
         if a not in attrs:
@@ -198,6 +213,8 @@ def check_schema(t, p):
             p.add("attribute", f"cloud_tp {attrs['cloud_tp']} does not divide n_cloud {attrs['n_cloud']}")
     ok = True
     for name, fields in FIELDS.items():
+        if name not in t and failed_ok and name in ("summary", "batch_hist"):
+            continue   # written at the end of a run: a failed one may lack them
         if name not in t:
             p.add("dataset", f"missing dataset /{name}")
             ok = False
@@ -218,9 +235,9 @@ def check_schema(t, p):
     return ok
 
 
-def check_tokens(tok, dev_by, p):
+def check_tokens(tok, dev_by, p, lost=()):
     for d in np.unique(tok["device"]):
-        if int(d) not in dev_by:
+        if int(d) not in dev_by and int(d) not in lost:
             p.add("tokens", f"device {d} has {np.sum(tok['device'] == d)} tokens but no /devices row")
     for d, dv in dev_by.items():
         t = tok[tok["device"] == d]
@@ -252,9 +269,9 @@ def check_tokens(tok, dev_by, p):
             p.add("tokens", f"device {d}: {bad_step.sum()} tokens name a step >= n_steps {int(dv['n_steps'])}")
 
 
-def check_steps(st, dev_by, p):
+def check_steps(st, dev_by, p, lost=()):
     for d in np.unique(st["device"]):
-        if int(d) not in dev_by:
+        if int(d) not in dev_by and int(d) not in lost:
             p.add("steps", f"device {d} has steps but no /devices row")
     worst = (0.0, None)
     for d, dv in dev_by.items():
@@ -377,7 +394,9 @@ def check_summary(t, n_devices, tol, p):
         tag = "overall" if exp["device"] < 0 else f"device {exp['device']}"
         for name in FIELDS["summary"]:
             g, e = got[name], exp[name]
-            if name in ("device", "n_tokens", "n_tbt", "rounds"):
+            if name not in (got.dtype.names or []) and name in LOST_FIELDS:
+                continue   # an older trace
+            if name in ("device", "n_tokens", "n_tbt", "rounds", "lost"):
                 if int(g) != int(e):
                     p.add("summary", f"{tag}: {name} {int(g)}, recomputed {int(e)}")
             elif not close(float(g), float(e), tol):
@@ -391,6 +410,47 @@ def check_summary(t, n_devices, tol, p):
     return want
 
 
+def check_status(t, allow_failed, p):
+    """1 for an accepted failed trace: its failed_at_s is there and no record is later"""
+    attrs, st = t["attrs"], str(t["attrs"].get("status"))
+    if st == "complete":
+        return 0
+    if not (allow_failed and st.startswith("failed:")):
+        p.add("status", f"status is {st!r}, not 'complete'")
+        return 0
+    at = attrs.get("failed_at_s")
+    if not isinstance(at, (float, np.floating)) or not math.isfinite(float(at)):
+        p.add("status", f"a failed trace without a finite failed_at_s ({at!r})")
+        return 1
+    for name, cols in (("tokens", ["t_emit"]), ("steps", ["t_end"]), ("batches", ["t_end"]),
+                       ("devices", ["t_done"])):
+        for col in cols:
+            late = t[name][col] > float(at) + TIME_SLACK
+            if late.any():
+                p.add("status", f"{int(late.sum())} /{name} records with {col} after failed_at_s {float(at):.6f}")
+    return 1
+
+
+def named_lost(status):
+    """the device indices a status "... device 3 lost ..." / "... devices 1, 4 lost ..." names"""
+    m = re.search(r"devices? ([0-9][0-9, ]*) lost", status)
+    return {int(x) for x in m.group(1).replace(",", " ").split()} if m else set()
+
+
+def check_lost(lost, failed, attrs, p):
+    """lost devices: only in a failed run that names them; their rows hold no figures"""
+    for d, r in lost.items():
+        if not failed:
+            p.add("devices", f"device {d} is marked lost in a trace whose status is not 'failed'")
+        elif d not in named_lost(str(attrs.get("status"))):
+            p.add("devices", f"device {d} is marked lost but the status does not name it: {attrs.get('status')!r}")
+        for col in ("gen_tokens", "n_steps", "rounds", "drafted", "up_bytes", "down_bytes"):
+            if int(r[col]) != 0:
+                p.add("devices", f"lost device {d}: {col} = {int(r[col])} (a lost device's row holds no figures)")
+    if lost:
+        print(f"lost devices: {sorted(lost)}")
+
+
 def ms(x):
     return "-" if math.isnan(x) else f"{1e3 * x:.2f} ms"
 
@@ -401,6 +461,8 @@ def main(argv=None):
     ap.add_argument("--schema-only", action="store_true", help="check attributes and dataset fields only")
     ap.add_argument("--expect-devices", type=int, default=None, metavar="N")
     ap.add_argument("--summary-tol", type=float, default=1e-9, help="relative tolerance for /summary")
+    ap.add_argument("--allow-failed", action="store_true",
+                    help="a failed run's trace: check what it holds (see the top of this file)")
     args = ap.parse_args(argv)
 
     try:
@@ -409,7 +471,7 @@ def main(argv=None):
         print(f"{args.trace}: cannot open: {e}")
         return 1
     p = Problems()
-    schema_ok = check_schema(t, p)
+    schema_ok = check_schema(t, p, args.allow_failed)
     attrs = t["attrs"]
     n_devices = attrs.get("n_devices")
     if args.expect_devices is not None and n_devices != args.expect_devices:
@@ -418,27 +480,37 @@ def main(argv=None):
     counts = ", ".join(f"{len(t[k])} {k}" for k in ("tokens", "steps", "batches", "devices") if k in t)
     print(f"{args.trace}: status {attrs.get('status', '?')!r}, n_devices {n_devices}, {counts}")
     if not args.schema_only and schema_ok and isinstance(n_devices, int):
-        if attrs.get("status") != "complete":
-            p.add("status", f"status is {attrs.get('status')!r}, not 'complete'")
+        failed = check_status(t, args.allow_failed, p)
         dev = t["devices"]
-        dev_by = {}
+        dev_by, lost = {}, {}
         for r in dev:
             d = int(r["device"])
-            if d in dev_by:
+            if d in dev_by or d in lost:
                 p.add("devices", f"two /devices rows for device {d}")
             elif not 0 <= d < n_devices:
                 p.add("devices", f"/devices row for device {d}, outside 0..{n_devices - 1}")
+            elif is_lost(r):
+                lost[d] = r
             else:
                 dev_by[d] = r
-        missing = sorted(set(range(n_devices)) - set(dev_by))
-        if missing:
+        check_lost(lost, failed, attrs, p)
+        missing = sorted(set(range(n_devices)) - set(dev_by) - set(lost))
+        unfinished = set()
+        if missing and failed:   # a failed run need not have every device's row
+            print(f"devices without a /devices row (the run failed): {missing[:20]}")
+            unfinished = set(missing)
+        elif missing:
             p.add("devices", f"no /devices row for devices {missing[:20]}")
-        if args.expect_devices is not None and len(dev) != args.expect_devices:
+        if args.expect_devices is not None and len(dev) != args.expect_devices and not failed:
             p.add("devices", f"{len(dev)} /devices rows, expected {args.expect_devices}")
-        check_tokens(t["tokens"], dev_by, p)
-        worst, where = check_steps(t["steps"], dev_by, p)
+        check_tokens(t["tokens"], dev_by, p, set(lost) | unfinished)
+        worst, where = check_steps(t["steps"], dev_by, p, set(lost) | unfinished)
         check_batches(t["batches"], p)
-        rows = check_summary(t, n_devices, args.summary_tol, p)
+        # a failed run writes /summary only when every device finished or was lost
+        if "summary" in t and not (failed and len(t["summary"]) == 0):
+            rows = check_summary(t, n_devices, args.summary_tol, p)
+        else:
+            rows = compute_summary(t["tokens"], t["devices"], n_devices)
         if where:
             print(f"worst timeline inversion: {worst:.3g} s ({where})")
         if len(dev):

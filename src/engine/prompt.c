@@ -40,9 +40,30 @@ static const char *json_kind(const cJSON *v) {
     return "null";
 }
 
+/* whether a JSON text holds the escape \u0000 (cJSON would end the string there, silently) */
+static int has_nul_escape(const char *s) {
+    for (; *s; s++)
+        if (*s == '\\') {
+            if (s[1] == 'u' && !strncmp(s + 2, "0000", 4)) return 1;
+            if (s[1]) s++;   /* the escaped character: "\\u0000" is a backslash and text */
+        }
+    return 0;
+}
+
+/* the members of object v named "prompt" */
+static int count_prompts(const cJSON *v) {
+    int n = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, v) n += c->string && !strcmp(c->string, "prompt");
+    return n;
+}
+
 /* one JSON-lines line (not blank): its "prompt" string, malloc'd, in *out */
 static int json_line(const char *path, int lineno, const char *line, char **out, char *err, size_t errlen) {
     const char *end = NULL;
+    if (has_nul_escape(line))
+        return hat_err(err, errlen, HAT_ERR_FORMAT, "%s:%d: holds \\u0000: a prompt cannot contain a NUL character",
+                       path, lineno);
     cJSON *v = cJSON_ParseWithOpts(line, &end, 1);
     if (!v) {
         const long col = end ? (long)(end - line) + 1 : 1;
@@ -54,6 +75,8 @@ static int json_line(const char *path, int lineno, const char *line, char **out,
     if (!cJSON_IsObject(v))
         rc = hat_err(err, errlen, HAT_ERR_FORMAT, "%s:%d: not a JSON object (the line holds %s)", path, lineno,
                      json_kind(v));
+    else if (count_prompts(v) > 1)   /* readers disagree on which one counts (cJSON the first, Python's the last) */
+        rc = hat_err(err, errlen, HAT_ERR_FORMAT, "%s:%d: \"prompt\" is given %d times", path, lineno, count_prompts(v));
     else if (!cJSON_IsString(p) || !p->valuestring)
         rc = hat_err(err, errlen, HAT_ERR_FORMAT, "%s:%d: no \"prompt\" string field%s", path, lineno,
                      p ? " (\"prompt\" is not a string)" : "");

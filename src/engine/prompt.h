@@ -15,7 +15,8 @@
  *     prompt, verbatim (newlines and any Unicode as JSON escapes); other fields (e.g. "source",
  *     "tokens") are allowed and ignored.
  * Errors: the file cannot be read, holds a NUL byte, or has no prompt; in JSON lines, a line that
- * is not a JSON object, has no "prompt" string or an empty (all-blank) one, named FILE:LINE:.
+ * is not a JSON object, has no "prompt" string, an empty (all-blank) one or more than one, or holds
+ * the escape \u0000 (a NUL character), named FILE:LINE:.
  * *size and *crc (CRC-32C of the file's bytes) may be NULL. Free the list with prompt_list_free. */
 int prompt_read_file(const char *path, char ***list, int *n, uint64_t *size, uint32_t *crc, char *err,
                      size_t errlen);

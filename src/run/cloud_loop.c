@@ -131,6 +131,9 @@ static int sessions_reap(loop_state *L) {
         s->done = s->lost = 1;
         L->active--;
         n++;
+        trace_device row = {.device = (uint32_t)s->device, .rank = (uint32_t)partition_rank_of_device(&cl->r->part, s->device),
+                            .cloud_rank = (uint32_t)cl->r->rank, .t_done = comm_now(), .lost = 1};
+        collector_add(&cl->r->col, TRACE_DEVICES, &row);
     }
     return n;
 }

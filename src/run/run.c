@@ -26,13 +26,39 @@
 
 static trace_file *g_trace;        /* rank 0: for the abort path */
 static collector *g_col;
+static int g_n_devices;
+
+/* rank 0, abort path, after the salvage: a run that fails with every device accounted for (each
+ * has its /devices row: finished, or lost and closed by its cloud rank) still gets its report */
+static void abort_report(void) {
+    const trace_device *dv = (const trace_device *)g_col->all[TRACE_DEVICES];
+    const size_t n_dv = g_col->n_all[TRACE_DEVICES];
+    if (n_dv != (size_t)g_n_devices) return;   /* device rows are unique per device (report_build checks) */
+    char err[HAT_ERRLEN];
+    report rep;
+    if (report_build(&rep, g_n_devices, (const trace_token *)g_col->all[TRACE_TOKENS], g_col->n_all[TRACE_TOKENS], dv,
+                     n_dv, (const trace_batch *)g_col->all[TRACE_BATCHES], g_col->n_all[TRACE_BATCHES], err,
+                     sizeof err) != HAT_OK) {
+        fprintf(stderr, "hat run: no report for the failed run: %s\n", err);
+        return;
+    }
+    report_print(&rep, stdout);
+    fflush(stdout);
+    if (trace_write_summary(g_trace, rep.rows, rep.n_rows, rep.hist, rep.n_hist) != HAT_OK)
+        fprintf(stderr, "hat run: writing the failed run's /summary failed\n");
+    report_free(&rep);
+}
+
 static void on_abort(const char *why) {
     if (g_col && !g_col->is_root) {   /* tell rank 0, which fails the run with this reason */
         collector_notify_abort(g_col, why);
         return;
     }
     if (!g_trace) return;
-    if (g_col) collector_salvage(g_col);
+    if (g_col) {
+        collector_salvage(g_col);
+        abort_report();
+    }
     char buf[600];
     snprintf(buf, sizeof buf, "failed: %s", why ? why : "");
     trace_set_attr_double(g_trace, "failed_at_s", comm_now());
@@ -68,6 +94,7 @@ static void describe_plan(const run_ctx *r, char *buf, size_t len) {
 
 static int stage(int rc, char *err, const char *what) {
     int failing;
+    hat_check_interrupt();   /* SIGINT/SIGTERM during the start-up: stop at this stage, no trace begun */
     rc = comm_agree(rc, err, HAT_ERRLEN, &failing);
     if (rc && comm_get()->rank == 0) fprintf(stderr, "hat run: error (%s, rank %d): %s\n", what, failing, err);
     return rc;
@@ -480,6 +507,7 @@ static int start_trace(run_ctx *r, const run_opts *o, trace_file **tf) {
     if (stage(rc, err, "trace")) return 1;
     collector_init(&r->col, r->rank == 0, *tf, 256);
     g_col = &r->col;
+    g_n_devices = r->cfg.n_devices;
     comm_on_abort(on_abort);
     if (r->rank == 0) {
         g_trace = *tf;
@@ -531,8 +559,9 @@ static void run_free(run_ctx *r) {
 }
 
 int run_main(const run_opts *o) {
+    hat_catch_interrupts();   /* SIGINT/SIGTERM: an orderly failure, the trace closed (common.h); caught
+                               * from the start, so one that comes during MPI_Init is reported after it */
     comm_init(NULL, NULL);
-    hat_catch_interrupts();   /* SIGINT/SIGTERM: an orderly failure, the trace closed (common.h) */
     run_ctx *r = xcalloc(1, sizeof *r);
     r->rank = comm_get()->rank;
     r->size = comm_get()->size;

@@ -53,7 +53,8 @@ static size_t max_record_size(void) {
 
 /* ---- the writer thread's side ------------------------------------------------------------ */
 
-static void keep(collector *c, int t, const void *recs, size_t n) {
+/* the copy for the end-of-run report (all[]) */
+static void keep_copy(collector *c, int t, const void *recs, size_t n) {
     const size_t rs = trace_record_size((trace_table)t);
     if (c->n_all[t] + n > c->cap_all[t]) {
         size_t cap = c->cap_all[t] ? c->cap_all[t] : 1024;
@@ -64,6 +65,10 @@ static void keep(collector *c, int t, const void *recs, size_t n) {
     }
     memcpy(c->all[t] + c->n_all[t] * rs, recs, n * rs);
     c->n_all[t] += n;
+}
+
+static void keep(collector *c, int t, const void *recs, size_t n) {
+    keep_copy(c, t, recs, n);
     if (c->tf) {
         int rc = trace_append(c->tf, (trace_table)t, recs, n);
         CHECK(rc == 0, "trace: appending %zu %s records failed (disk full? the trace keeps what was written before)", n,
@@ -300,13 +305,18 @@ void collector_salvage(collector *c) {
     }
     if (!c->tf) return;
     ring_slot *s;
-    while ((s = ring_peek(&w->q, 0))) {
+    while ((s = ring_peek(&w->q, 0))) {   /* kept for a report of what there is, too (run.c) */
+        keep_copy(c, s->table, s->data, s->n);
         trace_append(c->tf, (trace_table)s->table, s->data, s->n);
         ring_pop(&w->q);
     }
     if (on_writer) return;
     for (int t = 0; t < TRACE_N_TABLES; t++)
-        if (c->n[t]) { trace_append(c->tf, (trace_table)t, c->buf[t][c->cur[t]], c->n[t]); c->n[t] = 0; }
+        if (c->n[t]) {
+            keep_copy(c, t, c->buf[t][c->cur[t]], c->n[t]);
+            trace_append(c->tf, (trace_table)t, c->buf[t][c->cur[t]], c->n[t]);
+            c->n[t] = 0;
+        }
 }
 
 void collector_free(collector *c) {

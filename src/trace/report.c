@@ -10,6 +10,10 @@
  *  - overall (device = -1): pooled TTFT samples (one per device that has a token 0) and pooled
  *    TBT samples; tok_s = sum gen_tokens / (max t_done - min t_request) over the device rows;
  *    bytes per token = summed bytes / summed gen_tokens;
+ *  - a lost device (lost = 1 in its row, written by its cloud rank): its tokens count as samples
+ *    (its own row and the pooled ones), its record's figures do not: tok_s, bytes per token,
+ *    rounds, acceptance are NaN/0 in its row and leave it out of the overall ones; overall
+ *    lost = how many devices were lost;
  *  - a statistic without samples (or with a zero/negative denominator) is NaN.
  */
 #include "trace/report.h"
@@ -111,7 +115,7 @@ typedef struct {
     double *ttft, *tbt;          /* every device's TTFT sample; every TBT sample */
     size_t n_ttft, n_tbt;
     double gen, up, down, t_req_min, t_done_max, drafted, accepted, round_tok;
-    uint32_t rounds;
+    uint32_t rounds, n_live, n_lost;   /* device rows of finished devices; of lost ones */
 } pool;
 
 /* the device's own figures from its record, added to the pool */
@@ -128,6 +132,7 @@ static void device_figures(trace_summary *row, const trace_device *dv, pool *p) 
     row->up_bytes_per_tok = ratio((double)dv->up_bytes, gen);
     row->down_bytes_per_tok = ratio((double)dv->down_bytes, gen);
     p->gen += gen;
+    p->n_live++;
     p->up += (double)dv->up_bytes;
     p->down += (double)dv->down_bytes;
     if (dv->t_request < p->t_req_min) p->t_req_min = dv->t_request;
@@ -158,16 +163,22 @@ static void device_row(trace_summary *row, uint32_t d, const trace_token *st, si
     p->n_tbt += row->n_tbt;
     row->tok_s = row->up_bytes_per_tok = row->down_bytes_per_tok = NAN;
     row->accept_rate = row->tokens_per_round = NAN;
-    if (dv) device_figures(row, dv, p);
+    if (dv && dv->lost) {   /* its tokens are samples; its record holds no figures */
+        row->lost = 1;
+        p->n_lost++;
+    } else if (dv) {
+        device_figures(row, dv, p);
+    }
 }
 
-static void overall_row(trace_summary *all, size_t n_tok, size_t n_dev, pool *p) {
+static void overall_row(trace_summary *all, size_t n_tok, pool *p) {
     all->device = -1;
     all->n_tokens = (uint32_t)n_tok;
     all->n_tbt = (uint32_t)p->n_tbt;
     stats(p->ttft, p->n_ttft, &all->ttft_mean, &all->ttft_p50, &all->ttft_p90, &all->ttft_p99);
     stats(p->tbt, p->n_tbt, &all->tbt_mean, &all->tbt_p50, &all->tbt_p90, &all->tbt_p99);
-    all->tok_s = n_dev ? ratio(p->gen, p->t_done_max - p->t_req_min) : NAN;
+    all->tok_s = p->n_live ? ratio(p->gen, p->t_done_max - p->t_req_min) : NAN;
+    all->lost = p->n_lost;
     all->up_bytes_per_tok = ratio(p->up, p->gen);
     all->down_bytes_per_tok = ratio(p->down, p->gen);
     all->rounds = p->rounds;
@@ -213,7 +224,7 @@ int report_build(report *r, int n_devices, const trace_token *tok, size_t n_tok,
     size_t i = 0;
     for (uint32_t d = 0; d < nd; d++)
         device_row(&r->rows[d], d, st, n_tok, &i, row_of[d] >= 0 ? &dev[row_of[d]] : NULL, &p);
-    overall_row(&r->rows[nd], n_tok, n_dev, &p);
+    overall_row(&r->rows[nd], n_tok, &p);
     batch_histogram(r, bat, n_bat);
     free(p.tbt);
     free(p.ttft);
@@ -253,6 +264,14 @@ void report_print(const report *r, FILE *f) {
         fprintf(f, " %7u", row->rounds);
         put(f, 7, 3, row->accept_rate);
         put(f, 7, 2, row->tokens_per_round);
+        fputc('\n', f);
+    }
+    const trace_summary *all = &r->rows[r->n_rows - 1];
+    if (all->lost) {
+        fprintf(f, "lost device%s (closed after [run] peer_timeout_s of silence; the tokens they had are counted):",
+                all->lost > 1 ? "s" : "");
+        for (int i = 0; i < r->n_rows - 1; i++)
+            if (r->rows[i].lost) fprintf(f, " %d", (int)r->rows[i].device);
         fputc('\n', f);
     }
     fprintf(f, "cloud batch sizes (tokens per forward pass: passes):");

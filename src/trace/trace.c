@@ -90,7 +90,7 @@ static const field batch_fields[] = {
     F(trace_batch, fit_rms_rel, F_F64), F(trace_batch, fit_samples, F_U32), F(trace_batch, fit_clamped, F_U32),
     F(trace_batch, real_s, F_F64),     F(trace_batch, profile_s, F_F64), F(trace_batch, distorted, F_U32),
 };
-static const field device_fields[] = { /* pad is not stored */
+static const field device_fields[] = {
     F(trace_device, device, F_U32),        F(trace_device, rank, F_U32),
     F(trace_device, cloud_rank, F_U32),    F(trace_device, prompt_tokens, F_U32),
     F(trace_device, gen_tokens, F_U32),    F(trace_device, n_steps, F_U32),
@@ -100,7 +100,7 @@ static const field device_fields[] = { /* pad is not stored */
     F(trace_device, t_done, F_F64),        F(trace_device, up_bytes, F_U64),
     F(trace_device, down_bytes, F_U64),    F(trace_device, chunking, F_U32),
     F(trace_device, chunks, F_U32),        F(trace_device, stall_bound, F_U32),
-    F(trace_device, ttft_pred_s, F_F64),
+    F(trace_device, lost, F_U32),          F(trace_device, ttft_pred_s, F_F64),
 };
 static const field row_fields[] = {
     F(trace_summary, device, F_I32),     F(trace_summary, n_tokens, F_U32),  F(trace_summary, n_tbt, F_U32),
@@ -108,7 +108,7 @@ static const field row_fields[] = {
     F(trace_summary, ttft_p99, F_F64),   F(trace_summary, tbt_mean, F_F64),  F(trace_summary, tbt_p50, F_F64),
     F(trace_summary, tbt_p90, F_F64),    F(trace_summary, tbt_p99, F_F64),   F(trace_summary, tok_s, F_F64),
     F(trace_summary, up_bytes_per_tok, F_F64), F(trace_summary, down_bytes_per_tok, F_F64),
-    F(trace_summary, rounds, F_U32),     F(trace_summary, accept_rate, F_F64), F(trace_summary, tokens_per_round, F_F64),
+    F(trace_summary, rounds, F_U32),     F(trace_summary, lost, F_U32),      F(trace_summary, accept_rate, F_F64), F(trace_summary, tokens_per_round, F_F64),
 };
 static const field hist_fields[] = { /* pad is not stored */
     F(trace_hist, batch_tokens, F_U32), F(trace_hist, count, F_U64),

@@ -23,8 +23,11 @@
  *   /steps    compound trace_step    — one row per device round trip (a prefill chunk or a
  *                                      decode step), with every phase's timing
  *   /batches  compound trace_batch   — one row per cloud forward pass
- *   /devices  compound trace_device  — one row per device, written when it finishes
- *   /summary  compound trace_summary    — per device and overall (device = -1), written at the end
+ *   /devices  compound trace_device  — one row per device, written when it finishes (a lost
+ *                                      device's by its cloud rank: lost = 1)
+ *   /summary  compound trace_summary    — per device and overall (device = -1), written at the end;
+ *                                      also by a run that failed with every device accounted for
+ *                                      (finished or lost: report.h)
  *   /batch_hist compound {uint32 batch_tokens; uint64 count} — cloud batch sizes, at the end
  * Field names in HDF5 equal the C member names below.
  */
@@ -107,7 +110,10 @@ typedef struct {
     /* prefill ([transport] chunking): the policy (0 off, 1 fixed, 2 dynamic), its chunks, how many
      * of the dynamic plans max_stall_ms bound (cut a chunk the plan would otherwise have sent
      * whole), and the first plan's predicted TTFT (seconds from t_request; 0 unless dynamic) */
-    uint32_t chunking, chunks, stall_bound, pad;
+    uint32_t chunking, chunks, stall_bound;
+    /* 1: the device was lost ([run] peer_timeout_s): its cloud rank closed the session and wrote
+     * this row (device, rank, cloud_rank, t_done = when it was closed; the rest 0) */
+    uint32_t lost;
     double ttft_pred_s;
 } trace_device;
 
@@ -135,7 +141,8 @@ typedef struct {
     double tbt_mean, tbt_p50, tbt_p90, tbt_p99;
     double tok_s;
     double up_bytes_per_tok, down_bytes_per_tok;
-    uint32_t rounds, pad;
+    uint32_t rounds;
+    uint32_t lost;                   /* 1: a lost device (its /devices row); overall: how many were lost */
     double accept_rate;              /* accepted / drafted (NaN without drafting) */
     double tokens_per_round;         /* (gen_tokens - 1) / rounds */
 } trace_summary;

@@ -164,6 +164,8 @@ def make_prompts(tmp):
     jsonl("array.jsonl", one, "[1, 2]")
     jsonl("blank.jsonl", one, json.dumps({"prompt": "   "}))
     jsonl("long.jsonl", one, json.dumps({"prompt": "the cat sat on the mat " * 200}))
+    jsonl("nulesc.jsonl", one, json.dumps({"prompt": "two\u0000three"}))   # the escape \u0000
+    jsonl("twice.jsonl", one, '{"prompt": "two", "prompt": "three"}')
     write(os.path.join(tmp, "prompts.txt"), "What is the capital of France?\nName three colours.\n")
     write(os.path.join(tmp, "empty.txt"), "")
     write(os.path.join(tmp, "blanks.txt"), "\n   \n\t\n")

@@ -59,7 +59,8 @@ static const tfield device_f[] = {
     TF(trace_device, profile_exceeded), TF(trace_device, rounds), TF(trace_device, drafted),
     TF(trace_device, accepted), TF(trace_device, t_request), TF(trace_device, t_first),
     TF(trace_device, t_done), TF(trace_device, up_bytes), TF(trace_device, down_bytes),
-    TF(trace_device, chunking), TF(trace_device, chunks), TF(trace_device, stall_bound), TF(trace_device, ttft_pred_s),
+    TF(trace_device, chunking), TF(trace_device, chunks), TF(trace_device, stall_bound), TF(trace_device, lost),
+    TF(trace_device, ttft_pred_s),
 };
 static const tfield row_f[] = {
     TF(trace_summary, device), TF(trace_summary, n_tokens), TF(trace_summary, n_tbt),
@@ -67,7 +68,7 @@ static const tfield row_f[] = {
     TF(trace_summary, ttft_p99), TF(trace_summary, tbt_mean), TF(trace_summary, tbt_p50),
     TF(trace_summary, tbt_p90), TF(trace_summary, tbt_p99), TF(trace_summary, tok_s),
     TF(trace_summary, up_bytes_per_tok), TF(trace_summary, down_bytes_per_tok), TF(trace_summary, rounds),
-    TF(trace_summary, accept_rate), TF(trace_summary, tokens_per_round),
+    TF(trace_summary, lost), TF(trace_summary, accept_rate), TF(trace_summary, tokens_per_round),
 };
 static const tfield hist_f[] = { TF(trace_hist, batch_tokens), TF(trace_hist, count) };
 

@@ -7,7 +7,7 @@
  *           reached by (near-)equal chunks
  *   stall   max_stall_s: every chunk within it; binds / cannot be met are reported
  *   limits  min_chunk, max_chunk, a prompt shorter than min_chunk, a too-small cap
- *   speed   prints the time of a 4096-token plan (no timing is asserted here; the issue's
+ *   speed   prints the time of a 4096-token plan (no timing is asserted here; the target
  *           "under 1 ms" is reported by experiments/bench_chunking.py)
  *   fit     cost_fit recovers known coefficients, reports residuals, clamps a negative one
  */

@@ -144,6 +144,30 @@ static void test_large_n(void) {
     report_free(&r);
 }
 
+/* a lost device (its cloud rank's row: lost = 1, no figures): its 3 tokens are samples of its own
+ * row and the pooled ones; tok_s and bytes per token leave it out; overall lost = 1 */
+static void test_lost(void) {
+    const trace_token tok[] = { tk(0, 0, 0.5), tk(0, 1, 0.1), tk(1, 0, 0.3), tk(1, 1, 0.2), tk(1, 2, 0.4) };
+    trace_device dev[] = { dv(0, 2, 1.0, 3.0, 200, 100), dv(1, 0, 0.0, 9.0, 0, 0) };
+    dev[1].lost = 1;
+    report r;
+    char err[HAT_ERRLEN] = "";
+    int rc = report_build(&r, 2, tok, 5, dev, 2, NULL, 0, err, sizeof err);
+    EXPECT(rc == HAT_OK, "report_build with a lost device: %s", err);
+    if (rc != HAT_OK) return;
+    EXPECT(r.rows[0].lost == 0 && r.rows[1].lost == 1 && r.rows[2].lost == 1, "lost %u %u %u", r.rows[0].lost,
+           r.rows[1].lost, r.rows[2].lost);
+    EXPECT(r.rows[1].n_tokens == 3 && near(r.rows[1].ttft_mean, 0.3) && near(r.rows[1].tbt_mean, 0.3),
+           "lost device's samples: %u tokens, ttft %g, tbt %g", r.rows[1].n_tokens, r.rows[1].ttft_mean, r.rows[1].tbt_mean);
+    EXPECT(isnan(r.rows[1].tok_s) && isnan(r.rows[1].up_bytes_per_tok), "lost device's figures %g %g", r.rows[1].tok_s,
+           r.rows[1].up_bytes_per_tok);
+    EXPECT(r.rows[2].n_tokens == 5 && r.rows[2].n_tbt == 3 && near(r.rows[2].ttft_mean, 0.4),
+           "overall samples: %u tokens, %u tbt, ttft %g", r.rows[2].n_tokens, r.rows[2].n_tbt, r.rows[2].ttft_mean);
+    EXPECT(near(r.rows[2].tok_s, 1.0) && near(r.rows[2].up_bytes_per_tok, 100.0),
+           "overall figures from the finished device only: tok_s %g, up %g", r.rows[2].tok_s, r.rows[2].up_bytes_per_tok);
+    report_free(&r);
+}
+
 static void expect_error(const char *what, int n_devices, const trace_token *tok, size_t n_tok,
                          const trace_device *dev, size_t n_dev, const char *needle) {
     report r;
@@ -181,6 +205,7 @@ static void test_errors(void) {
 int main(void) {
     test_stats();
     test_large_n();
+    test_lost();
     test_errors();
     return test_summary();
 }
