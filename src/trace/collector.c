@@ -114,7 +114,8 @@ static void *writer_main(void *arg) {
     if (w->rx_thread)
         for (int k = 0; k < N_RX; k++) comm_meas_irecv(&w->rx[k], w->rxbuf[k], w->msg_cap);
     while (!atomic_load(&w->stop)) {
-        hat_check_interrupt();   /* SIGINT/SIGTERM: the abort path closes the trace, from this thread */
+        /* SIGINT/SIGTERM: not handled here; the main thread fails the run and its abort path stops
+         * this thread (a writer failing too would sit in the abort hook while rank 0 waits for it) */
         const int fin = atomic_load(&w->finishing);   /* before the drain: see the top of the file */
         int did = w->rx_thread ? writer_receive(c) : 0;
         ring_slot *s;
