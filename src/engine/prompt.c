@@ -70,13 +70,13 @@ static int json_line(const char *path, int lineno, const char *line, char **out,
         return hat_err(err, errlen, HAT_ERR_FORMAT, "%s:%d: not a JSON object (invalid JSON near column %ld)", path,
                        lineno, col);
     }
-    int rc = HAT_OK;
+    int rc = HAT_OK, n_prompt;
     const cJSON *p = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, "prompt") : NULL;
     if (!cJSON_IsObject(v))
         rc = hat_err(err, errlen, HAT_ERR_FORMAT, "%s:%d: not a JSON object (the line holds %s)", path, lineno,
                      json_kind(v));
-    else if (count_prompts(v) > 1)   /* readers disagree on which one counts (cJSON the first, Python's the last) */
-        rc = hat_err(err, errlen, HAT_ERR_FORMAT, "%s:%d: \"prompt\" is given %d times", path, lineno, count_prompts(v));
+    else if ((n_prompt = count_prompts(v)) > 1)   /* readers disagree on which counts (cJSON the first, Python's the last) */
+        rc = hat_err(err, errlen, HAT_ERR_FORMAT, "%s:%d: \"prompt\" is given %d times", path, lineno, n_prompt);
     else if (!cJSON_IsString(p) || !p->valuestring)
         rc = hat_err(err, errlen, HAT_ERR_FORMAT, "%s:%d: no \"prompt\" string field%s", path, lineno,
                      p ? " (\"prompt\" is not a string)" : "");

@@ -28,17 +28,20 @@ static trace_file *g_trace;        /* rank 0: for the abort path */
 static collector *g_col;
 static int g_n_devices;
 
+/* rank 0: the report of the records the collector kept (err: HAT_ERRLEN) */
+static int collected_report(const collector *c, int n_devices, report *rep, char *err) {
+    return report_build(rep, n_devices, (const trace_token *)c->all[TRACE_TOKENS], c->n_all[TRACE_TOKENS],
+                        (const trace_device *)c->all[TRACE_DEVICES], c->n_all[TRACE_DEVICES],
+                        (const trace_batch *)c->all[TRACE_BATCHES], c->n_all[TRACE_BATCHES], err, HAT_ERRLEN);
+}
+
 /* rank 0, abort path, after the salvage: a run that fails with every device accounted for (each
  * has its /devices row: finished, or lost and closed by its cloud rank) still gets its report */
 static void abort_report(void) {
-    const trace_device *dv = (const trace_device *)g_col->all[TRACE_DEVICES];
-    const size_t n_dv = g_col->n_all[TRACE_DEVICES];
-    if (n_dv != (size_t)g_n_devices) return;   /* device rows are unique per device (report_build checks) */
+    if (g_col->n_all[TRACE_DEVICES] != (size_t)g_n_devices) return;   /* device rows are unique per device (report_build checks) */
     char err[HAT_ERRLEN];
     report rep;
-    if (report_build(&rep, g_n_devices, (const trace_token *)g_col->all[TRACE_TOKENS], g_col->n_all[TRACE_TOKENS], dv,
-                     n_dv, (const trace_batch *)g_col->all[TRACE_BATCHES], g_col->n_all[TRACE_BATCHES], err,
-                     sizeof err) != HAT_OK) {
+    if (collected_report(g_col, g_n_devices, &rep, err) != HAT_OK) {
         fprintf(stderr, "hat run: no report for the failed run: %s\n", err);
         return;
     }
@@ -273,9 +276,7 @@ static void finish_root(run_ctx *r, trace_file *tf) {
     collector *c = &r->col;
     char err[HAT_ERRLEN];
     report rep;
-    int rc = report_build(&rep, r->cfg.n_devices, (const trace_token *)c->all[TRACE_TOKENS], c->n_all[TRACE_TOKENS],
-                          (const trace_device *)c->all[TRACE_DEVICES], c->n_all[TRACE_DEVICES],
-                          (const trace_batch *)c->all[TRACE_BATCHES], c->n_all[TRACE_BATCHES], err, sizeof err);
+    int rc = collected_report(c, r->cfg.n_devices, &rep, err);
     CHECK(rc == HAT_OK, "report: %s", err);
     /* each device's text, decoded here from the measurement plane's token records */
     if (r->tok) {

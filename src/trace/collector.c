@@ -290,6 +290,13 @@ int collector_wait_ranks(collector *c, int n_other, double timeout_s) {
     }
 }
 
+/* keep() on the abort path: a failing append is not another failure (the trace keeps what it has);
+ * the copy serves the failed run's report (run.c) */
+static void salvage_keep(collector *c, int t, const void *recs, size_t n) {
+    keep_copy(c, t, recs, n);
+    trace_append(c->tf, (trace_table)t, recs, n);
+}
+
 void collector_salvage(collector *c) {
     struct collector_writer *w = c->w;
     if (!c->is_root || !w) return;
@@ -306,16 +313,14 @@ void collector_salvage(collector *c) {
     }
     if (!c->tf) return;
     ring_slot *s;
-    while ((s = ring_peek(&w->q, 0))) {   /* kept for a report of what there is, too (run.c) */
-        keep_copy(c, s->table, s->data, s->n);
-        trace_append(c->tf, (trace_table)s->table, s->data, s->n);
+    while ((s = ring_peek(&w->q, 0))) {
+        salvage_keep(c, s->table, s->data, s->n);
         ring_pop(&w->q);
     }
     if (on_writer) return;
     for (int t = 0; t < TRACE_N_TABLES; t++)
         if (c->n[t]) {
-            keep_copy(c, t, c->buf[t][c->cur[t]], c->n[t]);
-            trace_append(c->tf, (trace_table)t, c->buf[t][c->cur[t]], c->n[t]);
+            salvage_keep(c, t, c->buf[t][c->cur[t]], c->n[t]);
             c->n[t] = 0;
         }
 }
