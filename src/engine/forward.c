@@ -76,15 +76,19 @@ void forward_free(forward_state *s) {
     memset(s, 0, sizeof *s);
 }
 
+size_t forward_plan_bytes(const model_config *c, int max_tok, int n_ctx, int max_logit_rows, int n_threads) {
+    const size_t T = (size_t)max_tok, wide = (size_t)imax(c->dim, c->ffn_dim), th = (size_t)n_threads;
+    return 4 * T * (3 * c->dim + wide + 2 * c->kv_dim + 2 * c->ffn_dim) + T * wide * sizeof(float) +
+           4 * th * (size_t)n_ctx + 2 * th * c->head_dim + 4 * VM_LANES_SINGLE * th * c->head_dim +
+           4 * T * c->head_dim + 4 * (size_t)max_logit_rows * c->n_vocab + 2 * T * sizeof(int);
+}
+
 size_t forward_bytes(const forward_state *s, const model *m) {
     const model_config *c = &m->cfg;
-    size_t T = (size_t)s->max_tok, wide = (size_t)imax(c->dim, c->ffn_dim);
-    if (m->tp_size > 1) wide = (size_t)imax((int)wide, m->full_cfg.ffn_dim);
+    const size_t T = (size_t)s->max_tok;
+    const size_t wide = (size_t)imax(c->dim, c->ffn_dim), wide_tp = m->tp_size > 1 ? (size_t)imax((int)wide, m->full_cfg.ffn_dim) : wide;
     const size_t tpb = s->tp_recv ? 4 * T * ((size_t)imax(m->full_cfg.dim, m->full_cfg.ffn_dim) + m->full_cfg.ffn_dim) : 0;
-    return tpb + 4 * T * (3 * c->dim + wide + 2 * c->kv_dim + 2 * c->ffn_dim) + T * s->act_row +
-           4 * (size_t)s->n_threads * s->n_ctx + 2 * (size_t)s->n_threads * c->head_dim +
-           4 * VM_LANES_SINGLE * (size_t)s->n_threads * c->head_dim + 4 * T * c->head_dim +
-           4 * (size_t)s->max_logit_rows * c->n_vocab + 2 * T * sizeof(int);
+    return tpb + 8 * T * (wide_tp - wide) + forward_plan_bytes(c, s->max_tok, s->n_ctx, s->max_logit_rows, s->n_threads);
 }
 
 /* out (n, dim) = x (n, dim) / rms(x) * w  — per row */

@@ -41,6 +41,9 @@ int forward_init(forward_state *s, const model *m, int max_tok, int n_ctx, int m
                  int n_threads, char *err, size_t errlen);
 void forward_free(forward_state *s);
 size_t forward_bytes(const forward_state *s, const model *m);
+/* what forward_init(max_tok, n_ctx, max_logit_rows, n_threads) will allocate for a part with the
+ * dimensions c (without tensor parallelism), before anything is allocated: the start-up memory check */
+size_t forward_plan_bytes(const model_config *c, int max_tok, int n_ctx, int max_logit_rows, int n_threads);
 
 typedef struct {
     const int32_t *tokens;   /* (n_tok) ids when starting at the embedding, else NULL */

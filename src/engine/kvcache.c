@@ -24,6 +24,8 @@ void kvcache_truncate(kvcache *kv, int n) {
     CHECK(n >= 0 && n <= kv->n, "kvcache_truncate to %d with %d positions filled", n, kv->n);
     kv->n = n;
 }
-size_t kvcache_bytes(const kvcache *kv) {
-    return 2u * (size_t)(kv->l1 - kv->l0) * (size_t)kv->n_ctx * (size_t)kv->kv_dim * sizeof(uint16_t);
+size_t kvcache_plan_bytes(int l0, int l1, int n_ctx, int kv_dim) {
+    return 2u * (size_t)(l1 - l0) * (size_t)n_ctx * (size_t)kv_dim * sizeof(uint16_t);
 }
+
+size_t kvcache_bytes(const kvcache *kv) { return kvcache_plan_bytes(kv->l0, kv->l1, kv->n_ctx, kv->kv_dim); }

@@ -17,6 +17,8 @@ void kvcache_free(kvcache *kv);
 /* keep positions [0, n); n must be <= kv->n */
 void kvcache_truncate(kvcache *kv, int n);
 size_t kvcache_bytes(const kvcache *kv);
+/* what kvcache_init(l0, l1, n_ctx, kv_dim) will allocate */
+size_t kvcache_plan_bytes(int l0, int l1, int n_ctx, int kv_dim);
 
 static inline uint16_t *kvcache_k(const kvcache *kv, int layer, int pos) {
     return kv->k + ((size_t)(layer - kv->l0) * (size_t)kv->n_ctx + (size_t)pos) * (size_t)kv->kv_dim;

@@ -52,6 +52,8 @@ void comm_init(int *argc, char ***argv) {
     MPI_Comm node;
     MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, info.rank, MPI_INFO_NULL, &node);
     MPI_Comm_rank(node, &info.local_rank);
+    MPI_Comm_size(node, &info.local_size);
+    MPI_Allreduce(&info.rank, &info.host, 1, MPI_INT, MPI_MIN, node);
     MPI_Comm_free(&node);
     MPI_Comm_dup(MPI_COMM_WORLD, &comm_data);
     MPI_Comm_dup(MPI_COMM_WORLD, &comm_meas);

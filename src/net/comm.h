@@ -23,6 +23,8 @@ typedef struct {
     double clock_rtt;      /* the round trip the offset was measured with */
     double t0;             /* rank 0's clock at the start instant */
     int local_rank;        /* index among the ranks of this host (MPI_COMM_TYPE_SHARED): picks a GPU */
+    int local_size;        /* the ranks of this host */
+    int host;              /* this host's lowest rank: equal on the ranks of one host */
     int thread_multiple;   /* MPI provides MPI_THREAD_MULTIPLE: a second thread may call the measurement
                             * plane's receives (the trace writer thread, collector.c) */
 } comm_info;

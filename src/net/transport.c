@@ -22,6 +22,11 @@ static void post_recv(endpoint *e, int slot) {
     e->rstate[slot] = 0;
 }
 
+size_t transport_plan_bytes(int depth, int dim, int max_tok, wire_dtype dtype) {
+    const size_t slot = WIRE_HEADER_BYTES + wire_payload_bytes(dtype, max_tok, dim) + 64;
+    return (size_t)depth * (2 * slot + 2 * sizeof(MPI_Request) + sizeof(int) + sizeof(size_t) + sizeof(double));
+}
+
 void transport_init(endpoint *e, int peer, int device, int peer_is_device, int depth, int dim, int max_tok,
                    wire_dtype dtype, const link_params *send_link, int emulate, uint64_t seed) {
     memset(e, 0, sizeof *e);

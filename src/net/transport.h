@@ -64,6 +64,8 @@ typedef struct {
 void transport_init(endpoint *e, int peer, int device, int peer_is_device, int depth, int dim, int max_tok,
                    wire_dtype dtype, const link_params *send_link, int emulate, uint64_t seed);
 void transport_free(endpoint *e);
+/* what transport_init(depth, dim, max_tok, dtype) will allocate: the start-up memory check */
+size_t transport_plan_bytes(int depth, int dim, int max_tok, wire_dtype dtype);
 /* [run] timing_shape: the emulated link charges hidden-state messages as rows of `dim` values
  * of the wire dtype (the modelled shape's hidden size); the real payload is unchanged. */
 void transport_charge_dim(endpoint *e, int dim);

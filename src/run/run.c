@@ -7,6 +7,7 @@
  * message printed by rank 0, before any work starts and without touching an existing trace.
  */
 #include "run/run.h"
+#include "run/mem_check.h"
 #include "run/roles.h"
 #include "engine/prompt.h"
 #include "run/cloud_cost.h"
@@ -389,6 +390,31 @@ static int start_prompt(run_ctx *r) {
     return 0;
 }
 
+/* the buffers this config implies, summed over the ranks of each host before any is allocated;
+ * more than the host has available is refused naming the key that drives the largest part */
+static int start_memory(run_ctx *r) {
+    enum { W = 3 + MEM_N };
+    mem_need mine, host;
+    memset(&host, 0, sizeof host);
+    mem_need_of_rank(r, &mine);
+    double row[W] = {comm_get()->host, mine.sessions, mine.ring_rows}, *all = xcalloc((size_t)r->size * W, sizeof *all);
+    for (int p = 0; p < MEM_N; p++) row[3 + p] = mine.bytes[p];
+    comm_allgather_doubles(row, W, all);
+    int n = 0;
+    for (int i = 0; i < r->size; i++) {
+        const double *x = all + (size_t)i * W;
+        if ((int)x[0] != comm_get()->host) continue;
+        n++;
+        if ((int)x[1] > host.sessions) host.sessions = (int)x[1];
+        if ((int)x[2] > host.ring_rows) host.ring_rows = (int)x[2];
+        for (int p = 0; p < MEM_N; p++) host.bytes[p] += x[3 + p];
+    }
+    free(all);
+    char err[HAT_ERRLEN] = "";
+    const int rc = mem_judge(&r->cfg, &host, n, mem_available(), err, sizeof err);
+    return stage(rc, err, "memory") ? 1 : 0;
+}
+
 /* HAT: the draft adapter must have been fitted for this model file and this split */
 static int start_adapter(run_ctx *r) {
     char err[HAT_ERRLEN] = "";
@@ -569,7 +595,7 @@ int run_main(const run_opts *o) {
     trace_file *tf = NULL;
     /* every rank passes the same stages (each ends in an agreement), so all leave at the same one */
     int rc = start_args(o);
-    if (!rc && (start_config(r, o) || start_prompt(r) || start_adapter(r) || start_backend(r) || start_trace(r, o, &tf)))
+    if (!rc && (start_config(r, o) || start_prompt(r) || start_memory(r) || start_adapter(r) || start_backend(r) || start_trace(r, o, &tf)))
         rc = 1;
     if (!rc) run_roles(r, tf);
     run_free(r);
