@@ -4,13 +4,17 @@
 #include "core/common.h"
 
 #include <mpi.h>
+#include <errno.h>
+#include <math.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
 MPI_Comm comm_data_handle(void);
 
-enum { TAG_DATA = 11 };
-#define POLL_SLEEP_S 20e-6   /* idle poll interval: short next to a link latency of ~1 ms */
+enum { TAG_DATA = 11, TAG_ALIVE = 12 };
+#define POLL_SLEEP_S 20e-6   /* first idle poll interval: short next to a link latency of ~1 ms */
+#define IDLE_MAX_S 1e-3      /* longest idle nap (after 16 ms of idling) */
 #define SPIN_S 50e-6         /* busy-poll this long before sleeping */
 
 static MPI_Request *rq(void *p) { return (MPI_Request *)p; }
@@ -25,6 +29,26 @@ static void post_recv(endpoint *e, int slot) {
 size_t transport_plan_bytes(int depth, int dim, int max_tok, wire_dtype dtype) {
     const size_t slot = WIRE_HEADER_BYTES + wire_payload_bytes(dtype, max_tok, dim) + 64;
     return (size_t)depth * (2 * slot + 2 * sizeof(MPI_Request) + sizeof(int) + sizeof(size_t) + sizeof(double));
+}
+
+/* a device's endpoint: the receive of the cloud's next keep-alive */
+static void post_alive(endpoint *e) {
+    int rc = MPI_Irecv(&e->alive_buf, 1, MPI_INT32_T, e->peer, TAG_ALIVE, comm_data_handle(), rq(e->alive_req));
+    CHECK(rc == MPI_SUCCESS, "MPI_Irecv (keep-alive) from rank %d failed (%d)", e->peer, rc);
+}
+
+/* a device's endpoint: 1 if keep-alives arrived since the last call (each re-posts the receive) */
+static int alive_heard(endpoint *e) {
+    int heard = 0;
+    for (int flag = 1; flag && *rq(e->alive_req) != MPI_REQUEST_NULL;) {
+        int rc = MPI_Test(rq(e->alive_req), &flag, MPI_STATUS_IGNORE);
+        CHECK(rc == MPI_SUCCESS, "keep-alive from rank %d failed (%d)", e->peer, rc);
+        if (flag) {
+            heard = 1;
+            post_alive(e);
+        }
+    }
+    return heard;
 }
 
 void transport_init(endpoint *e, int peer, int device, int peer_is_device, int depth, int dim, int max_tok,
@@ -51,6 +75,10 @@ void transport_init(endpoint *e, int peer, int device, int peer_is_device, int d
     /* the uplink jitter stream of device d is seeded by (seed, d, up); downlink by (seed, d, down) */
     emul_link_init(&e->link, send_link, emulate, seed, device, peer_is_device ? 1 : 0);
     for (int i = 0; i < depth; i++) post_recv(e, i);
+    e->alive_req = xmalloc(sizeof(MPI_Request));
+    *rq(e->alive_req) = MPI_REQUEST_NULL;
+    e->sent_w = hat_wall();
+    if (!peer_is_device) post_alive(e);
 }
 
 void transport_free(endpoint *e) {
@@ -62,6 +90,15 @@ void transport_free(endpoint *e) {
         }
     }
     transport_flush(e);
+    if (*rq(e->alive_req) != MPI_REQUEST_NULL) {
+        if (e->peer_is_device) {   /* a cloud's last keep-alive: a one-int send of a constant, left to finish */
+            MPI_Request_free(rq(e->alive_req));
+        } else {                   /* a device's posted receive */
+            MPI_Cancel(rq(e->alive_req));
+            MPI_Wait(rq(e->alive_req), MPI_STATUS_IGNORE);
+        }
+    }
+    free(e->alive_req);
     emul_link_free(&e->link);
     free(e->rbuf); free(e->sbuf); free(e->rreq); free(e->sreq); free(e->rstate); free(e->rbytes); free(e->rseen);
     memset(e, 0, sizeof *e);
@@ -127,24 +164,40 @@ static const char *peer_name(const endpoint *e, char *buf, size_t n) {
     return buf;
 }
 
+/* wall seconds of plain sleep (no spin): an idle rank must not take a core from the computing ones */
+static void nap_wall(double s) {
+    struct timespec req = {.tv_sec = (time_t)s, .tv_nsec = (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&req, &req) != 0 && errno == EINTR) hat_check_interrupt();
+}
+
 void transport_idle(double until) {
     hat_check_interrupt();
-    double now = comm_now();
-    double d = until - now;
-    if (d > POLL_SLEEP_S || d <= 0) d = POLL_SLEEP_S;
-    emul_sleep_until(now + d, comm_now);
+    static _Thread_local double last_end_w, idle_since_w, last_nap;
+    const double w = hat_wall();
+    if (w - last_end_w > 2 * last_nap + 100e-6) idle_since_w = w;   /* it worked since its last idle call */
+    /* the nap grows with the idle time so far (1/16 of it, at most IDLE_MAX_S): a message is noticed
+     * at most that much late, a few per cent of the wait it ends */
+    const double nap = fmin(IDLE_MAX_S, fmax(POLL_SLEEP_S, (w - idle_since_w) / 16));
+    const double due = (until - comm_now()) * hat_time_scale();   /* wall seconds to a held delivery */
+    if (due > 0 && due <= nap) emul_sleep_until(until, comm_now);   /* on time: the emulated link's delivery */
+    else nap_wall(nap);
+    last_nap = nap;
+    last_end_w = hat_wall();
 }
 
 void transport_wait(endpoint *e, transport_msg *m) {
     /* spin briefly first (a reply often follows within microseconds on a fast link), then
      * sleep-poll so an idle rank leaves the cores to the ranks that compute */
-    const double spin_end = comm_now() + SPIN_S, w0 = hat_wall();
+    const double spin_end = comm_now() + SPIN_S;
+    double w0 = hat_wall();
     for (;;) {
         double next = 1e300;
         if (transport_poll(e, m, &next)) return;
+        if (!e->peer_is_device && alive_heard(e)) w0 = hat_wall();   /* the cloud is serving others */
         if (hat_wall() - w0 > g_peer_timeout) {
             char who[64];
-            fatal("%s sent nothing for %.0f s while this rank waited for it ([run] peer_timeout_s): it stalled or is gone",
+            fatal("%s sent nothing, not even a keep-alive, for %.0f s while this rank waited for it ([run] peer_timeout_s): "
+                  "it stalled or is gone",
                   peer_name(e, who, sizeof who), g_peer_timeout);
         }
         const double now = comm_now();
@@ -171,6 +224,21 @@ static void send_wait(endpoint *e, int s) {
     }
 }
 
+void transport_keepalive(endpoint *e) {
+    if (!e->peer_is_device || !e->alive_req) return;
+    const double now = hat_wall();
+    if (now - e->sent_w < g_peer_timeout / 4) return;
+    if (*rq(e->alive_req) != MPI_REQUEST_NULL) {   /* the last one must have gone */
+        int done = 0;
+        CHECK(MPI_Test(rq(e->alive_req), &done, MPI_STATUS_IGNORE) == MPI_SUCCESS, "keep-alive to rank %d failed", e->peer);
+        if (!done) return;
+    }
+    static const int32_t alive = 1;
+    int rc = MPI_Isend(&alive, 1, MPI_INT32_T, e->peer, TAG_ALIVE, comm_data_handle(), rq(e->alive_req));
+    CHECK(rc == MPI_SUCCESS, "MPI_Isend (keep-alive) to rank %d failed (%d)", e->peer, rc);
+    e->sent_w = now;
+}
+
 static uint8_t *next_send_slot(endpoint *e) {
     const int s = e->shead;
     if (rq(e->sreq)[s] != MPI_REQUEST_NULL) {   /* the slot's previous send must be done */
@@ -185,6 +253,7 @@ static void start_send(endpoint *e, size_t n) {
                        &rq(e->sreq)[s]);
     CHECK(rc == MPI_SUCCESS, "MPI_Isend of %zu bytes to rank %d failed (%d)", n, e->peer, rc);
     e->shead = (s + 1) % e->depth;
+    e->sent_w = hat_wall();
     e->bytes_sent += n;
     e->msgs_sent++;
 }

@@ -57,6 +57,11 @@ typedef struct {
     int allow_tokens;             /* cloud-only run: TOKENS in both directions (transport_allow_tokens) */
     int32_t n_vocab;              /* allow_tokens: ids must be in [0, n_vocab) */
     uint64_t bytes_sent, bytes_recv, msgs_sent, msgs_recv;
+    /* keep-alive (liveness, not data): a device's endpoint has a receive posted for the cloud's
+     * keep-alives; a cloud's sends one when it has sent the device nothing for a while */
+    void *alive_req;              /* MPI_Request: the posted receive (device) or the last send (cloud) */
+    int32_t alive_buf;
+    double sent_w;                /* wall clock of the last send on this endpoint (cloud) */
 } endpoint;
 
 /* Collective in spirit: both sides must create matching endpoints. `up_params`/`down_params`:
@@ -80,6 +85,15 @@ typedef struct {
     double t_seen;        /* run clock when handed out (>= h.t_deliver) */
     int slot;
 } transport_msg;
+
+/* Liveness: a busy cloud is not a stalled one. A cloud rank calls transport_keepalive on each
+ * session's endpoint as it serves; when nothing was sent to that device for a quarter of
+ * [run] peer_timeout_s it sends a keep-alive (an empty control message on its own tag: no ring
+ * slot, no link emulation, not in the trace's bytes). A device's transport_wait counts its
+ * timeout from the last message or keep-alive, so a device queued behind other devices' prefill
+ * waits as long as the cloud keeps serving, and a stopped or vanished cloud is still reported
+ * after peer_timeout_s. Never blocks; a keep-alive still in flight is not repeated. */
+void transport_keepalive(endpoint *e);
 
 /* Non-blocking: returns 1 and fills *m if the next message on this endpoint has arrived and
  * its delivery time has passed; 0 otherwise. *next_deliver gets the delivery time of an
@@ -113,8 +127,10 @@ void transport_send_raw(endpoint *e, const void *msg, size_t n);
 /* Wait for every send of this endpoint to complete. */
 void transport_flush(endpoint *e);
 
-/* Sleep a little (the poll interval of idle ranks, so oversubscribed ranks leave the cores to
- * the ones computing). */
+/* An idle rank's wait between polls: until `until` (run clock) when a held delivery is due
+ * sooner than the nap, else a plain sleep (no spinning) that grows from 20 us to 1 ms with the
+ * time the rank has been idle, so oversubscribed idle ranks leave the cores to the computing ones
+ * and a message is noticed at most 1/16 of the wait so far (and 1 ms) late. */
 void transport_idle(double until);
 /* [run] peer_timeout_s (wall seconds, default 600): transport_wait, and a send slot's wait for its
  * previous send, end the run with a message naming the peer when it gives no sign for that long */

@@ -9,6 +9,7 @@
 #include "net/transport.h"
 #include "net/wire.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,6 +80,9 @@ static void sessions_open(loop_state *L, int cidx) {
         if (md->n_vocab > 0) transport_allow_tokens(&s->ep, md->n_vocab);
         else transport_charge_dim(&s->ep, L->cl.r->tm.shape.hidden);   /* [run] timing_shape's rows */
         s->q = xcalloc((size_t)L->cl.depth, sizeof *s->q);
+        /* liveness counts from the device's start (its start_s, in wall seconds from now): a
+         * device that stops before its first message is closed like any other */
+        s->heard_w = hat_wall() + fmax(0.0, cfg->dev[s->device].start_s - comm_now()) * hat_time_scale();
     }
 }
 
@@ -116,15 +120,17 @@ static void sessions_poll(loop_state *L, double *next) {
     }
 }
 
-/* liveness: a session that owes the cloud its next message (it has spoken, nothing of it is
- * queued) and has been silent for [run] peer_timeout_s is closed; returns how many were */
+/* liveness: every open session gets its keep-alive when due (transport.h); a session that owes
+ * the cloud its next message (it has spoken, nothing of it is queued) and has been silent for
+ * [run] peer_timeout_s is closed; returns how many were */
 static int sessions_reap(loop_state *L) {
     cloud_loop *cl = &L->cl;
     const double now = hat_wall(), limit = cl->r->cfg.peer_timeout_s;
     int n = 0;
     for (int i = 0; i < cl->n; i++) {
         cloud_session *s = &cl->S[i];
-        if (s->done || s->qn || !(s->heard_w > 0) || now - s->heard_w <= limit) continue;
+        if (!s->done) transport_keepalive(&s->ep);   /* a device queued behind others' work knows we serve */
+        if (s->done || s->qn || now - s->heard_w <= limit) continue;
         fprintf(stderr, "[rank %d cloud] device %d (rank %d) sent nothing for %.0f s ([run] peer_timeout_s): its session "
                 "is closed, the other devices go on\n", cl->r->rank, s->device, partition_rank_of_device(&cl->r->part, s->device),
                 now - s->heard_w);

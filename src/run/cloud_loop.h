@@ -45,7 +45,7 @@ typedef struct {
     double t_reply, turn;
     int decoding, awaiting;
     double prefill_t;   /* when its prompt's first chunk arrived (0: no prompt in progress) */
-    double heard_w;     /* liveness, wall clock: the last message delivered or reply sent (0: none yet) */
+    double heard_w;     /* liveness, wall clock: the last message delivered or reply sent (at first: the device's start) */
     int lost;           /* closed for silence ([run] peer_timeout_s) */
 } cloud_session;
 

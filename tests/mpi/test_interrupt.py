@@ -255,7 +255,7 @@ def main():
             print(f"ok   device SIGTERM: exit {rc} after {took:.1f} s; status {st!r}, {len(t['tokens'])} tokens kept")
     # liveness ([run] peer_timeout_s = 5): a stopped device is dropped, the others finish, the run
     # fails naming it; a stopped cloud is reported by the devices; neither hangs
-    for who, needle in [("device", "lost: no message for 5 s"), ("cloud", "sent nothing for 5 s")]:
+    for who, needle in [("device", "lost: no message for 5 s"), ("cloud", "sent nothing, not even a keep-alive, for 5 s")]:
         trace = os.path.join(tmp, f"stop_{who}.h5")
         cfg = os.path.join(tmp, f"stop_{who}.ini")
         write_cfg(cfg, args.model, trace, n_dev=3, extra_run="peer_timeout_s = 5")
