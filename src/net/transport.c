@@ -14,7 +14,7 @@ MPI_Comm comm_data_handle(void);
 
 enum { TAG_DATA = 11, TAG_ALIVE = 12 };
 #define POLL_SLEEP_S 20e-6   /* first idle poll interval: short next to a link latency of ~1 ms */
-#define IDLE_MAX_S 1e-3      /* longest idle nap (after 16 ms of idling) */
+#define IDLE_MAX_S 250e-6    /* longest idle nap (after 8 ms of idling) */
 #define SPIN_S 50e-6         /* busy-poll this long before sleeping */
 
 static MPI_Request *rq(void *p) { return (MPI_Request *)p; }
@@ -175,9 +175,9 @@ void transport_idle(double until) {
     static _Thread_local double last_end_w, idle_since_w, last_nap;
     const double w = hat_wall();
     if (w - last_end_w > 2 * last_nap + 100e-6) idle_since_w = w;   /* it worked since its last idle call */
-    /* the nap grows with the idle time so far (1/16 of it, at most IDLE_MAX_S): a message is noticed
+    /* the nap grows with the idle time so far (1/32 of it, at most IDLE_MAX_S): a message is noticed
      * at most that much late, a few per cent of the wait it ends */
-    const double nap = fmin(IDLE_MAX_S, fmax(POLL_SLEEP_S, (w - idle_since_w) / 16));
+    const double nap = fmin(IDLE_MAX_S, fmax(POLL_SLEEP_S, (w - idle_since_w) / 32));
     const double due = (until - comm_now()) * hat_time_scale();   /* wall seconds to a held delivery */
     if (due > 0 && due <= nap) emul_sleep_until(until, comm_now);   /* on time: the emulated link's delivery */
     else nap_wall(nap);
