@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,7 +192,24 @@ void hat_catch_interrupts(void) {
 
 int hat_interrupted(void) { return g_signal; }
 
+static char g_abort_msg[HAT_ERRLEN];
+static atomic_int g_abort_req;   /* 0 none, 1 being written, 2 set */
+
+void hat_request_abort(const char *fmt, ...) {
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&g_abort_req, &expected, 1)) return;   /* the first reason stands */
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_abort_msg, sizeof g_abort_msg, fmt, ap);
+    va_end(ap);
+    atomic_store(&g_abort_req, 2);
+}
+
+int hat_abort_requested(void) { return atomic_load(&g_abort_req) == 2; }
+
 void hat_check_interrupt(void) {
+    /* a failed rank's reason first: mpirun's SIGTERM that follows it is its consequence */
+    if (atomic_load(&g_abort_req) == 2) fatal("%s", g_abort_msg);
     const int s = g_signal;
     if (s) fatal("interrupted by %s", s == SIGINT ? "SIGINT" : s == SIGTERM ? "SIGTERM" : "a signal");
 }

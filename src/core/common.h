@@ -41,6 +41,11 @@ void hat_set_abort_hook(void (*hook)(int code, const char *msg));
 void hat_catch_interrupts(void);
 int hat_interrupted(void);          /* the signal caught, or 0 */
 void hat_check_interrupt(void);
+/* Another thread's reason to end the run (rank 0's trace writer, told by a failing rank): it
+ * cannot fail the run itself (the abort path joins it), so it leaves the reason here and the
+ * main thread's next hat_check_interrupt fails with it. The first reason stands. */
+void hat_request_abort(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int hat_abort_requested(void);
 
 _Noreturn void hat_fatal_at(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

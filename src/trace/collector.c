@@ -82,7 +82,11 @@ static void take_message(collector *c, const void *msg, size_t n, int tag, int s
     if (tag == TAG_DONE) { __atomic_add_fetch(&c->ranks_done, 1, __ATOMIC_RELEASE); return; }
     if (tag == TAG_ABORT) {   /* another rank is failing (collector_notify_abort): the run ends here */
         const int len = n < HAT_ERRLEN ? (int)n : HAT_ERRLEN - 1;
-        fatal("rank %d failed: %.*s", src, len, (const char *)msg);
+        if (to_ring) fatal("rank %d failed: %.*s", src, len, (const char *)msg);
+        /* the writer thread: the main thread fails the run (its abort path joins this thread; a
+         * writer failing too would sit in the abort hook until mpirun's SIGKILL) */
+        hat_request_abort("rank %d failed: %.*s", src, len, (const char *)msg);
+        return;
     }
     CHECK(tag >= 0 && tag < TRACE_N_TABLES, "measurement message with unknown tag %d from rank %d", tag, src);
     const size_t rs = trace_record_size((trace_table)tag);
@@ -125,6 +129,7 @@ static void *writer_main(void *arg) {
             did++;
         }
         if (fin && (!w->rx_thread || c->ranks_done >= atomic_load(&w->target))) break;
+        if (hat_abort_requested()) break;   /* a failed rank sends no DONE: stop waiting for one */
         if (!did) ring_peek(&w->q, WRITER_IDLE_S);   /* sleeps until a push, a wake or the timeout */
     }
     if (w->rx_thread && !atomic_load(&w->stop))
@@ -276,6 +281,7 @@ void collector_wait_all(collector *c, int n_ranks) {
     atomic_store(&w->finishing, 1);
     ring_wake(&w->q);
     writer_join(c);
+    hat_check_interrupt();   /* the writer stopped for a failed rank: the run fails with its reason */
 }
 
 int collector_wait_ranks(collector *c, int n_other, double timeout_s) {
@@ -286,6 +292,7 @@ int collector_wait_ranks(collector *c, int n_other, double timeout_s) {
         if (!w->rx_thread) poll_once(c);
         if (__atomic_load_n(&c->ranks_done, __ATOMIC_ACQUIRE) >= n_other) return 1;
         if (hat_wall() - t0 > timeout_s) return 0;
+        hat_check_interrupt();   /* mpirun allows 1 s after its SIGTERM: the abort path must not wait here */
         sleep_s(1e-3);
     }
 }
@@ -304,8 +311,9 @@ void collector_salvage(collector *c) {
     if (!on_writer && w->running) {   /* let it finish the append it is in, then take the file back */
         atomic_store(&w->stop, 1);
         ring_wake(&w->q);
-        /* bounded: a writer that is itself failing (an interrupt seen on both threads) is parked in
-         * the abort hook for good and never returns; after it stopped appending it is safe to go on */
+        /* bounded: the writer leaves interrupts and other ranks' failures to this thread
+         * (hat_request_abort), but one failing a CHECK of its own is parked in the abort hook for
+         * good and never returns; after it stopped appending it is safe to go on */
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += 2;
