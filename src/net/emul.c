@@ -109,19 +109,21 @@ void emul_set_compute_hook(compute_hook_fn fn) { g_compute_hook = fn ? fn : defa
 
 double emul_compute(double measured_s, double predicted_s) { return g_compute_hook(measured_s, predicted_s); }
 
+void emul_nap(double s) {
+    struct timespec req;
+    req.tv_sec = (time_t)s;
+    req.tv_nsec = (long)((s - (double)req.tv_sec) * 1e9);
+    if (req.tv_nsec > 999999999L) req.tv_nsec = 999999999L;
+    while (nanosleep(&req, &req) != 0 && errno == EINTR) hat_check_interrupt();
+}
+
 void emul_sleep_until(double t, double (*now_fn)(void)) {
     if (!now_fn) now_fn = hat_now;
     if (!isfinite(t)) return;                 /* "never" or garbage: do not hang */
     /* real seconds to sleep (the clocks run 1/time_scale of real time), waking 200 us early, then
      * spin: nanosleep overshoots */
-    double coarse = (t - now_fn()) * hat_time_scale() - 200e-6;
-    if (coarse > 0) {
-        struct timespec req;
-        req.tv_sec = (time_t)coarse;
-        req.tv_nsec = (long)((coarse - (double)req.tv_sec) * 1e9);
-        if (req.tv_nsec > 999999999L) req.tv_nsec = 999999999L;
-        while (nanosleep(&req, &req) != 0 && errno == EINTR) hat_check_interrupt();
-    }
+    const double coarse = (t - now_fn()) * hat_time_scale() - 200e-6;
+    if (coarse > 0) emul_nap(coarse);
     while (now_fn() < t) {
         hat_check_interrupt();
         sched_yield();

@@ -82,5 +82,7 @@ double emul_compute(double measured_s, double predicted_s);
 /* Sleep helper used by the default hook and the transport: sleeps until now_fn() >= t,
  * coarse sleep then a short spin. */
 void emul_sleep_until(double t, double (*now_fn)(void));
+/* s real seconds of plain sleep, no spin (an interrupt is checked when one wakes it) */
+void emul_nap(double s);
 
 #endif

@@ -4,9 +4,7 @@
 #include "core/common.h"
 
 #include <mpi.h>
-#include <errno.h>
 #include <math.h>
-#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -164,12 +162,6 @@ static const char *peer_name(const endpoint *e, char *buf, size_t n) {
     return buf;
 }
 
-/* wall seconds of plain sleep (no spin): an idle rank must not take a core from the computing ones */
-static void nap_wall(double s) {
-    struct timespec req = {.tv_sec = (time_t)s, .tv_nsec = (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&req, &req) != 0 && errno == EINTR) hat_check_interrupt();
-}
-
 void transport_idle(double until) {
     hat_check_interrupt();
     static _Thread_local double last_end_w, idle_since_w, last_nap;
@@ -180,7 +172,7 @@ void transport_idle(double until) {
     const double nap = fmin(IDLE_MAX_S, fmax(POLL_SLEEP_S, (w - idle_since_w) / 32));
     const double due = (until - comm_now()) * hat_time_scale();   /* wall seconds to a held delivery */
     if (due > 0 && due <= nap) emul_sleep_until(until, comm_now);   /* on time: the emulated link's delivery */
-    else nap_wall(nap);
+    else emul_nap(nap);   /* plain sleep: an idle rank must not take a core from the computing ones */
     last_nap = nap;
     last_end_w = hat_wall();
 }
