@@ -18,10 +18,11 @@ static double jitter_mean(const link_params *l) {
 
 void device_plan_init(device_plan *p, double dev_c1, double mem_floor, int a, int b, int L, const link_params *up, const link_params *down, int emulate, int dim,
                       int wire_bytes, int n_prompt, int max_chunk, double max_stall_s, const double cost0[4],
-                      double share0, double ahead0) {
+                      const plan_prior *pr) {
     memset(p, 0, sizeof *p);
-    p->share0 = share0 > 0 ? share0 : 1;
-    p->ahead0 = ahead0 > 0 ? ahead0 : 0;
+    p->share0 = pr->share > 0 ? pr->share : 1;
+    p->ahead0 = pr->ahead > 0 ? pr->ahead : 0;
+    p->other_c = pr->other > 0 ? pr->other : 0;
     p->cap = n_prompt > 0 ? n_prompt : 1;
     p->len = xmalloc(sizeof *p->len * (size_t)p->cap);
     p->done = xmalloc(sizeof *p->done * (size_t)p->cap);
@@ -42,6 +43,7 @@ void device_plan_init(device_plan *p, double dev_c1, double mem_floor, int a, in
     p->max_chunk = max_chunk;
     p->max_stall_s = max_stall_s;
     memcpy(p->c, cost0, sizeof p->c);
+    p->prior_d0 = dev_c1 > 0 ? 0 : p->c[0] * p->layer_ratio;   /* a profile's floor stands for it */
 }
 
 void device_plan_free(device_plan *p) {
@@ -60,16 +62,56 @@ double device_plan_prompt_cost(const double c[4], int n, int pass) {
     return t;
 }
 
-/* seconds per token of the device's two submodels, from the best source it has */
-static double dev_per_token(const device_plan *p) {
-    if (p->n_obs) return p->dev_tok;
-    if (p->flop_c1 > 0) return p->flop_c1;
-    return p->c[1] * p->layer_ratio;
+double device_plan_round_cost(const double c[4], int rows, int ctx) {
+    const double r = rows;
+    return c[1] * r + c[2] * (r * ctx + r * (r + 1) / 2) + c[3] * r * r;
 }
 
-plan_step device_plan_next(device_plan *p, const link_state *ls, double now, int pos, int n) {
+#define MARGIN0 0.1    /* the stall margin before the errors of 2 chunks are known */
+#define MARGIN_MAX 0.5
+
+double device_plan_margin(const device_plan *p) {
+    const int n = p->n_err < 8 ? p->n_err : 8;
+    if (n < 2) return MARGIN0;
+    double e1 = -1e300, e2 = -1e300;   /* the largest two */
+    for (int i = 0; i < n; i++) {
+        if (p->err[i] > e1) { e2 = e1; e1 = p->err[i]; }
+        else if (p->err[i] > e2) e2 = p->err[i];
+    }
+    return fmin(MARGIN_MAX, fmax(0, e2));
+}
+
+/* the line t = *d0 + *d1 n through the observed (n, t) sums; with one chunk size (or a line that
+ * would go negative) d0 is kept at most `prior` and d1 fits the mean */
+static void dev_line(const double *sn, const double *st, double prior, double *d0, double *d1) {
+    const double mn = sn[1] / sn[0], mt = st[0] / sn[0], var = sn[2] / sn[0] - mn * mn;
+    if (sn[0] >= 2 && var > 0.25) {
+        *d1 = (st[1] / sn[0] - mn * mt) / var;
+        *d0 = mt - *d1 * mn;
+        if (*d0 >= 0 && *d1 >= 0) return;
+    }
+    *d0 = fmin(prior, 0.5 * mt);
+    *d1 = fmax(0, (mt - *d0) / mn);
+}
+
+/* the device's time for l tokens of both submodels, d0 + d1 l (and of the output one, o0 + o1 l),
+ * from the best source it has (device_plan.h) */
+static void dev_model(const device_plan *p, double *d0, double *d1, double *o0, double *o1) {
+    if (p->n_obs) {
+        dev_line(p->fit_n, p->fit_t, p->prior_d0, d0, d1);
+        dev_line(p->fit_n, p->fit_o, 0.5 * p->prior_d0, o0, o1);
+        return;
+    }
+    *d0 = p->prior_d0;
+    *d1 = p->flop_c1 > 0 ? p->flop_c1 : p->c[1] * p->layer_ratio;
+    *o0 = 0.5 * *d0;
+    *o1 = 0.5 * *d1;
+}
+
+double device_plan_cost(const device_plan *p, const link_state *ls, double now, chunk_cost *out) {
     chunk_cost c = {0};
-    c.dev_c1 = dev_per_token(p);
+    double o0, o1;
+    dev_model(p, &c.dev_c0, &c.dev_c1, &o0, &o1);
     c.dev_floor = p->mem_floor;
     c.tx_c0 = p->tx_c0;
     c.tx_c1 = p->tx_c1;
@@ -79,15 +121,24 @@ plan_step device_plan_next(device_plan *p, const link_state *ls, double now, int
     c.cl_c1 = f * p->c[1];
     c.cl_c2 = f * p->c[2];
     c.cl_c3 = f * p->c[3];
-    c.cl_other = p->other_s;
+    c.cl_other = p->other_c + p->other_q;
     c.link_free = p->emulate && ls->busy_until > now ? ls->busy_until - now : 0;
-    const double out = p->n_obs ? p->out_tok : c.dev_c1 * 0.5;   /* the output submodel's share */
-    c.tail_c0 = p->down_lat + p->down_c0;
-    c.tail_c1 = p->down_c1 + out;
+    c.tail_c0 = p->down_lat + p->down_c0 + o0;   /* the reply's way down and the output submodel */
+    c.tail_c1 = p->down_c1 + o1;
     c.cloud_free = p->outstanding_done > now ? p->outstanding_done - now : 0;
-    if (!p->n_plans++ && p->ahead0 > c.cloud_free) c.cloud_free = p->ahead0;   /* the prompts before it */
+    if (!p->n_plans && p->ahead0 > c.cloud_free) c.cloud_free = p->ahead0;   /* the prompts before it */
+    *out = c;
+    /* the bound on (own + other_c) (1 + margin) + other_q, as one on the chooser's cld = own + other_c + other_q */
+    if (!(p->max_stall_s > 0)) return 0;
+    return fmax(1e-9, (p->max_stall_s - p->other_q) / (1 + device_plan_margin(p))) + p->other_q;
+}
+
+plan_step device_plan_next(device_plan *p, const link_state *ls, double now, int pos, int n) {
+    chunk_cost c;
+    const double bound = device_plan_cost(p, ls, now, &c);
+    p->n_plans++;
     const chunk_req rq = {.n = n, .pos0 = pos, .gran = 0, .min_chunk = p->min_chunk, .max_chunk = p->max_chunk,
-                          .max_stall_s = p->max_stall_s};
+                          .max_stall_s = bound};
     int *len = p->len;
     double *done = p->done;
     chunk_plan pl;
@@ -99,8 +150,8 @@ plan_step device_plan_next(device_plan *p, const link_state *ls, double now, int
      * chunk sent now is cut, token by token, to the largest that meets it (the rest is re-planned
      * before the next chunk), unless none of at least min_chunk tokens does */
     int first = len[0];
-    if (p->max_stall_s > 0)
-        while (first > p->min_chunk && chunk_plan_cloud(&c, pos, first) > p->max_stall_s) first--;
+    if (bound > 0)
+        while (first > p->min_chunk && chunk_plan_cloud(&c, pos, first) > bound) first--;
     if (k == 1 && first < n && n - first < p->min_chunk) first = n - p->min_chunk;   /* no 1-token rest */
     if (first < len[0] && first >= p->min_chunk) {
         const int cut = len[0] - first;
@@ -125,18 +176,24 @@ plan_step device_plan_next(device_plan *p, const link_state *ls, double now, int
 void device_plan_observe(device_plan *p, const trace_step *st, const float cf[4]) {
     const double n = st->n_tok;
     const double in = fmax(st->dev_in_s, st->dev_in_pred_s), out = fmax(st->dev_out_s, st->dev_out_pred_s);
-    const double tok = (in + out) / n, otok = out / n;
     /* arrival against the link model: the transport's own overhead */
     const double corr = (st->t_cloud_ready - st->t_up_send) - (p->emulate ? st->up_model_s : 0);
     /* the others' share: the pass over the model for this chunk alone, and the wait behind them */
     const double own = p->c[0] + p->c[1] * n + p->c[2] * (n * st->pos0 + n * (n + 1) / 2) + p->c[3] * n * n;
     const double self_wait = p->prev_cloud_done > st->t_cloud_ready ? p->prev_cloud_done - st->t_cloud_ready : 0;
-    const double other = fmax(0, st->cloud_compute_s - own) + fmax(0, st->cloud_queue_s - self_wait);
-    const double w = p->n_obs ? EWMA : 1.0;
-    p->dev_tok = w * tok + (1 - w) * p->dev_tok;
-    p->out_tok = w * otok + (1 - w) * p->out_tok;
+    const double pred = own + p->other_c;   /* the pass as predicted before this reply */
+    if (pred > 0) p->err[p->n_err++ % 8] = st->cloud_compute_s / pred - 1;
+    const double w = p->n_obs ? EWMA : 1.0, wc = p->n_obs || p->other_c > 0 ? EWMA : 1.0;
+    p->fit_n[0] += 1;
+    p->fit_n[1] += n;
+    p->fit_n[2] += n * n;
+    p->fit_t[0] += in + out;
+    p->fit_t[1] += n * (in + out);
+    p->fit_o[0] += out;
+    p->fit_o[1] += n * out;
     p->lat_corr = w * fmax(0, corr) + (1 - w) * p->lat_corr;
-    p->other_s = w * other + (1 - w) * p->other_s;
+    p->other_c = wc * fmax(0, st->cloud_compute_s - own) + (1 - wc) * p->other_c;
+    p->other_q = w * fmax(0, st->cloud_queue_s - self_wait) + (1 - w) * p->other_q;
     p->n_obs++;
     p->prev_cloud_done = st->t_down_send;
     if (cf[0] > 0 || cf[1] > 0 || cf[2] > 0 || cf[3] > 0)

@@ -177,6 +177,27 @@ static void round_pad(void *ctx, hat_piece piece, int pos0, int n_tok, double me
     }
 }
 
+/* what the configuration says of the other devices of cloud rank `cloud` (device_plan.h): those
+ * that start within a second of this one prefill beside it (fair: a share of the passes; fcfs: the
+ * prompts served first, less how much earlier they started); those that started earlier by more
+ * than the cloud's model for their whole prompt decode, one round in every pass */
+static plan_prior plan_prior_of(const device_ctx *d, int cloud) {
+    const run_ctx *r = d->r;
+    const hat_config *cfg = &r->cfg;
+    plan_prior pr = {.share = 1};
+    const int rows = d->hat ? d->gamma_max + 1 : 1;
+    for (int j = 0; j < cfg->n_devices; j++) {
+        const double early = d->dc->start_s - cfg->dev[j].start_s;   /* how much earlier j starts */
+        if (j == r->device || partition_cloud_of_device(&r->part, j) != cloud) continue;
+        const double whole = device_plan_prompt_cost(r->cost0, r->prompt_len[j], cfg->max_batch_tokens);
+        if (early > whole && early > 0) pr.other += device_plan_round_cost(r->cost0, rows, r->prompt_len[j]);
+        if (fabs(early) > 1.0) continue;
+        if (cfg->prefill_order == PREFILL_FAIR) pr.share += fmin(1.0, (double)r->prompt_len[j] / r->n_prompt);
+        else if (early > 0 || (early == 0 && j < r->device)) pr.ahead += fmax(0, whole - early);
+    }
+    return pr;
+}
+
 /* the submodels, their caches and the engine's buffers, the endpoint, the compute profile */
 static void device_open(device_ctx *d, run_ctx *r) {
     const hat_config *cfg = &r->cfg;
@@ -210,14 +231,7 @@ static void device_open(device_ctx *d, run_ctx *r) {
     d->td.prompt_tokens = (uint32_t)r->n_prompt;
     d->td.chunking = (uint32_t)d->dc->chunking;
     if (d->dc->chunking == CHUNK_DYNAMIC) {
-        double share0 = 1, ahead0 = 0;   /* device_plan.h: the devices of this cloud rank that prefill at the same time */
-        for (int j = 0; j < cfg->n_devices; j++) {
-            const double early = d->dc->start_s - cfg->dev[j].start_s;   /* how much earlier j starts */
-            if (j == r->device || partition_cloud_of_device(&r->part, j) != cloud || fabs(early) > 1.0) continue;
-            if (cfg->prefill_order == PREFILL_FAIR) share0 += fmin(1.0, (double)r->prompt_len[j] / r->n_prompt);
-            else if (early > 0 || (early == 0 && j < r->device))
-                ahead0 += fmax(0, device_plan_prompt_cost(r->cost0, r->prompt_len[j], cfg->max_batch_tokens) - early);
-        }
+        const plan_prior pr = plan_prior_of(d, cloud);
         link_params down;
         emul_link_params(&down, &d->dc->link, 1);
         const run_timing *tm = &r->tm;   /* the profile's per-token cost (a long chunk) and per-pass floor */
@@ -227,7 +241,7 @@ static void device_open(device_ctx *d, run_ctx *r) {
                              run_timing_device(tm, d->hw, PIECE_OUTPUT, 0, 1, 0, 0);
         device_plan_init(&d->plan, c1, floor, d->a, d->b, d->L, &up, &down,
                          cfg->emulate_links, r->mc.dim, (int)wire_dtype_size(cfg->wire), r->n_prompt, run_prefill_max_tok(r, r->device),
-                         cfg->max_stall_ms * 1e-3, r->cost0, share0, ahead0);
+                         cfg->max_stall_ms * 1e-3, r->cost0, &pr);
     }
 }
 
